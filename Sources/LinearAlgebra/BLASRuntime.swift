@@ -1,0 +1,117 @@
+import COpenBLAS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Process-level OpenBLAS configuration: which kernels it uses and how many threads.
+///
+/// Debian's OpenBLAS 0.3.21 does not recognise Zen 5 and falls back to its AVX2 "Haswell" kernels,
+/// about half the sgemm speed of its AVX-512 "SkylakeX" kernels on the same CPU
+/// (`../shared/research/swift_toolchain.md` §1.5, §2.1). OpenBLAS picks its kernels in a load-time
+/// constructor, so `OPENBLAS_CORETYPE` only takes effect if it is in the environment when the
+/// process starts: hence a one-time re-exec of the binary with the variable set.
+public enum BLASRuntime {
+    /// The environment variable that marks the re-executed process, so it happens at most once.
+    public static let reexecMarker = "LOWRANK_BLAS_REEXEC"
+
+    /// The kernel family OpenBLAS chose ("Haswell", "SkylakeX", ...).
+    public static var coreName: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
+
+    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+
+    public static func setThreadCount(_ count: Int) {
+        precondition(count >= 1, "BLAS thread count must be at least 1")
+        openblas_set_num_threads(Int32(count))
+    }
+
+    /// What `prepareProcess` decided, for `lowrank info --verbose` style reporting.
+    public enum Decision: Equatable, Sendable {
+        case keptUserSetting(String)
+        case alreadyFast(String)
+        case noAVX512(String)
+        case reexecFailed(String)
+    }
+
+    /// Call first thing in `main`. If the user did not set `OPENBLAS_CORETYPE`, the CPU has AVX-512
+    /// and OpenBLAS chose its AVX2 kernels, re-executes the binary with `OPENBLAS_CORETYPE=SkylakeX`
+    /// (does not return on success). Then sets one BLAS thread unless `OPENBLAS_NUM_THREADS` was
+    /// given: on these 2-core machines one thread was never slower (toolchain notes §2.1).
+    @discardableResult
+    public static func prepareProcess() -> Decision {
+        let initial = initialEnvironment()
+        let decision: Decision
+        if let user = initial["OPENBLAS_CORETYPE"] {
+            decision = .keptUserSetting(user)
+        } else if coreName != "Haswell" {
+            decision = .alreadyFast(coreName)
+        } else if !CPUFeatures.current.hasAVX512F {
+            decision = .noAVX512(coreName)
+        } else if initial[reexecMarker] != nil {
+            decision = .reexecFailed(coreName)
+        } else {
+            setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
+            setenv(reexecMarker, "1", 1)
+            execv("/proc/self/exe", CommandLine.unsafeArgv)
+            decision = .reexecFailed(coreName)  // execv only returns on failure
+        }
+        if initial["OPENBLAS_NUM_THREADS"] == nil && initial["OMP_NUM_THREADS"] == nil {
+            setThreadCount(1)
+        }
+        return decision
+    }
+
+    /// The environment the process was started with. OpenBLAS itself exports
+    /// `OPENBLAS_CORETYPE=<detected>` at load time, so `getenv` cannot tell whether the user set it;
+    /// `/proc/self/environ` still holds the environment as it was at exec.
+    static func initialEnvironment() -> [String: String] {
+        guard let bytes = try? readAll(path: "/proc/self/environ") else { return [:] }
+        var result: [String: String] = [:]
+        for entry in bytes.split(separator: 0) {
+            guard let equals = entry.firstIndex(of: UInt8(ascii: "=")) else { continue }
+            let key = String(decoding: entry[entry.startIndex..<equals], as: UTF8.self)
+            let value = String(decoding: entry[(equals + 1)...], as: UTF8.self)
+            result[key] = value
+        }
+        return result
+    }
+}
+
+/// CPU features read from `/proc/cpuinfo` (Linux).
+public struct CPUFeatures: Sendable {
+    public let flags: Set<String>
+
+    public var hasAVX512F: Bool { flags.contains("avx512f") }
+    public var hasF16C: Bool { flags.contains("f16c") }
+    public var hasAVX512BF16: Bool { flags.contains("avx512_bf16") }
+
+    public static let current: CPUFeatures = {
+        guard let bytes = try? readAll(path: "/proc/cpuinfo") else { return CPUFeatures(flags: []) }
+        let text = String(decoding: bytes, as: UTF8.self)
+        for line in text.split(separator: "\n") where line.hasPrefix("flags") {
+            if let colon = line.firstIndex(of: ":") {
+                return CPUFeatures(flags: Set(line[line.index(after: colon)...].split(separator: " ").map(String.init)))
+            }
+        }
+        return CPUFeatures(flags: [])
+    }()
+}
+
+/// Reads a whole (possibly size-less, like /proc) file with POSIX calls.
+func readAll(path: String) throws -> [UInt8] {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { throw POSIXErrorCode(rawValue: errno).map { POSIXError($0) } ?? POSIXError(.EIO) }
+    defer { close(fd) }
+    var result: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, 65536) }
+        if n <= 0 { break }
+        result.append(contentsOf: chunk[0..<n])
+    }
+    return result
+}
+
+struct POSIXError: Error { let code: POSIXErrorCode; init(_ code: POSIXErrorCode) { self.code = code } }

@@ -1,0 +1,65 @@
+import LinearAlgebra
+
+/// The weights of one decoder layer, in Hugging Face layout (Q/K rows in rotate-half order).
+public struct LlamaLayerWeights: Sendable, Equatable {
+    public var attentionNorm: [Float]  // [hidden]
+    public var query: Matrix<Float>  // [heads·d × hidden]
+    public var key: Matrix<Float>  // [kvHeads·d × hidden]
+    public var value: Matrix<Float>  // [kvHeads·d × hidden]
+    public var output: Matrix<Float>  // [hidden × heads·d]
+    public var mlpNorm: [Float]  // [hidden]
+    public var gate: Matrix<Float>  // [intermediate × hidden]
+    public var up: Matrix<Float>  // [intermediate × hidden]
+    public var down: Matrix<Float>  // [hidden × intermediate]
+
+    public subscript(kind: ProjectionKind) -> Matrix<Float> {
+        get {
+            switch kind {
+            case .query: query
+            case .key: key
+            case .value: value
+            case .output: output
+            case .gate: gate
+            case .up: up
+            case .down: down
+            }
+        }
+        set {
+            switch kind {
+            case .query: query = newValue
+            case .key: key = newValue
+            case .value: value = newValue
+            case .output: output = newValue
+            case .gate: gate = newValue
+            case .up: up = newValue
+            case .down: down = newValue
+            }
+        }
+    }
+}
+
+/// All weights of a Llama model.
+public struct LlamaWeights: Sendable, Equatable {
+    public var tokenEmbedding: Matrix<Float>  // [vocabulary × hidden]
+    public var layers: [LlamaLayerWeights]
+    public var finalNorm: [Float]  // [hidden]
+    /// `[vocabulary × hidden]`; nil when the head is tied to `tokenEmbedding`.
+    public var outputHead: Matrix<Float>?
+
+    public subscript(id: ProjectionID) -> Matrix<Float> {
+        get { layers[id.layer][id.kind] }
+        set { layers[id.layer][id.kind] = newValue }
+    }
+
+    /// The tensor of a role, flattened row-major (for writers and comparisons).
+    public func values(of role: TensorRole) -> [Float]? {
+        switch role {
+        case .tokenEmbedding: tokenEmbedding.storage
+        case .outputHead: outputHead?.storage
+        case .finalNorm: finalNorm
+        case .attentionNorm(let layer): layers[layer].attentionNorm
+        case .mlpNorm(let layer): layers[layer].mlpNorm
+        case .projection(let id): self[id].storage
+        }
+    }
+}
