@@ -44,6 +44,8 @@ let package = Package(
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats", "TestSupport"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ModelFormats", "TestSupport"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "TestSupport"]),
+        // Runs the built `lowrank` binary; depends on the executable so it is built first.
+        .testTarget(name: "LowRankCLITests", dependencies: ["LowRankCLI", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

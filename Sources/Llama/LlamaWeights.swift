@@ -12,6 +12,21 @@ public struct LlamaLayerWeights: Sendable, Equatable {
     public var up: Matrix<Float>  // [intermediate × hidden]
     public var down: Matrix<Float>  // [hidden × intermediate]
 
+    public init(
+        attentionNorm: [Float], query: Matrix<Float>, key: Matrix<Float>, value: Matrix<Float>, output: Matrix<Float>,
+        mlpNorm: [Float], gate: Matrix<Float>, up: Matrix<Float>, down: Matrix<Float>
+    ) {
+        self.attentionNorm = attentionNorm
+        self.query = query
+        self.key = key
+        self.value = value
+        self.output = output
+        self.mlpNorm = mlpNorm
+        self.gate = gate
+        self.up = up
+        self.down = down
+    }
+
     public subscript(kind: ProjectionKind) -> Matrix<Float> {
         get {
             switch kind {
@@ -45,6 +60,13 @@ public struct LlamaWeights: Sendable, Equatable {
     public var finalNorm: [Float]  // [hidden]
     /// `[vocabulary × hidden]`; nil when the head is tied to `tokenEmbedding`.
     public var outputHead: Matrix<Float>?
+
+    public init(tokenEmbedding: Matrix<Float>, layers: [LlamaLayerWeights], finalNorm: [Float], outputHead: Matrix<Float>?) {
+        self.tokenEmbedding = tokenEmbedding
+        self.layers = layers
+        self.finalNorm = finalNorm
+        self.outputHead = outputHead
+    }
 
     public subscript(id: ProjectionID) -> Matrix<Float> {
         get { layers[id.layer][id.kind] }

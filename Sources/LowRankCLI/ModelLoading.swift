@@ -18,5 +18,5 @@ func loadModel(_ options: ModelOptions) throws -> LoadedModel {
 /// An error whose message is meant for the user as it is.
 struct CLIError: Error, CustomStringConvertible {
     var description: String
-    init(_ message: String) { description = "error: " + message }
+    init(_ message: String) { description = message }
 }

@@ -17,13 +17,15 @@ public final class BPETokenizer: Sendable {
     public let ignoreMerges: Bool
     /// Prepend a space to text that does not start with one (ByteLevel `add_prefix_space`).
     public let addPrefixSpace: Bool
-    public let mergeCount: Int
+    /// Merges in priority order (rank = index).
+    public let merges: [(String, String)]
+    public var mergeCount: Int { merges.count }
     /// Byte values that have no single-byte token (skipped when encoding).
     public let missingBytes: [UInt8]
 
     private let ids: [String: Int]
     /// (left id << 32 | right id) → (rank, merged id).
-    private let merges: [UInt64: (rank: Int32, merged: Int32)]
+    private let mergeTable: [UInt64: (rank: Int32, merged: Int32)]
     /// Byte value → id of its single-byte token.
     private let byteTokens: [Int32]
     /// Added tokens grouped by first scalar, longest first, for leftmost-longest matching.
@@ -45,7 +47,7 @@ public final class BPETokenizer: Sendable {
         self.addBOS = addBOS
         self.ignoreMerges = ignoreMerges
         self.addPrefixSpace = addPrefixSpace
-        self.mergeCount = merges.count
+        self.merges = merges
 
         var ids: [String: Int] = [:]
         ids.reserveCapacity(tokens.count)
@@ -71,7 +73,7 @@ public final class BPETokenizer: Sendable {
             let key = UInt64(l) << 32 | UInt64(r)
             if table[key] == nil { table[key] = (Int32(rank), Int32(m)) }
         }
-        self.merges = table
+        self.mergeTable = table
 
         var added: [Unicode.Scalar: [(scalars: [Unicode.Scalar], id: Int)]] = [:]
         for id in addedTokenIDs {
@@ -154,7 +156,7 @@ public final class BPETokenizer: Sendable {
             var bestMerged: Int32 = 0
             for k in 0..<(symbols.count - 1) {
                 let key = UInt64(UInt32(symbols[k])) << 32 | UInt64(UInt32(symbols[k + 1]))
-                if let merge = merges[key], merge.rank < bestRank {
+                if let merge = mergeTable[key], merge.rank < bestRank {
                     bestRank = merge.rank
                     bestIndex = k
                     bestMerged = merge.merged

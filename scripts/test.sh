@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Quick start, command 2: the full test suite (offline unit tests on tiny seeded models, and
+# real-model tests on SmolLM2 against ../shared/fixtures/smollm2). Release mode, so the real-model
+# tests run at engine speed; the build is shared with scripts/setup.sh.
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$REPO_ROOT"
+"$REPO_ROOT/scripts/install-deps.sh"
+swift build "${SWIFT_FLAGS[@]}" --build-tests
+swift test "${SWIFT_FLAGS[@]}" --skip-build "$@"
