@@ -6,7 +6,7 @@ import Tokenization
 
 /// A tiny seeded Llama (2 layers, hidden 64, 4 query / 2 KV heads so GQA is always exercised, a
 /// byte-level vocabulary of 264 tokens) that tests write as GGUF or as a Hugging Face directory.
-public struct TinyLlama {
+public struct TinyLlama: Sendable {
     public var configuration: LlamaConfiguration
     public var weights: LlamaWeights
     public var tokens: [String]

@@ -1,0 +1,44 @@
+import Dispatch
+
+/// Work split across a fixed number of workers with `DispatchQueue.concurrentPerform`. BLAS itself
+/// runs single-threaded (see `BLASRuntime`); parallelism is at the level of heads and column blocks.
+public enum Parallel {
+    nonisolated(unsafe) private static var configuredWorkers = 0
+
+    /// Number of workers; defaults to the active processor count (capped at 8).
+    public static var workers: Int {
+        get { configuredWorkers > 0 ? configuredWorkers : min(8, ProcessInfo_activeProcessorCount()) }
+        set { configuredWorkers = max(1, newValue) }
+    }
+
+    /// Runs `body(i)` for i in 0..<iterations, spread over the workers. Sequential for one iteration
+    /// or one worker (no dispatch overhead).
+    public static func forEach(_ iterations: Int, _ body: (Int) -> Void) {
+        if iterations <= 1 || workers <= 1 {
+            for i in 0..<iterations { body(i) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let box = UncheckedSendableBox(body)
+            DispatchQueue.concurrentPerform(iterations: iterations) { box.value($0) }
+        }
+    }
+
+    /// Splits `0..<count` into at most `workers` contiguous ranges of at least `minimum` items.
+    public static func ranges(_ count: Int, minimum: Int) -> [Range<Int>] {
+        let parts = max(1, min(workers, count / max(1, minimum)))
+        return (0..<parts).map { p in (count * p / parts)..<(count * (p + 1) / parts) }
+    }
+}
+
+/// Lets a non-Sendable closure or pointer cross into `concurrentPerform`; each use is documented
+/// at the call site (disjoint writes per iteration).
+public struct UncheckedSendableBox<T>: @unchecked Sendable {
+    public let value: T
+    public init(_ value: T) { self.value = value }
+}
+
+#if canImport(Glibc)
+import Glibc
+func ProcessInfo_activeProcessorCount() -> Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+#endif

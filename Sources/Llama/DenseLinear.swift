@@ -1,0 +1,129 @@
+import LinearAlgebra
+
+/// How a dense weight is kept in memory. Computation is always Float32; half-precision storage
+/// halves the bytes read per decoded token (decode is memory-bound).
+public enum WeightPrecision: String, Sendable, Codable, CaseIterable {
+    case float32 = "f32"
+    case float16 = "f16"
+    case bfloat16 = "bf16"
+}
+
+/// A full-rank projection `y = W x`, `W` `[outputs × inputs]`.
+public struct DenseLinear: Sendable, Equatable {
+    public let outputs: Int
+    public let inputs: Int
+    public let precision: WeightPrecision
+    /// Row-major `[outputs × inputs]`; exactly one of the two is non-empty.
+    let float32: [Float]
+    let half: [UInt16]
+
+    public init(_ weight: Matrix<Float>, precision: WeightPrecision = .float32) {
+        outputs = weight.rows
+        inputs = weight.columns
+        self.precision = precision
+        switch precision {
+        case .float32:
+            float32 = weight.storage
+            half = []
+        case .float16:
+            float32 = []
+            half = weight.storage.map { Float16($0).bitPattern }
+        case .bfloat16:
+            float32 = []
+            half = weight.storage.map(HalfPrecision.bfloat16Bits)
+        }
+    }
+
+    /// The weight as Float32 (exactly what the kernels multiply by).
+    public var matrix: Matrix<Float> {
+        switch precision {
+        case .float32: return Matrix(rows: outputs, columns: inputs, storage: float32)
+        case .float16, .bfloat16:
+            var out = [Float](repeating: 0, count: outputs * inputs)
+            out.withUnsafeMutableBufferPointer { o in
+                half.withUnsafeBufferPointer { h in HalfPrecision.widen(h.baseAddress!, precision, count: h.count, into: o.baseAddress!) }
+            }
+            return Matrix(rows: outputs, columns: inputs, storage: out)
+        }
+    }
+
+    public var parameterCount: Int { outputs * inputs }
+    public var byteCount: Int { precision == .float32 ? 4 * parameterCount : 2 * parameterCount }
+
+    /// `y[rows × outputs] = x[rows × inputs] · Wᵀ`. `scratch` must hold `outputs · inputs` floats
+    /// when the weight is half precision and `rows > 1` (the weight is widened once, then sgemm).
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
+                      scratch: UnsafeMutablePointer<Float>) {
+        switch precision {
+        case .float32:
+            float32.withUnsafeBufferPointer { w in
+                Self.multiply(w.baseAddress!, outputs: outputs, inputs: inputs, x, rows: rows, ldx: ldx, y, ldy: ldy)
+            }
+        case .float16, .bfloat16:
+            half.withUnsafeBufferPointer { h in
+                if rows == 1 {
+                    HalfPrecision.gemv(h.baseAddress!, precision, outputs: outputs, inputs: inputs, x: x, y: y)
+                } else {
+                    HalfPrecision.widen(h.baseAddress!, precision, count: outputs * inputs, into: scratch)
+                    Self.multiply(scratch, outputs: outputs, inputs: inputs, x, rows: rows, ldx: ldx, y, ldy: ldy)
+                }
+            }
+        }
+    }
+
+    /// Float32 product, split by output columns across the workers when there is enough work.
+    static func multiply(_ w: UnsafePointer<Float>, outputs: Int, inputs: Int,
+                         _ x: UnsafePointer<Float>, rows: Int, ldx: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int) {
+        if rows == 1 {
+            // Memory-bound: split rows of W so both cores stream half the weight.
+            let parts = Parallel.ranges(outputs, minimum: 256)
+            let box = UncheckedSendableBox((w, x, y))  // each part writes a disjoint slice of y
+            Parallel.forEach(parts.count) { p in
+                let (w, x, y) = box.value
+                let r = parts[p]
+                BLAS.gemv(rows: r.count, columns: inputs, a: w + r.lowerBound * inputs, lda: inputs, x: x, y: y + r.lowerBound)
+            }
+            return
+        }
+        let parts = Parallel.ranges(outputs, minimum: 128)
+        let box = UncheckedSendableBox((w, x, y))  // disjoint column blocks of y
+        Parallel.forEach(parts.count) { p in
+            let (w, x, y) = box.value
+            let r = parts[p]
+            BLAS.gemmNT(m: rows, n: r.count, k: inputs, a: x, lda: ldx, b: w + r.lowerBound * inputs, ldb: inputs,
+                        c: y + r.lowerBound, ldc: ldy)
+        }
+    }
+}
+
+/// The layer kinds a projection can take. Compression adds low-rank forms here; the model code
+/// only calls `apply`.
+public enum Linear: Sendable, Equatable {
+    case dense(DenseLinear)
+
+    public var outputs: Int {
+        switch self { case .dense(let d): d.outputs }
+    }
+
+    public var inputs: Int {
+        switch self { case .dense(let d): d.inputs }
+    }
+
+    public var parameterCount: Int {
+        switch self { case .dense(let d): d.parameterCount }
+    }
+
+    /// Floats of scratch `apply` may need.
+    public var scratchCount: Int {
+        switch self { case .dense(let d): d.precision == .float32 ? 0 : d.parameterCount }
+    }
+
+    /// `y[rows × outputs] = x[rows × inputs] · Wᵀ` (row strides `ldx`, `ldy`).
+    @inline(__always)
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
+                      scratch: UnsafeMutablePointer<Float>) {
+        switch self {
+        case .dense(let d): d.apply(x, rows: rows, ldx: ldx, into: y, ldy: ldy, scratch: scratch)
+        }
+    }
+}

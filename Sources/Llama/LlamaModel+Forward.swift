@@ -1,0 +1,156 @@
+import LinearAlgebra
+
+extension LlamaModel {
+    /// Runs `tokens` at positions `cache.count ..< cache.count + tokens.count`: appends their keys
+    /// and values to `cache` and leaves the final-normed hidden states in the workspace
+    /// (`[tokens × hidden]`, read them with `logits`). Reads like the paper: embedding, then per
+    /// layer RMSNorm → q/k/v → RoPE → causal GQA attention → o → residual, RMSNorm → SwiGLU → residual.
+    public func forward(_ tokens: ArraySlice<Int>, cache: KVCache, workspace ws: Workspace,
+                        observer: (any ForwardObserver)? = nil) {
+        let c = configuration
+        let t = tokens.count
+        let start = cache.count
+        precondition(t > 0 && t <= ws.rows, "\(t) tokens do not fit a workspace of \(ws.rows) rows")
+        precondition(start + t <= cache.capacity && start + t <= ws.contextCapacity,
+                     "positions up to \(start + t) exceed the cache (\(cache.capacity)) or workspace (\(ws.contextCapacity))")
+        let h = c.hiddenSize, qw = c.queryWidth, kvw = c.keyValueWidth, inter = c.intermediateSize
+
+        // Embedding lookup.
+        tokenEmbedding.storage.withUnsafeBufferPointer { e in
+            for (r, token) in tokens.enumerated() {
+                precondition(token >= 0 && token < c.vocabularySize, "token id \(token) is outside the vocabulary")
+                (ws.hidden + r * h).update(from: e.baseAddress! + token * h, count: h)
+            }
+        }
+        report(.embedding, ws.hidden, t, h, observer)
+
+        for (l, layer) in layers.enumerated() {
+            let keys = cache.keys[l] + start * kvw
+            let values = cache.values[l] + start * kvw
+
+            // Attention block.
+            layer.attentionNorm.withUnsafeBufferPointer { w in
+                for r in 0..<t {
+                    VectorMath.rmsNorm(ws.hidden + r * h, weight: w.baseAddress!, epsilon: c.rmsNormEpsilon, count: h, into: ws.normed + r * h)
+                }
+            }
+            report(.projectionInput(layer: l, site: .attentionInput), ws.normed, t, h, observer)
+            layer.query.apply(ws.normed, rows: t, ldx: h, into: ws.query, ldy: qw, scratch: ws.scratch)
+            layer.key.apply(ws.normed, rows: t, ldx: h, into: keys, ldy: kvw, scratch: ws.scratch)
+            layer.value.apply(ws.normed, rows: t, ldx: h, into: values, ldy: kvw, scratch: ws.scratch)
+            applyRotary(ws.query, rows: t, heads: c.attentionHeads, firstPosition: start, table: ws.rotary)
+            applyRotary(keys, rows: t, heads: c.keyValueHeads, firstPosition: start, table: ws.rotary)
+            attend(layer: l, rows: t, firstPosition: start, cache: cache, workspace: ws)
+            report(.projectionInput(layer: l, site: .attentionOutput), ws.attention, t, qw, observer)
+            layer.output.apply(ws.attention, rows: t, ldx: qw, into: ws.normed, ldy: h, scratch: ws.scratch)
+            VectorMath.add(ws.normed, into: ws.hidden, count: t * h)
+
+            // MLP block.
+            layer.mlpNorm.withUnsafeBufferPointer { w in
+                for r in 0..<t {
+                    VectorMath.rmsNorm(ws.hidden + r * h, weight: w.baseAddress!, epsilon: c.rmsNormEpsilon, count: h, into: ws.normed + r * h)
+                }
+            }
+            report(.projectionInput(layer: l, site: .mlpInput), ws.normed, t, h, observer)
+            layer.gate.apply(ws.normed, rows: t, ldx: h, into: ws.gate, ldy: inter, scratch: ws.scratch)
+            layer.up.apply(ws.normed, rows: t, ldx: h, into: ws.up, ldy: inter, scratch: ws.scratch)
+            VectorMath.siluMultiply(ws.gate, ws.up, count: t * inter)
+            report(.projectionInput(layer: l, site: .mlpHidden), ws.gate, t, inter, observer)
+            layer.down.apply(ws.gate, rows: t, ldx: inter, into: ws.normed, ldy: h, scratch: ws.scratch)
+            VectorMath.add(ws.normed, into: ws.hidden, count: t * h)
+            report(.layerOutput(layer: l), ws.hidden, t, h, observer)
+        }
+        cache.advance(by: t)
+
+        finalNorm.withUnsafeBufferPointer { w in
+            for r in 0..<t {
+                VectorMath.rmsNorm(ws.hidden + r * h, weight: w.baseAddress!, epsilon: c.rmsNormEpsilon, count: h, into: ws.normed + r * h)
+            }
+        }
+        report(.finalNorm, ws.normed, t, h, observer)
+    }
+
+    /// Logits of workspace rows `rows` (after `forward`) into `out` `[rows.count × vocabulary]`.
+    public func logits(workspace ws: Workspace, rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        let h = configuration.hiddenSize
+        outputHead.apply(ws.normed + rows.lowerBound * h, rows: rows.count, ldx: h, into: out,
+                         ldy: configuration.vocabularySize, scratch: ws.scratch)
+    }
+
+    @inline(__always)
+    private func report(_ point: ObservationPoint, _ values: UnsafePointer<Float>, _ rows: Int, _ columns: Int,
+                        _ observer: (any ForwardObserver)?) {
+        if let observer, observer.wants(point) { observer.observe(point, values: values, rows: rows, columns: columns) }
+    }
+
+    /// Rotate-half RoPE in place on `[rows × heads·d]`: within each head, (x_i, x_{i+d/2}) is rotated
+    /// by position · inv_freq_i.
+    private func applyRotary(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, firstPosition: Int, table: RotaryTable) {
+        let d = configuration.headDimension
+        let half = d / 2
+        let width = heads * d
+        table.cos.withUnsafeBufferPointer { cosines in
+            table.sin.withUnsafeBufferPointer { sines in
+                for r in 0..<rows {
+                    let cs = cosines.baseAddress! + (firstPosition + r) * half
+                    let sn = sines.baseAddress! + (firstPosition + r) * half
+                    for head in 0..<heads {
+                        let v = x + r * width + head * d
+                        for i in 0..<half {
+                            let a = v[i], b = v[i + half]
+                            v[i] = a * cs[i] - b * sn[i]
+                            v[i + half] = b * cs[i] + a * sn[i]
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Causal grouped-query attention for `rows` new queries at positions `firstPosition...`,
+    /// against cached keys/values `0 ..< firstPosition + rows`; writes `[rows × heads·d]` to
+    /// `ws.attention`. Query head h reads KV head h / (heads / kvHeads) (Hugging Face `repeat_kv`).
+    /// Scores use sgemm/sgemv in blocks of queries, each block only against the keys it can see.
+    private func attend(layer l: Int, rows: Int, firstPosition: Int, cache: KVCache, workspace ws: Workspace) {
+        let c = configuration
+        let d = c.headDimension, qw = c.queryWidth, kvw = c.keyValueWidth
+        let group = c.attentionHeads / c.keyValueHeads
+        let scale = 1 / Float(d).squareRoot()
+        let keys = cache.keys[l], values = cache.values[l]
+        let workers = ws.scores.count
+        let box = UncheckedSendableBox((ws, keys, values))  // each worker owns its heads and score buffer
+        Parallel.forEach(workers) { worker in
+            let (ws, keys, values) = box.value
+            let scores = ws.scores[worker]
+            var head = worker
+            while head < c.attentionHeads {
+                let kvHead = head / group
+                let k = keys + kvHead * d, v = values + kvHead * d
+                var blockStart = 0
+                while blockStart < rows {
+                    let blockRows = min(Workspace.attentionBlock, rows - blockStart)
+                    let q = ws.query + blockStart * qw + head * d
+                    let out = ws.attention + blockStart * qw + head * d
+                    let visible = firstPosition + blockStart + blockRows  // keys seen by the block's last row
+                    if blockRows == 1 {
+                        BLAS.gemv(rows: visible, columns: d, alpha: scale, a: k, lda: kvw, x: q, y: scores)
+                        VectorMath.softmax(scores, count: visible)
+                        BLAS.gemvTransposed(rows: visible, columns: d, a: v, lda: kvw, x: scores, y: out)
+                    } else {
+                        BLAS.gemmNT(m: blockRows, n: visible, k: d, alpha: scale, a: q, lda: qw, b: k, ldb: kvw,
+                                    c: scores, ldc: visible)
+                        for r in 0..<blockRows {
+                            let row = scores + r * visible
+                            let seen = firstPosition + blockStart + r + 1
+                            VectorMath.softmax(row, count: seen)
+                            if seen < visible { (row + seen).update(repeating: 0, count: visible - seen) }
+                        }
+                        BLAS.gemmNN(m: blockRows, n: d, k: visible, a: scores, lda: visible, b: v, ldb: kvw, c: out, ldc: qw)
+                    }
+                    blockStart += blockRows
+                }
+                head += workers
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import LinearAlgebra
+
+/// Every activation buffer a forward pass needs, allocated once for up to `rows` tokens per call
+/// and a cache of `contextCapacity` positions, then reused (no allocation per token).
+public final class Workspace: @unchecked Sendable {
+    public let rows: Int
+    public let contextCapacity: Int
+    /// Query rows per attention block: bounds the score buffers to `[block × context]` per worker.
+    static let attentionBlock = 256
+
+    let hidden: UnsafeMutablePointer<Float>  // [rows × hidden] residual stream
+    let normed: UnsafeMutablePointer<Float>  // [rows × hidden]
+    let query: UnsafeMutablePointer<Float>  // [rows × heads·d]
+    let attention: UnsafeMutablePointer<Float>  // [rows × heads·d]
+    let gate: UnsafeMutablePointer<Float>  // [rows × intermediate]
+    let up: UnsafeMutablePointer<Float>  // [rows × intermediate]
+    let scores: [UnsafeMutablePointer<Float>]  // per worker [block × context]
+    let scratch: UnsafeMutablePointer<Float>
+    let scratchCount: Int
+    let rotary: RotaryTable
+    private var owned: [UnsafeMutablePointer<Float>] = []
+
+    public init(model: LlamaModel, rows: Int, contextCapacity: Int) {
+        let c = model.configuration
+        self.rows = rows
+        self.contextCapacity = contextCapacity
+        func buffer(_ n: Int) -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
+            p.initialize(repeating: 0, count: max(n, 1))
+            return p
+        }
+        hidden = buffer(rows * c.hiddenSize)
+        normed = buffer(rows * c.hiddenSize)
+        query = buffer(rows * c.queryWidth)
+        attention = buffer(rows * c.queryWidth)
+        gate = buffer(rows * c.intermediateSize)
+        up = buffer(rows * c.intermediateSize)
+        let workers = max(1, min(Parallel.workers, c.attentionHeads))
+        scores = (0..<workers).map { _ in buffer(min(rows, Self.attentionBlock) * contextCapacity) }
+        scratchCount = model.scratchCount
+        scratch = buffer(scratchCount)
+        owned = [hidden, normed, query, attention, gate, up, scratch] + scores
+        rotary = RotaryTable(configuration: c, positions: contextCapacity)
+    }
+
+    deinit { for p in owned { p.deallocate() } }
+
+    /// The final-normed hidden state of row `r` (after `forward`), `[hidden]`.
+    public func finalHidden(row r: Int, width: Int) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: normed + r * width, count: width)
+    }
+}
+
+/// cos/sin of RoPE angles for positions `0..<positions`, `[positions × d/2]` each, computed as
+/// Hugging Face does in Float32: inv_freq_i = 1 / θ^(2i/d), angle = position · inv_freq_i.
+final class RotaryTable: @unchecked Sendable {
+    let half: Int
+    let positions: Int
+    let cos: [Float]
+    let sin: [Float]
+
+    init(configuration c: LlamaConfiguration, positions: Int) {
+        half = c.headDimension / 2
+        self.positions = positions
+        let inverse: [Float] = (0..<half).map { i in
+            1 / Float_pow(c.ropeTheta, Float(2 * i) / Float(c.headDimension))
+        }
+        var cosines = [Float](repeating: 0, count: positions * half)
+        var sines = cosines
+        for p in 0..<positions {
+            for i in 0..<half {
+                let angle = Float(p) * inverse[i]
+                cosines[p * half + i] = Float_cos(angle)
+                sines[p * half + i] = Float_sin(angle)
+            }
+        }
+        cos = cosines
+        sin = sines
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+@inline(__always) func Float_pow(_ a: Float, _ b: Float) -> Float { powf(a, b) }
+@inline(__always) func Float_cos(_ a: Float) -> Float { cosf(a) }
+@inline(__always) func Float_sin(_ a: Float) -> Float { sinf(a) }
+#endif
