@@ -3,10 +3,12 @@ import PackageDescription
 
 // Target graph (one job each; see docs/ARCHITECTURE.md):
 //   COpenBLAS      system library: OpenBLAS + LAPACKE from Debian's libopenblas-dev, liblapacke-dev
-//   LinearAlgebra  Matrix, the only caller of BLAS/LAPACK, BLAS runtime set-up
+//   CKernels       C decode kernels (gemv on f32/f16/bf16 weights), AVX-512 with a portable fallback
+//   LinearAlgebra  Matrix, the only caller of BLAS/LAPACK and CKernels, BLAS runtime set-up
 //   ModelFormats   bytes only: GGUF, safetensors, dequantisation, memory maps
 //   Tokenization   byte-level BPE, pre-tokenizers, chat template
-//   Llama          configuration, weights addressed by type, loading from GGUF or HF directories
+//   Llama          configuration, weights addressed by type, loading, the forward pass and generation
+//   Evaluation     perplexity (and later zero-shot, ROUGE) over a small LanguageModel protocol
 //   LowRankCLI     the `lowrank` executable; the only target that prints
 let package = Package(
     name: "lowrank",
@@ -24,14 +26,18 @@ let package = Package(
             path: "Sources/COpenBLAS",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
-        .target(name: "LinearAlgebra", dependencies: ["COpenBLAS"]),
+        // Decode kernels (AVX-512 intrinsics with run-time dispatch and portable fallbacks); only
+        // LinearAlgebra calls them.
+        .target(name: "CKernels"),
+        .target(name: "LinearAlgebra", dependencies: ["COpenBLAS", "CKernels"]),
         .target(name: "ModelFormats"),
         .target(name: "Tokenization", dependencies: ["ModelFormats"]),
         .target(name: "Llama", dependencies: ["LinearAlgebra", "ModelFormats", "Tokenization"]),
+        .target(name: "Evaluation", dependencies: ["Llama", "Tokenization"]),
         .executableTarget(
             name: "LowRankCLI",
             dependencies: [
-                "Llama", "LinearAlgebra", "ModelFormats", "Tokenization",
+                "Llama", "LinearAlgebra", "ModelFormats", "Tokenization", "Evaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -44,6 +50,7 @@ let package = Package(
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats", "TestSupport"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ModelFormats", "TestSupport"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Llama", "TestSupport"]),
         // Runs the built `lowrank` binary; depends on the executable so it is built first.
         .testTarget(name: "LowRankCLITests", dependencies: ["LowRankCLI", "TestSupport"]),
     ],

@@ -11,8 +11,12 @@ public enum VectorMath {
     /// stands in for smaller results (callers subtract a maximum first, so this never matters).
     @inline(__always)
     public static func exp(_ x: Lanes) -> Lanes {
-        let clamped = x.clamped(lowerBound: Lanes(repeating: -87.33654), upperBound: Lanes(repeating: 88.37626))
-        let n = (clamped * 1.44269504088896341).rounded(.toNearestOrEven)
+        let clamped = minimum(maximum(x, Lanes(repeating: -87.33654)), Lanes(repeating: 88.37626))
+        // Adding 1.5·2^23 rounds to the nearest integer (ties to even) and leaves that integer in the
+        // low mantissa bits: n without Swift's generic (per-lane, slow) conversions.
+        let magic = Lanes(repeating: 12_582_912)
+        let shifted = clamped * 1.44269504088896341 + magic
+        let n = shifted - magic
         var r = clamped - n * 0.693359375
         r = r - n * -2.12194440e-4
         let z = r * r
@@ -23,13 +27,24 @@ public enum VectorMath {
         p = p * r + 1.6666665459e-1
         p = p * r + 5.0000001201e-1
         let y = p * z + r + 1
-        let exponent = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
-        return y * unsafeBitCast(exponent, to: Lanes.self)
+        let integer = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000
+        let scale = unsafeBitCast((integer &+ 127) &<< 23, to: Lanes.self)
+        return y * scale
     }
 
     /// e^x for one value, through the vector kernel so scalar tails agree with vector bodies.
     @inline(__always)
     public static func exp(_ x: Float) -> Float { exp(Lanes(repeating: x))[0] }
+
+    // MARK: lane-wise min/max
+
+    /// Lane-wise maximum as compare-and-blend. Swift's `pointwiseMax` and `clamped` follow IEEE
+    /// NaN rules and compile to per-lane scalar code; a NaN here passes through from `b`.
+    @inline(__always)
+    public static func maximum(_ a: Lanes, _ b: Lanes) -> Lanes { a.replacing(with: b, where: .!(b .<= a)) }
+
+    @inline(__always)
+    public static func minimum(_ a: Lanes, _ b: Lanes) -> Lanes { a.replacing(with: b, where: .!(b .>= a)) }
 
     // MARK: reductions
 
@@ -52,7 +67,7 @@ public enum VectorMath {
         var acc = Lanes(repeating: -.infinity)
         var i = 0
         while i + 16 <= count {
-            acc = pointwiseMax(acc, UnsafeRawPointer(x + i).loadUnaligned(as: Lanes.self))
+            acc = maximum(acc, UnsafeRawPointer(x + i).loadUnaligned(as: Lanes.self))
             i += 16
         }
         var m = acc.max()

@@ -41,7 +41,7 @@ public struct DenseLinear: Sendable, Equatable {
         case .float16, .bfloat16:
             var out = [Float](repeating: 0, count: outputs * inputs)
             out.withUnsafeMutableBufferPointer { o in
-                half.withUnsafeBufferPointer { h in HalfPrecision.widen(h.baseAddress!, precision, count: h.count, into: o.baseAddress!) }
+                half.withUnsafeBufferPointer { h in DecodeKernels.widen(h.baseAddress!, format: precision.halfFormat!, count: h.count, into: o.baseAddress!) }
             }
             return Matrix(rows: outputs, columns: inputs, storage: out)
         }
@@ -61,10 +61,16 @@ public struct DenseLinear: Sendable, Equatable {
             }
         case .float16, .bfloat16:
             half.withUnsafeBufferPointer { h in
+                let format = precision.halfFormat!
                 if rows == 1 {
-                    HalfPrecision.gemv(h.baseAddress!, precision, outputs: outputs, inputs: inputs, x: x, y: y)
+                    let parts = Parallel.ranges(outputs, minimum: 256)
+                    let box = UncheckedSendableBox((h.baseAddress!, x, y))  // disjoint rows of y per part
+                    Parallel.forEach(parts.count) { p in
+                        let (w, x, y) = box.value
+                        DecodeKernels.gemv(w, format: format, inputs: inputs, rows: parts[p], x: x, y: y)
+                    }
                 } else {
-                    HalfPrecision.widen(h.baseAddress!, precision, count: outputs * inputs, into: scratch)
+                    DecodeKernels.widen(h.baseAddress!, format: format, count: outputs * inputs, into: scratch)
                     Self.multiply(scratch, outputs: outputs, inputs: inputs, x, rows: rows, ldx: ldx, y, ldy: ldy)
                 }
             }
@@ -80,8 +86,7 @@ public struct DenseLinear: Sendable, Equatable {
             let box = UncheckedSendableBox((w, x, y))  // each part writes a disjoint slice of y
             Parallel.forEach(parts.count) { p in
                 let (w, x, y) = box.value
-                let r = parts[p]
-                BLAS.gemv(rows: r.count, columns: inputs, a: w + r.lowerBound * inputs, lda: inputs, x: x, y: y + r.lowerBound)
+                DecodeKernels.gemv(w, inputs: inputs, rows: parts[p], x: x, y: y)
             }
             return
         }

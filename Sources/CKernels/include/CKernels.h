@@ -1,0 +1,22 @@
+#ifndef LOWRANK_CKERNELS_H
+#define LOWRANK_CKERNELS_H
+// Hand-written matrix-vector kernels for batch-1 decoding, where the weights are streamed from
+// memory once per token and the speed is the memory bandwidth. AVX-512 versions (selected at run
+// time with __builtin_cpu_supports) and portable fallbacks; each has a Swift reference twin and a
+// test comparing them (Tests/LlamaTests/KernelTests.swift).
+#include <stddef.h>
+#include <stdint.h>
+
+/// y[r] = sum_i w[r * inputs + i] * x[i] for r in [row_begin, row_end); w is float32.
+void lowrank_gemv_f32(const float *w, const float *x, float *y, size_t row_begin, size_t row_end, size_t inputs);
+/// The same with IEEE half-precision weights.
+void lowrank_gemv_f16(const uint16_t *w, const float *x, float *y, size_t row_begin, size_t row_end, size_t inputs);
+/// The same with bfloat16 weights.
+void lowrank_gemv_bf16(const uint16_t *w, const float *x, float *y, size_t row_begin, size_t row_end, size_t inputs);
+/// out[i] = (float)h[i] for i in [0, count): half precision.
+void lowrank_widen_f16(const uint16_t *h, float *out, size_t count);
+/// out[i] = (float)h[i]: bfloat16.
+void lowrank_widen_bf16(const uint16_t *h, float *out, size_t count);
+/// 1 if the AVX-512 kernels are in use.
+int lowrank_kernels_use_avx512(void);
+#endif

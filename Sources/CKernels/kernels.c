@@ -1,0 +1,139 @@
+#include "CKernels.h"
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f,avx512bw,f16c,fma")))
+#endif
+
+// ---- portable fallbacks ----
+
+static inline float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff, bits;
+    if (exponent == 0) {
+        if (mantissa == 0) { bits = sign; }
+        else {  // subnormal: normalise
+            int e = -1;
+            do { e++; mantissa <<= 1; } while (!(mantissa & 0x400));
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((mantissa & 0x3ff) << 13);
+        }
+    } else if (exponent == 31) {
+        bits = sign | 0x7f800000 | (mantissa << 13);
+    } else {
+        bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
+    }
+    float f; memcpy(&f, &bits, 4); return f;
+}
+
+static inline float bf16_to_float(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16; float f; memcpy(&f, &bits, 4); return f;
+}
+
+static void gemv_f32_portable(const float *w, const float *x, float *y, size_t b, size_t e, size_t n) {
+    for (size_t r = b; r < e; r++) { float s = 0; for (size_t i = 0; i < n; i++) s += w[r * n + i] * x[i]; y[r] = s; }
+}
+static void gemv_f16_portable(const uint16_t *w, const float *x, float *y, size_t b, size_t e, size_t n) {
+    for (size_t r = b; r < e; r++) { float s = 0; for (size_t i = 0; i < n; i++) s += half_to_float(w[r * n + i]) * x[i]; y[r] = s; }
+}
+static void gemv_bf16_portable(const uint16_t *w, const float *x, float *y, size_t b, size_t e, size_t n) {
+    for (size_t r = b; r < e; r++) { float s = 0; for (size_t i = 0; i < n; i++) s += bf16_to_float(w[r * n + i]) * x[i]; y[r] = s; }
+}
+
+#if defined(__x86_64__)
+// ---- AVX-512: four rows at a time share each load of x; two accumulators per row hide FMA latency ----
+
+AVX512 static inline __m512 load_f32(const float *p) { return _mm512_loadu_ps(p); }
+AVX512 static inline __m512 load_f16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+AVX512 static inline __m512 load_bf16(const uint16_t *p) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+
+#define GEMV_AVX512(NAME, T, LOAD, SCALAR)                                                                  \
+    AVX512 static void NAME(const T *w, const float *x, float *y, size_t b, size_t e, size_t n) {         \
+        size_t r = b;                                                                                        \
+        for (; r + 4 <= e; r += 4) {                                                                        \
+            const T *w0 = w + r * n, *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;                               \
+            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps(); \
+            size_t i = 0;                                                                                    \
+            for (; i + 16 <= n; i += 16) {                                                                   \
+                __m512 xv = _mm512_loadu_ps(x + i);                                                          \
+                a0 = _mm512_fmadd_ps(LOAD(w0 + i), xv, a0);                                                  \
+                a1 = _mm512_fmadd_ps(LOAD(w1 + i), xv, a1);                                                  \
+                a2 = _mm512_fmadd_ps(LOAD(w2 + i), xv, a2);                                                  \
+                a3 = _mm512_fmadd_ps(LOAD(w3 + i), xv, a3);                                                  \
+            }                                                                                                \
+            float s0 = _mm512_reduce_add_ps(a0), s1 = _mm512_reduce_add_ps(a1);                              \
+            float s2 = _mm512_reduce_add_ps(a2), s3 = _mm512_reduce_add_ps(a3);                              \
+            for (; i < n; i++) { s0 += SCALAR(w0[i]) * x[i]; s1 += SCALAR(w1[i]) * x[i]; s2 += SCALAR(w2[i]) * x[i]; s3 += SCALAR(w3[i]) * x[i]; } \
+            y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3;                                          \
+        }                                                                                                    \
+        for (; r < e; r++) {                                                                                 \
+            const T *wr = w + r * n;                                                                         \
+            __m512 a = _mm512_setzero_ps();                                                                  \
+            size_t i = 0;                                                                                    \
+            for (; i + 16 <= n; i += 16) a = _mm512_fmadd_ps(LOAD(wr + i), _mm512_loadu_ps(x + i), a);      \
+            float s = _mm512_reduce_add_ps(a);                                                               \
+            for (; i < n; i++) s += SCALAR(wr[i]) * x[i];                                                    \
+            y[r] = s;                                                                                        \
+        }                                                                                                    \
+    }
+
+static inline float identity(float v) { return v; }
+GEMV_AVX512(gemv_f32_avx512, float, load_f32, identity)
+GEMV_AVX512(gemv_f16_avx512, uint16_t, load_f16, half_to_float)
+GEMV_AVX512(gemv_bf16_avx512, uint16_t, load_bf16, bf16_to_float)
+
+AVX512 static void widen_f16_avx512(const uint16_t *h, float *out, size_t count) {
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16) _mm512_storeu_ps(out + i, load_f16(h + i));
+    for (; i < count; i++) out[i] = half_to_float(h[i]);
+}
+AVX512 static void widen_bf16_avx512(const uint16_t *h, float *out, size_t count) {
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16) _mm512_storeu_ps(out + i, load_bf16(h + i));
+    for (; i < count; i++) out[i] = bf16_to_float(h[i]);
+}
+
+static int use_avx512(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("f16c");
+    }
+    return cached;
+}
+#else
+static int use_avx512(void) { return 0; }
+#endif
+
+int lowrank_kernels_use_avx512(void) { return use_avx512(); }
+
+void lowrank_gemv_f32(const float *w, const float *x, float *y, size_t b, size_t e, size_t n) {
+#if defined(__x86_64__)
+    if (use_avx512()) { gemv_f32_avx512(w, x, y, b, e, n); return; }
+#endif
+    gemv_f32_portable(w, x, y, b, e, n);
+}
+void lowrank_gemv_f16(const uint16_t *w, const float *x, float *y, size_t b, size_t e, size_t n) {
+#if defined(__x86_64__)
+    if (use_avx512()) { gemv_f16_avx512(w, x, y, b, e, n); return; }
+#endif
+    gemv_f16_portable(w, x, y, b, e, n);
+}
+void lowrank_gemv_bf16(const uint16_t *w, const float *x, float *y, size_t b, size_t e, size_t n) {
+#if defined(__x86_64__)
+    if (use_avx512()) { gemv_bf16_avx512(w, x, y, b, e, n); return; }
+#endif
+    gemv_bf16_portable(w, x, y, b, e, n);
+}
+void lowrank_widen_f16(const uint16_t *h, float *out, size_t count) {
+#if defined(__x86_64__)
+    if (use_avx512()) { widen_f16_avx512(h, out, count); return; }
+#endif
+    for (size_t i = 0; i < count; i++) out[i] = half_to_float(h[i]);
+}
+void lowrank_widen_bf16(const uint16_t *h, float *out, size_t count) {
+#if defined(__x86_64__)
+    if (use_avx512()) { widen_bf16_avx512(h, out, count); return; }
+#endif
+    for (size_t i = 0; i < count; i++) out[i] = bf16_to_float(h[i]);
+}

@@ -1,0 +1,39 @@
+import CKernels
+
+/// 16-bit floating-point formats weights may be stored in.
+public enum HalfFormat: Sendable {
+    case float16
+    case bfloat16
+}
+
+/// Matrix-vector products for batch-1 decoding, on weights stored as Float32 or 16-bit floats
+/// (`CKernels`, AVX-512 when the CPU has it). OpenBLAS's sgemv reached only about half the memory
+/// bandwidth on the project machines (docs/BENCHMARKS.md), hence these.
+public enum DecodeKernels {
+    public static var usesAVX512: Bool { lowrank_kernels_use_avx512() != 0 }
+
+    /// `y[r] = W[r, :] · x` for r in `rows`; W `[outputs × inputs]` Float32.
+    @inline(__always)
+    public static func gemv(_ w: UnsafePointer<Float>, inputs: Int, rows: Range<Int>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        lowrank_gemv_f32(w, x, y, rows.lowerBound, rows.upperBound, inputs)
+    }
+
+    /// The same with 16-bit weights.
+    @inline(__always)
+    public static func gemv(_ w: UnsafePointer<UInt16>, format: HalfFormat, inputs: Int, rows: Range<Int>,
+                            x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        switch format {
+        case .float16: lowrank_gemv_f16(w, x, y, rows.lowerBound, rows.upperBound, inputs)
+        case .bfloat16: lowrank_gemv_bf16(w, x, y, rows.lowerBound, rows.upperBound, inputs)
+        }
+    }
+
+    /// `out[i] = Float(h[i])`.
+    @inline(__always)
+    public static func widen(_ h: UnsafePointer<UInt16>, format: HalfFormat, count: Int, into out: UnsafeMutablePointer<Float>) {
+        switch format {
+        case .float16: lowrank_widen_f16(h, out, count)
+        case .bfloat16: lowrank_widen_bf16(h, out, count)
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import LinearAlgebra
+
+/// Why generation stopped.
+public enum StopReason: String, Sendable, Codable {
+    case endOfSequence = "eos"
+    case maximumTokens = "max_tokens"
+}
+
+/// The result of one generation, with its timings.
+public struct Generation: Sendable {
+    public var tokens: [Int]
+    public var stopReason: StopReason
+    /// Seconds to prefill the prompt and produce the first token.
+    public var timeToFirstToken: Double
+    /// Seconds spent on the tokens after the first.
+    public var decodeSeconds: Double
+    public var promptTokens: Int
+
+    public var prefillTokensPerSecond: Double { Double(promptTokens) / timeToFirstToken }
+    public var decodeTokensPerSecond: Double { tokens.count > 1 ? Double(tokens.count - 1) / decodeSeconds : .nan }
+}
+
+/// Incremental decoding with a KV cache: the prompt is prefilled in one batched pass (sgemm), then
+/// each new token is one row (gemv). All buffers are allocated before the first token.
+public final class Generator {
+    public let model: LlamaModel
+    let cache: KVCache
+    let workspace: Workspace
+    private let logits: UnsafeMutableBufferPointer<Float>
+
+    /// - Parameter capacity: prompt plus new tokens, at most.
+    public init(model: LlamaModel, capacity: Int, prefillRows: Int = 512) {
+        self.model = model
+        cache = KVCache(configuration: model.configuration, capacity: capacity)
+        workspace = Workspace(model: model, rows: max(1, min(prefillRows, capacity)), contextCapacity: capacity)
+        logits = .allocate(capacity: model.configuration.vocabularySize)
+    }
+
+    deinit { logits.deallocate() }
+
+    /// Generates up to `maxTokens` tokens after `prompt`. Stops after emitting one of `stopTokens`
+    /// (it is included). `onToken` sees each token as it is chosen and may return false to stop.
+    public func generate(prompt: [Int], maxTokens: Int, sampling: SamplingSettings, stopTokens: Set<Int>,
+                         onToken: (Int) -> Bool = { _ in true }) -> Generation {
+        precondition(!prompt.isEmpty, "the prompt must have at least one token")
+        precondition(prompt.count + maxTokens <= cache.capacity, "prompt and new tokens exceed the generator's capacity")
+        cache.reset()
+        var sampler = Sampler(sampling)
+        let clock = ContinuousClock()
+        let started = clock.now
+        var start = 0
+        while start < prompt.count {
+            let rows = min(workspace.rows, prompt.count - start)
+            model.forward(prompt[start..<(start + rows)], cache: cache, workspace: workspace)
+            start += rows
+        }
+        let lastRow = (prompt.count - 1) % workspace.rows
+        var generated: [Int] = []
+        var reason = StopReason.maximumTokens
+        var firstTokenAt = started
+        var row = lastRow
+        while generated.count < maxTokens {
+            model.logits(workspace: workspace, rows: row..<(row + 1), into: logits.baseAddress!)
+            let token = sampler.next(UnsafeBufferPointer(logits))
+            generated.append(token)
+            if generated.count == 1 { firstTokenAt = clock.now }
+            if !onToken(token) { break }
+            if stopTokens.contains(token) {
+                reason = .endOfSequence
+                break
+            }
+            if generated.count == maxTokens { break }
+            model.forward([token], cache: cache, workspace: workspace)
+            row = 0
+        }
+        let finished = clock.now
+        return Generation(tokens: generated, stopReason: reason,
+                          timeToFirstToken: (firstTokenAt - started).seconds,
+                          decodeSeconds: (finished - firstTokenAt).seconds, promptTokens: prompt.count)
+    }
+}
+
+extension Duration {
+    public var seconds: Double {
+        let (s, attoseconds) = components
+        return Double(s) + Double(attoseconds) * 1e-18
+    }
+}

@@ -1,0 +1,137 @@
+import ArgumentParser
+import Foundation
+import LinearAlgebra
+import Llama
+import ModelFormats
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure prefill and decode throughput, time to first token and peak memory (medians of repeated runs).",
+        discussion: """
+            Prefill: a --prompt-tokens prompt (token ids cycled from a fixed English text) in one batched pass.
+            Decode: --decode-tokens new tokens at batch 1 after it, greedy. Each number is the median of --runs runs
+            after one warm-up. Also reports single-call sgemm GFLOP/s at the prefill shape, and the weight bytes
+            streamed per second while decoding (decode is bound by memory bandwidth).
+            """)
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var engine: EngineOptions
+
+    @Option(help: "Prompt length for the prefill measurement.")
+    var promptTokens: Int = 512
+
+    @Option(help: "New tokens for the decode measurement.")
+    var decodeTokens: Int = 128
+
+    @Option(help: "Measured runs (the median is reported); at least 3.")
+    var runs: Int = 3
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    struct Report: Encodable {
+        var prefill_tokens_per_second: Double
+        var decode_tokens_per_second: Double
+        var time_to_first_token_seconds: Double
+        var peak_rss_bytes: Int
+        var prompt_tokens: Int
+        var decode_tokens: Int
+        var runs: Int
+        var prefill_runs: [Double]
+        var decode_runs: [Double]
+        var weights: String
+        var weight_bytes_per_token: Int
+        var decode_weight_gigabytes_per_second: Double
+        var sgemm_gflops_one_call: Double
+        var sgemm_shape: String
+        var threads: Int
+        var blas: String
+        var model: String
+        var model_sha256: String
+    }
+
+    func validate() throws {
+        guard runs >= 3 else { throw ValidationError("--runs must be at least 3 (the report is a median)") }
+        guard promptTokens >= 1, decodeTokens >= 2 else { throw ValidationError("--prompt-tokens ≥ 1 and --decode-tokens ≥ 2") }
+    }
+
+    func run() throws {
+        let loaded = try loadModel(model)
+        let runtime = engine.makeModel(loaded)
+        let seed = loaded.tokenizer.encode(
+            "The lighthouse keeper climbed the spiral stairs each evening, counting the steps as the sea grew dark. ")
+        let prompt = (0..<promptTokens).map { seed[$0 % seed.count] }
+        let generator = Generator(model: runtime, capacity: promptTokens + decodeTokens, prefillRows: promptTokens)
+        var prefill: [Double] = [], decode: [Double] = [], firstToken: [Double] = []
+        let progress = ProgressReporter("bench", unit: "runs")
+        for run in 0...runs {
+            let result = generator.generate(prompt: prompt, maxTokens: decodeTokens, sampling: .greedy, stopTokens: [])
+            if run > 0 {  // run 0 warms caches and pages
+                prefill.append(result.prefillTokensPerSecond)
+                decode.append(result.decodeTokensPerSecond)
+                firstToken.append(result.timeToFirstToken)
+            }
+            progress.update(run + 1, runs + 1)
+        }
+        let gflops = Self.sgemmGFLOPs(m: promptTokens, n: loaded.configuration.intermediateSize, k: loaded.configuration.hiddenSize)
+        let decodeRate = median(decode)
+        let report = Report(
+            prefill_tokens_per_second: median(prefill), decode_tokens_per_second: decodeRate,
+            time_to_first_token_seconds: median(firstToken), peak_rss_bytes: peakRSSBytes(),
+            prompt_tokens: promptTokens, decode_tokens: decodeTokens, runs: runs, prefill_runs: prefill, decode_runs: decode,
+            weights: engine.weights.rawValue, weight_bytes_per_token: runtime.weightBytes,
+            decode_weight_gigabytes_per_second: Double(runtime.weightBytes) * decodeRate / 1e9,
+            sgemm_gflops_one_call: gflops,
+            sgemm_shape: "[\(promptTokens) × \(loaded.configuration.hiddenSize)] · [\(loaded.configuration.intermediateSize) × \(loaded.configuration.hiddenSize)]ᵀ",
+            threads: Parallel.workers, blas: "OpenBLAS \(BLASRuntime.coreName), \(BLASRuntime.threadCount) thread(s) per call",
+            model: loaded.source.path, model_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)))
+        if json {
+            try Terminal.printJSON(report)
+            return
+        }
+        print(Terminal.table([
+            ("prefill", String(format: "%.1f tokens/s (%d-token prompt; runs %@)", report.prefill_tokens_per_second, promptTokens, prefill.map { String(format: "%.0f", $0) }.joined(separator: ", "))),
+            ("decode", String(format: "%.1f tokens/s (%d tokens, batch 1; runs %@)", decodeRate, decodeTokens, decode.map { String(format: "%.1f", $0) }.joined(separator: ", "))),
+            ("time to first token", String(format: "%.3f s", report.time_to_first_token_seconds)),
+            ("peak RSS", String(format: "%.1f MiB", Double(report.peak_rss_bytes) / 1_048_576)),
+            ("weights", "\(engine.weights.rawValue), \(String(format: "%.1f", Double(runtime.weightBytes) / 1e6)) MB read per token, \(String(format: "%.1f", report.decode_weight_gigabytes_per_second)) GB/s while decoding"),
+            ("sgemm", String(format: "%.0f GFLOP/s for one call %@", gflops, report.sgemm_shape)),
+            ("threads", "\(Parallel.workers) workers; \(report.blas)"),
+        ], indent: ""))
+    }
+
+    /// GFLOP/s of one sgemm call at the prefill shape (median of 5), on the calling thread.
+    static func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
+        let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: n * k)
+        var c = [Float](repeating: 0, count: m * n)
+        let clock = ContinuousClock()
+        var times: [Double] = []
+        for _ in 0..<6 {
+            let t = clock.now
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    c.withUnsafeMutableBufferPointer {
+                        BLAS.gemmNT(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: k, c: $0.baseAddress!, ldc: n)
+                    }
+                }
+            }
+            times.append((clock.now - t).secondsValue)
+        }
+        return 2 * Double(m) * Double(n) * Double(k) / median(Array(times.dropFirst())) / 1e9
+    }
+}
+
+func median(_ values: [Double]) -> Double {
+    let s = values.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+/// Peak resident set size (VmHWM) of this process.
+func peakRSSBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let parts = line.split(separator: " ")
+        if parts.count >= 2, let kb = Int(parts[1]) { return kb * 1024 }
+    }
+    return 0
+}
