@@ -12,6 +12,9 @@ public enum HalfFormat: Sendable {
 public enum DecodeKernels {
     public static var usesAVX512: Bool { lowrank_kernels_use_avx512() != 0 }
 
+    /// For tests: run the portable kernels even on an AVX-512 CPU.
+    public static func forcePortable(_ on: Bool) { lowrank_kernels_force_portable(on ? 1 : 0) }
+
     /// `y[r] = W[r, :] · x` for r in `rows`; W `[outputs × inputs]` Float32.
     @inline(__always)
     public static func gemv(_ w: UnsafePointer<Float>, inputs: Int, rows: Range<Int>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {

@@ -4,29 +4,34 @@ import Dispatch
 /// runs single-threaded (see `BLASRuntime`); parallelism is at the level of heads and column blocks.
 public enum Parallel {
     nonisolated(unsafe) private static var configuredWorkers = 0
+    nonisolated(unsafe) private static var pool: WorkerPool?
 
-    /// Number of workers; defaults to the active processor count (capped at 8).
+    /// Number of workers; defaults to the active processor count (capped at 8). Set it before the
+    /// first parallel region (the pool is created once).
     public static var workers: Int {
         get { configuredWorkers > 0 ? configuredWorkers : min(8, ProcessInfo_activeProcessorCount()) }
-        set { configuredWorkers = max(1, newValue) }
+        set {
+            configuredWorkers = max(1, newValue)
+            pool = nil
+        }
     }
 
-    /// Runs `body(i)` for i in 0..<iterations, spread over the workers. Sequential for one iteration
-    /// or one worker (no dispatch overhead).
+    /// Runs `body(i)` for i in 0..<iterations, spread over the workers (a persistent `WorkerPool`).
+    /// Sequential for one iteration or one worker.
     public static func forEach(_ iterations: Int, _ body: (Int) -> Void) {
         if iterations <= 1 || workers <= 1 {
             for i in 0..<iterations { body(i) }
             return
         }
-        withoutActuallyEscaping(body) { body in
-            let box = UncheckedSendableBox(body)
-            DispatchQueue.concurrentPerform(iterations: iterations) { box.value($0) }
-        }
+        if pool == nil { pool = WorkerPool(helpers: workers - 1) }
+        pool!.run(iterations, body)
     }
 
-    /// Splits `0..<count` into at most `workers` contiguous ranges of at least `minimum` items.
-    public static func ranges(_ count: Int, minimum: Int) -> [Range<Int>] {
-        let parts = max(1, min(workers, count / max(1, minimum)))
+    /// Splits `0..<count` into at most `workers × perWorker` contiguous ranges of at least `minimum`
+    /// items. More parts than workers balance memory-bound work when one core runs slower (the pool
+    /// hands parts out dynamically); compute-bound BLAS calls use one part per worker.
+    public static func ranges(_ count: Int, minimum: Int, perWorker: Int = 1) -> [Range<Int>] {
+        let parts = max(1, min(workers * perWorker, count / max(1, minimum)))
         return (0..<parts).map { p in (count * p / parts)..<(count * (p + 1) / parts) }
     }
 }

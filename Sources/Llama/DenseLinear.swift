@@ -81,7 +81,7 @@ public struct DenseLinear: Sendable, Equatable {
     static func multiply(_ w: UnsafePointer<Float>, outputs: Int, inputs: Int,
                          _ x: UnsafePointer<Float>, rows: Int, ldx: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int) {
         if rows == 1 {
-            // Memory-bound: split rows of W so both cores stream half the weight.
+            // Memory-bound: both cores stream parts of W, handed out dynamically.
             let parts = Parallel.ranges(outputs, minimum: 256)
             let box = UncheckedSendableBox((w, x, y))  // each part writes a disjoint slice of y
             Parallel.forEach(parts.count) { p in

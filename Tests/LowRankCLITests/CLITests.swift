@@ -89,4 +89,66 @@ struct CLITests {
         #expect(output.status != 0)
         #expect(output.stderr.contains("gpt2-digits"))
     }
+
+    @Test func logitsJSONHasTheStableShapeAndMatchesTheFixture() throws {
+        let fixture = (try Fixtures.sharedJSON("forward_cases.json")["cases"] as! [[String: Any]])[0]
+        let ids = (fixture["ids"] as! [Int]).map(String.init).joined(separator: ",")
+        let output = try CLI.run(["logits", try Fixtures.requireSmolLM2(), "--ids", ids, "--positions", "0,-1", "--top", "10", "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        #expect(Set(json.keys) == ["mean_nll", "positions"])
+        #expect(abs((json["mean_nll"] as! Double) - (fixture["mean_nll"] as! Double)) < 1e-4)
+        let positions = json["positions"] as! [[String: Any]]
+        #expect(positions.map { $0["position"] as! Int } == [0, 6])
+        for p in positions {
+            #expect(Set(p.keys) == ["position", "top", "logsumexp", "first_logits"])
+            #expect((p["first_logits"] as! [Double]).count == 16)
+            let top = p["top"] as! [[String: Any]]
+            #expect(top.count == 10)
+            #expect(Set(top[0].keys) == ["id", "logit"])
+        }
+        let reference = (fixture["positions"] as! [[String: Any]]).first { $0["position"] as! Int == 6 }!
+        #expect((positions[1]["top"] as! [[String: Any]]).map { $0["id"] as! Int } == reference["top10_ids"] as! [Int])
+    }
+
+    @Test func perplexityJSONRecordsTheResultAndItsRecipe() throws {
+        let output = try CLI.run(["perplexity", try Fixtures.requireSmolLM2(), "--dataset", "wikitext2", "--window", "256", "--limit", "2", "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        for key in ["perplexity", "mean_nll", "tokens", "windows", "protocol", "recipe"] { #expect(json[key] != nil, "\(key)") }
+        #expect(json["tokens"] as? Int == 2 * 255)
+        #expect(json["windows"] as? Int == 2)
+        let recipe = json["recipe"] as! [String: Any]
+        #expect(recipe["model_sha256"] as? String == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
+        #expect(recipe["dataset_sha256"] as? String == "173c87a53759e0201f33e0ccf978e510c2042d7f2cb78229d9a50d79b9e7dd08")
+        #expect(abs(exp(json["mean_nll"] as! Double) - (json["perplexity"] as! Double)) < 1e-9 * (json["perplexity"] as! Double))
+        #expect(output.stderr.contains("ETA"))
+    }
+
+    @Test func benchJSONHasTheStableKeys() throws {
+        let output = try CLI.run(["bench", try Fixtures.requireSmolLM2(), "--prompt-tokens", "16", "--decode-tokens", "4", "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        for key in ["prefill_tokens_per_second", "decode_tokens_per_second", "peak_rss_bytes", "time_to_first_token_seconds"] {
+            #expect((json[key] as? Double).map { $0 > 0 } ?? false, "\(key)")
+        }
+        #expect((json["decode_runs"] as? [Double])?.count == 3)
+    }
+
+    @Test func generateStreamsTheGreedyContinuation() throws {
+        let output = try CLI.run(["generate", try Fixtures.requireSmolLM2(), "--prompt", "The three primary colors are", "--max-tokens", "12"])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout.hasPrefix(" the primary colors of the RGB color model: red, blue"))
+        #expect(output.stderr.contains("decode"))
+    }
+
+    @Test func generateRejectsImpossibleOptions() throws {
+        let model = try Fixtures.requireSmolLM2()
+        let tooLong = try CLI.run(["generate", model, "--prompt", "x", "--max-tokens", "9000"])
+        #expect(tooLong.status != 0)
+        #expect(tooLong.stderr.contains("context length 8192"))
+        let badP = try CLI.run(["generate", model, "--prompt", "x", "--top-p", "1.5"])
+        #expect(badP.status != 0)
+        #expect(badP.stderr.contains("--top-p"))
+    }
 }

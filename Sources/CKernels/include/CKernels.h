@@ -17,6 +17,14 @@ void lowrank_gemv_bf16(const uint16_t *w, const float *x, float *y, size_t row_b
 void lowrank_widen_f16(const uint16_t *h, float *out, size_t count);
 /// out[i] = (float)h[i]: bfloat16.
 void lowrank_widen_bf16(const uint16_t *h, float *out, size_t count);
+/// Tests: 1 forces the portable kernels even where AVX-512 exists, 0 restores the choice.
+void lowrank_kernels_force_portable(int on);
 /// 1 if the AVX-512 kernels are in use.
 int lowrank_kernels_use_avx512(void);
+/// A spin-wait hint (x86 PAUSE) for the worker pool.
+static inline void _mm_pause_shim(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+}
 #endif

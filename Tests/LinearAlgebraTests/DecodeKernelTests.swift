@@ -1,0 +1,64 @@
+import Testing
+import LinearAlgebra
+import TestSupport
+
+/// The C decode kernels (AVX-512 and portable) against plain Swift loops that widen with Swift's
+/// own Float16 and bit-shift bfloat16 conversions.
+@Suite("Decode kernels match their reference twins", .serialized)
+struct DecodeKernelTests {
+    static let shapes = [(rows: 7, inputs: 37), (rows: 8, inputs: 64), (rows: 13, inputs: 576)]
+
+    func reference(_ w: [Float], rows: Int, inputs: Int, x: [Float]) -> [Float] {
+        (0..<rows).map { r in (0..<inputs).reduce(Float(0)) { $0 + w[r * inputs + $1] * x[$1] } }
+    }
+
+    @Test(arguments: [false, true])
+    func gemvOnEveryWeightFormatMatchesPlainLoops(portable: Bool) {
+        DecodeKernels.forcePortable(portable)
+        defer { DecodeKernels.forcePortable(false) }
+        var rng = SeededGenerator(seed: 12)
+        for (rows, inputs) in Self.shapes {
+            let w = rng.floats(rows * inputs, scale: 1), x = rng.floats(inputs, scale: 1)
+            let f16 = w.map { Float16($0).bitPattern }
+            let bf16 = w.map { UInt16($0.bitPattern >> 16) }
+            let expected32 = reference(w, rows: rows, inputs: inputs, x: x)
+            let expected16 = reference(f16.map { Float(Float16(bitPattern: $0)) }, rows: rows, inputs: inputs, x: x)
+            let expectedBF = reference(bf16.map { Float(bitPattern: UInt32($0) << 16) }, rows: rows, inputs: inputs, x: x)
+            var y = [Float](repeating: .nan, count: rows)
+            // Rows 1..<rows only: the kernel must leave row 0 alone.
+            w.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer {
+                DecodeKernels.gemv(wp.baseAddress!, inputs: inputs, rows: 1..<rows, x: xp.baseAddress!, y: $0.baseAddress!)
+            } } }
+            #expect(y[0].isNaN)
+            for r in 1..<rows { #expect(abs(y[r] - expected32[r]) < 1e-4, "f32 \(rows)×\(inputs) row \(r)") }
+            for (bits, format, expected) in [(f16, HalfFormat.float16, expected16), (bf16, .bfloat16, expectedBF)] {
+                bits.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer {
+                    DecodeKernels.gemv(wp.baseAddress!, format: format, inputs: inputs, rows: 0..<rows, x: xp.baseAddress!, y: $0.baseAddress!)
+                } } }
+                for r in 0..<rows { #expect(abs(y[r] - expected[r]) < 1e-4, "\(format) \(rows)×\(inputs) row \(r)") }
+            }
+        }
+    }
+
+    @Test(arguments: [false, true])
+    func wideningIsExactIncludingSubnormalsInfinitiesAndNaN(portable: Bool) {
+        DecodeKernels.forcePortable(portable)
+        defer { DecodeKernels.forcePortable(false) }
+        let halves: [UInt16] = [0x0000, 0x8000, 0x0001, 0x03FF, 0x0400, 0x3C00, 0xC000, 0x7BFF, 0x7C00, 0xFC00, 0x3555]
+            + (0..<20).map { UInt16($0 * 3271 % 65536) }
+        var out = [Float](repeating: 0, count: halves.count)
+        halves.withUnsafeBufferPointer { h in out.withUnsafeMutableBufferPointer { DecodeKernels.widen(h.baseAddress!, format: .float16, count: halves.count, into: $0.baseAddress!) } }
+        for (bits, value) in zip(halves, out) {
+            let expected = Float(Float16(bitPattern: bits))
+            #expect(value == expected || (value.isNaN && expected.isNaN), "0x\(String(bits, radix: 16))")
+        }
+        let nan: [UInt16] = [0x7E00]
+        var one: [Float] = [0]
+        nan.withUnsafeBufferPointer { h in one.withUnsafeMutableBufferPointer { DecodeKernels.widen(h.baseAddress!, format: .float16, count: 1, into: $0.baseAddress!) } }
+        #expect(one[0].isNaN)
+        let brain: [UInt16] = [0x3F80, 0xC0A0, 0x7F80, 0x0001]
+        var b = [Float](repeating: 0, count: 4)
+        brain.withUnsafeBufferPointer { h in b.withUnsafeMutableBufferPointer { DecodeKernels.widen(h.baseAddress!, format: .bfloat16, count: 4, into: $0.baseAddress!) } }
+        #expect(b == brain.map { Float(bitPattern: UInt32($0) << 16) })
+    }
+}
