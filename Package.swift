@@ -9,6 +9,7 @@ import PackageDescription
 //   Tokenization   byte-level BPE, pre-tokenizers, chat template
 //   Llama          configuration, weights addressed by type, loading, the forward pass and generation
 //   Evaluation     perplexity (and later zero-shot, ROUGE) over a small LanguageModel protocol
+//   LowRank        compression: scalings (SVD, ASVD, SVD-LLM whitening), factorisation, ranks
 //   LowRankCLI     the `lowrank` executable; the only target that prints
 let package = Package(
     name: "lowrank",
@@ -34,6 +35,7 @@ let package = Package(
         .target(name: "Tokenization", dependencies: ["ModelFormats"]),
         .target(name: "Llama", dependencies: ["LinearAlgebra", "ModelFormats", "Tokenization"]),
         .target(name: "Evaluation", dependencies: ["Llama", "Tokenization"]),
+        .target(name: "LowRank", dependencies: ["Llama", "LinearAlgebra"]),
         .executableTarget(
             name: "LowRankCLI",
             dependencies: [
@@ -51,6 +53,7 @@ let package = Package(
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ModelFormats", "TestSupport"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Llama", "TestSupport"]),
+        .testTarget(name: "LowRankTests", dependencies: ["LowRank", "LinearAlgebra", "TestSupport"]),
         // Runs the built `lowrank` binary; depends on the executable so it is built first.
         .testTarget(name: "LowRankCLITests", dependencies: ["LowRankCLI", "TestSupport"]),
     ],

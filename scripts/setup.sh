@@ -13,5 +13,8 @@ echo
 echo "\$ lowrank info ${MODEL_PATH#$REPO_ROOT/}"
 "$BIN" info "$MODEL_PATH"
 echo
-echo "\$ lowrank tokenize ${MODEL_PATH#$REPO_ROOT/} --text 'Low-rank factorisation makes models smaller.'"
-"$BIN" tokenize "$MODEL_PATH" --text "Low-rank factorisation makes models smaller."
+echo "\$ lowrank generate ${MODEL_PATH#$REPO_ROOT/} --chat --prompt 'Give me three tips for learning to cook.' --max-tokens 96"
+"$BIN" generate "$MODEL_PATH" --chat --prompt "Give me three tips for learning to cook." --max-tokens 96
+echo
+echo "\$ lowrank perplexity ${MODEL_PATH#$REPO_ROOT/} --dataset wikitext2 --limit 4"
+"$BIN" perplexity "$MODEL_PATH" --dataset wikitext2 --limit 4

@@ -27,12 +27,17 @@ public enum Parallel {
         pool!.run(iterations, body)
     }
 
-    /// Splits `0..<count` into at most `workers × perWorker` contiguous ranges of at least `minimum`
-    /// items. More parts than workers balance memory-bound work when one core runs slower (the pool
-    /// hands parts out dynamically); compute-bound BLAS calls use one part per worker.
-    public static func ranges(_ count: Int, minimum: Int, perWorker: Int = 1) -> [Range<Int>] {
-        let parts = max(1, min(workers * perWorker, count / max(1, minimum)))
-        return (0..<parts).map { p in (count * p / parts)..<(count * (p + 1) / parts) }
+    /// How many contiguous parts to cut `count` items into: one per worker, each at least `minimum`
+    /// items. (Finer parts were measured slower for streaming kernels: docs/BENCHMARKS.md.)
+    @inline(__always)
+    public static func partCount(_ count: Int, minimum: Int) -> Int {
+        max(1, min(workers, count / max(1, minimum)))
+    }
+
+    /// Part `p` of `parts` equal contiguous parts of `0..<count` (no allocation, for per-token use).
+    @inline(__always)
+    public static func part(_ p: Int, of parts: Int, count: Int) -> Range<Int> {
+        (count * p / parts)..<(count * (p + 1) / parts)
     }
 }
 

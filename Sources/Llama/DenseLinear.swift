@@ -63,11 +63,11 @@ public struct DenseLinear: Sendable, Equatable {
             half.withUnsafeBufferPointer { h in
                 let format = precision.halfFormat!
                 if rows == 1 {
-                    let parts = Parallel.ranges(outputs, minimum: 256)
+                    let parts = Parallel.partCount(outputs, minimum: 256)
                     let box = UncheckedSendableBox((h.baseAddress!, x, y))  // disjoint rows of y per part
-                    Parallel.forEach(parts.count) { p in
+                    Parallel.forEach(parts) { p in
                         let (w, x, y) = box.value
-                        DecodeKernels.gemv(w, format: format, inputs: inputs, rows: parts[p], x: x, y: y)
+                        DecodeKernels.gemv(w, format: format, inputs: inputs, rows: Parallel.part(p, of: parts, count: outputs), x: x, y: y)
                     }
                 } else {
                     DecodeKernels.widen(h.baseAddress!, format: format, count: outputs * inputs, into: scratch)
@@ -77,24 +77,37 @@ public struct DenseLinear: Sendable, Equatable {
         }
     }
 
+    /// Rows `part` of `y = W x` for one input row (part of a fused decode region).
+    @inline(__always)
+    func applyOneRow(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows part: Range<Int>) {
+        switch precision {
+        case .float32:
+            float32.withUnsafeBufferPointer { DecodeKernels.gemv($0.baseAddress!, inputs: inputs, rows: part, x: x, y: y) }
+        case .float16, .bfloat16:
+            half.withUnsafeBufferPointer {
+                DecodeKernels.gemv($0.baseAddress!, format: precision.halfFormat!, inputs: inputs, rows: part, x: x, y: y)
+            }
+        }
+    }
+
     /// Float32 product, split by output columns across the workers when there is enough work.
     static func multiply(_ w: UnsafePointer<Float>, outputs: Int, inputs: Int,
                          _ x: UnsafePointer<Float>, rows: Int, ldx: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int) {
         if rows == 1 {
             // Memory-bound: both cores stream parts of W, handed out dynamically.
-            let parts = Parallel.ranges(outputs, minimum: 256)
+            let parts = Parallel.partCount(outputs, minimum: 256)
             let box = UncheckedSendableBox((w, x, y))  // each part writes a disjoint slice of y
-            Parallel.forEach(parts.count) { p in
+            Parallel.forEach(parts) { p in
                 let (w, x, y) = box.value
-                DecodeKernels.gemv(w, inputs: inputs, rows: parts[p], x: x, y: y)
+                DecodeKernels.gemv(w, inputs: inputs, rows: Parallel.part(p, of: parts, count: outputs), x: x, y: y)
             }
             return
         }
-        let parts = Parallel.ranges(outputs, minimum: 128)
+        let parts = Parallel.partCount(outputs, minimum: 128)
         let box = UncheckedSendableBox((w, x, y))  // disjoint column blocks of y
-        Parallel.forEach(parts.count) { p in
+        Parallel.forEach(parts) { p in
             let (w, x, y) = box.value
-            let r = parts[p]
+            let r = Parallel.part(p, of: parts, count: outputs)
             BLAS.gemmNT(m: rows, n: r.count, k: inputs, a: x, lda: ldx, b: w + r.lowerBound * inputs, ldb: inputs,
                         c: y + r.lowerBound, ldc: ldy)
         }
@@ -105,22 +118,69 @@ public struct DenseLinear: Sendable, Equatable {
 /// only calls `apply`.
 public enum Linear: Sendable, Equatable {
     case dense(DenseLinear)
+    case lowRank(LowRankLinear)
 
     public var outputs: Int {
-        switch self { case .dense(let d): d.outputs }
+        switch self {
+        case .dense(let d): d.outputs
+        case .lowRank(let l): l.outputs
+        }
     }
 
     public var inputs: Int {
-        switch self { case .dense(let d): d.inputs }
+        switch self {
+        case .dense(let d): d.inputs
+        case .lowRank(let l): l.inputs
+        }
     }
 
     public var parameterCount: Int {
-        switch self { case .dense(let d): d.parameterCount }
+        switch self {
+        case .dense(let d): d.parameterCount
+        case .lowRank(let l): l.parameterCount
+        }
     }
 
-    /// Floats of scratch `apply` may need.
-    public var scratchCount: Int {
-        switch self { case .dense(let d): d.precision == .float32 ? 0 : d.parameterCount }
+    /// Bytes of weights read per use.
+    public var byteCount: Int {
+        switch self {
+        case .dense(let d): d.byteCount
+        case .lowRank(let l): 4 * l.parameterCount
+        }
+    }
+
+    /// Floats of scratch `apply` may need for `rows` input rows.
+    public func scratchCount(rows: Int) -> Int {
+        switch self {
+        case .dense(let d): d.precision == .float32 ? 0 : d.parameterCount
+        case .lowRank(let l): rows * l.rank
+        }
+    }
+
+    /// One input row through up to three projections that read it (q/k/v, gate/up) in a single
+    /// parallel region: worker p computes part p of every output, so decoding pays one
+    /// synchronisation per group instead of one per projection.
+    public static func applyOneRow(_ x: UnsafePointer<Float>,
+                                   _ a: Linear, into ya: UnsafeMutablePointer<Float>,
+                                   _ b: Linear, into yb: UnsafeMutablePointer<Float>,
+                                   _ c: Linear? = nil, into yc: UnsafeMutablePointer<Float>? = nil,
+                                   scratch: UnsafeMutablePointer<Float>) {
+        let dc: DenseLinear? = if case .dense(let d)? = c { d } else { nil }
+        guard case .dense(let da) = a, case .dense(let db) = b, c == nil || dc != nil else {
+            // Not all dense: one region per layer.
+            a.apply(x, rows: 1, ldx: a.inputs, into: ya, ldy: a.outputs, scratch: scratch)
+            b.apply(x, rows: 1, ldx: b.inputs, into: yb, ldy: b.outputs, scratch: scratch)
+            if let c, let yc { c.apply(x, rows: 1, ldx: c.inputs, into: yc, ldy: c.outputs, scratch: scratch) }
+            return
+        }
+        let parts = Parallel.partCount(da.outputs, minimum: 128)
+        let box = UncheckedSendableBox((x, ya, yb, yc))  // each part writes disjoint rows of each output
+        Parallel.forEach(parts) { p in
+            let (x, ya, yb, yc) = box.value
+            da.applyOneRow(x, into: ya, rows: Parallel.part(p, of: parts, count: da.outputs))
+            db.applyOneRow(x, into: yb, rows: Parallel.part(p, of: parts, count: db.outputs))
+            if let dc, let yc { dc.applyOneRow(x, into: yc, rows: Parallel.part(p, of: parts, count: dc.outputs)) }
+        }
     }
 
     /// `y[rows × outputs] = x[rows × inputs] · Wᵀ` (row strides `ldx`, `ldy`).
@@ -129,6 +189,7 @@ public enum Linear: Sendable, Equatable {
                       scratch: UnsafeMutablePointer<Float>) {
         switch self {
         case .dense(let d): d.apply(x, rows: rows, ldx: ldx, into: y, ldy: ldy, scratch: scratch)
+        case .lowRank(let l): l.apply(x, rows: rows, ldx: ldx, into: y, ldy: ldy, scratch: scratch)
         }
     }
 }

@@ -27,7 +27,7 @@ public enum GGUFLoader {
         }
         let hidden = try int("embedding_length")
         let heads = try int("attention.head_count")
-        let headDimension = try gguf.value("\(arch).attention.key_length")?.integer ?? (heads > 0 ? hidden / heads : 0)
+        let headDimension = gguf.value("\(arch).attention.key_length")?.integer ?? (heads > 0 ? hidden / heads : 0)
         if let ropeDims = gguf.value("\(arch).rope.dimension_count")?.integer, ropeDims != headDimension {
             throw ModelFormatError.invalidValue(path: path, key: "\(arch).rope.dimension_count",
                                                 reason: "partial rotary embeddings (\(ropeDims) of \(headDimension) dimensions) are not supported")
@@ -41,12 +41,12 @@ public enum GGUFLoader {
             intermediateSize: try int("feed_forward_length"),
             layerCount: try int("block_count"),
             attentionHeads: heads,
-            keyValueHeads: try gguf.value("\(arch).attention.head_count_kv")?.integer ?? heads,
+            keyValueHeads: gguf.value("\(arch).attention.head_count_kv")?.integer ?? heads,
             headDimension: headDimension,
             vocabularySize: vocabulary,
             rmsNormEpsilon: Float(try real("attention.layer_norm_rms_epsilon", default: 1e-5)),
             ropeTheta: Float(try real("rope.freq_base", default: 10_000)),
-            contextLength: try gguf.value("\(arch).context_length")?.integer ?? 2048,
+            contextLength: gguf.value("\(arch).context_length")?.integer ?? 2048,
             tiedEmbeddings: gguf.tensorInfo(named: TensorRole.outputHead.ggufName) == nil)
         try configuration.validate(source: path)
         return configuration

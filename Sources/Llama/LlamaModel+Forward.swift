@@ -35,9 +35,13 @@ extension LlamaModel {
                 }
             }
             report(.projectionInput(layer: l, site: .attentionInput), ws.normed, t, h, observer)
-            layer.query.apply(ws.normed, rows: t, ldx: h, into: ws.query, ldy: qw, scratch: ws.scratch)
-            layer.key.apply(ws.normed, rows: t, ldx: h, into: keys, ldy: kvw, scratch: ws.scratch)
-            layer.value.apply(ws.normed, rows: t, ldx: h, into: values, ldy: kvw, scratch: ws.scratch)
+            if t == 1 {
+                Linear.applyOneRow(ws.normed, layer.query, into: ws.query, layer.key, into: keys, layer.value, into: values, scratch: ws.scratch)
+            } else {
+                layer.query.apply(ws.normed, rows: t, ldx: h, into: ws.query, ldy: qw, scratch: ws.scratch)
+                layer.key.apply(ws.normed, rows: t, ldx: h, into: keys, ldy: kvw, scratch: ws.scratch)
+                layer.value.apply(ws.normed, rows: t, ldx: h, into: values, ldy: kvw, scratch: ws.scratch)
+            }
             applyRotary(ws.query, rows: t, heads: c.attentionHeads, firstPosition: start, table: ws.rotary)
             applyRotary(keys, rows: t, heads: c.keyValueHeads, firstPosition: start, table: ws.rotary)
             attend(layer: l, rows: t, firstPosition: start, cache: cache, workspace: ws)
@@ -52,8 +56,12 @@ extension LlamaModel {
                 }
             }
             report(.projectionInput(layer: l, site: .mlpInput), ws.normed, t, h, observer)
-            layer.gate.apply(ws.normed, rows: t, ldx: h, into: ws.gate, ldy: inter, scratch: ws.scratch)
-            layer.up.apply(ws.normed, rows: t, ldx: h, into: ws.up, ldy: inter, scratch: ws.scratch)
+            if t == 1 {
+                Linear.applyOneRow(ws.normed, layer.gate, into: ws.gate, layer.up, into: ws.up, scratch: ws.scratch)
+            } else {
+                layer.gate.apply(ws.normed, rows: t, ldx: h, into: ws.gate, ldy: inter, scratch: ws.scratch)
+                layer.up.apply(ws.normed, rows: t, ldx: h, into: ws.up, ldy: inter, scratch: ws.scratch)
+            }
             VectorMath.siluMultiply(ws.gate, ws.up, count: t * inter)
             report(.projectionInput(layer: l, site: .mlpHidden), ws.gate, t, inter, observer)
             layer.down.apply(ws.gate, rows: t, ldx: inter, into: ws.normed, ldy: h, scratch: ws.scratch)

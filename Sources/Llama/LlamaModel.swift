@@ -67,22 +67,18 @@ public struct LlamaModel: Sendable {
         set { layers[id.layer][id.kind] = newValue }
     }
 
-    /// Largest scratch any layer needs (half-precision weights widened for a batched product).
-    var scratchCount: Int {
-        var m = outputHead.scratchCount
-        for layer in layers { for kind in ProjectionKind.allCases { m = max(m, layer[kind].scratchCount) } }
+    /// Largest scratch any layer needs for `rows` input rows (half-precision weights widened for a
+    /// batched product; the `[rows × rank]` intermediate of a low-rank layer).
+    func scratchCount(rows: Int) -> Int {
+        var m = outputHead.scratchCount(rows: rows)
+        for layer in layers { for kind in ProjectionKind.allCases { m = max(m, layer[kind].scratchCount(rows: rows)) } }
         return max(m, 1)
     }
 
     /// Bytes of weights read per decoded token (all projections and the head).
     public var weightBytes: Int {
-        var total = 0
-        for layer in layers {
-            for kind in ProjectionKind.allCases {
-                if case .dense(let d) = layer[kind] { total += d.byteCount }
-            }
-        }
-        if case .dense(let d) = outputHead { total += d.byteCount }
+        var total = outputHead.byteCount
+        for layer in layers { for kind in ProjectionKind.allCases { total += layer[kind].byteCount } }
         return total
     }
 }

@@ -37,7 +37,7 @@ public final class Workspace: @unchecked Sendable {
         up = buffer(rows * c.intermediateSize)
         let workers = max(1, min(Parallel.workers, c.attentionHeads))
         scores = (0..<workers).map { _ in buffer(min(rows, Self.attentionBlock) * contextCapacity) }
-        scratchCount = model.scratchCount
+        scratchCount = model.scratchCount(rows: rows)
         scratch = buffer(scratchCount)
         owned = [hidden, normed, query, attention, gate, up, scratch] + scores
         rotary = RotaryTable(configuration: c, positions: contextCapacity)

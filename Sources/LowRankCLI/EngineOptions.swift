@@ -14,9 +14,14 @@ struct EngineOptions: ParsableArguments {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
-    func makeModel(_ loaded: LoadedModel) -> LlamaModel {
+    /// The runnable model. The loaded Float32 layer weights are released afterwards (the runtime
+    /// model holds what it needs), so half-precision storage does not keep both copies alive.
+    func makeModel(_ loaded: inout LoadedModel) -> LlamaModel {
         if let threads { Parallel.workers = threads }
-        return LlamaModel(configuration: loaded.configuration, weights: loaded.weights, precision: weights)
+        let model = LlamaModel(configuration: loaded.configuration, weights: loaded.weights, precision: weights)
+        loaded.weights.layers.removeAll()
+        loaded.weights.outputHead = nil
+        return model
     }
 }
 

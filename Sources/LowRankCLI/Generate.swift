@@ -46,8 +46,8 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try loadModel(model)
-        let runtime = engine.makeModel(loaded)
+        var loaded = try loadModel(model)
+        let runtime = engine.makeModel(&loaded)
         let text: String
         if chat {
             guard let template = loaded.chatTemplate else {

@@ -64,8 +64,8 @@ struct Perplexity: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try loadModel(model)
-        let runtime = engine.makeModel(loaded)
+        var loaded = try loadModel(model)
+        let runtime = engine.makeModel(&loaded)
         let corpus = Corpus(argument: dataset)
         let dataDirectory = dataDirectory ?? defaultDataDirectory()
         let text: String

@@ -1,0 +1,122 @@
+import COpenBLAS
+
+/// Why a decomposition failed.
+public enum DecompositionError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// Cholesky: the leading minor of this order is not positive definite.
+    case notPositiveDefinite(order: Int)
+    case didNotConverge(routine: String, info: Int)
+    case invalidArgument(routine: String, info: Int)
+
+    public var description: String {
+        switch self {
+        case .notPositiveDefinite(let order): "matrix is not positive definite (leading minor of order \(order))"
+        case .didNotConverge(let routine, let info): "\(routine) did not converge (info \(info))"
+        case .invalidArgument(let routine, let info): "\(routine): argument \(-info) is invalid"
+        }
+    }
+}
+
+/// Float64 decompositions for compression (LAPACKE, row-major). Statistics and factorisations are
+/// done in double precision: in single precision the small singular values, which decide the
+/// truncation, are wrong (toolchain notes §1.4).
+public enum Decompositions {
+    /// Lower-triangular L with L·Lᵀ = A, A symmetric `[n × n]`.
+    public static func cholesky(_ a: Matrix<Double>) throws(DecompositionError) -> Matrix<Double> {
+        precondition(a.rows == a.columns, "Cholesky needs a square matrix")
+        var l = a
+        let n = Int32(a.rows)
+        let info = l.storage.withUnsafeMutableBufferPointer {
+            LAPACKE_dpotrf(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "L")), n, $0.baseAddress, n)
+        }
+        if info > 0 { throw .notPositiveDefinite(order: Int(info)) }
+        if info < 0 { throw .invalidArgument(routine: "dpotrf", info: Int(info)) }
+        for i in 0..<a.rows { for j in (i + 1)..<max(i + 1, a.columns) { l[i, j] = 0 } }  // clear the upper triangle
+        return l
+    }
+
+    /// Thin SVD A = U·diag(s)·Vᵀ of A `[m × n]`: U `[m × k]`, s (descending, k values), Vᵀ `[k × n]`,
+    /// k = min(m, n) (divide and conquer, dgesdd).
+    public static func svd(_ a: Matrix<Double>) throws(DecompositionError) -> (u: Matrix<Double>, s: [Double], vt: Matrix<Double>) {
+        let m = a.rows, n = a.columns, k = min(m, n)
+        var work = a
+        var s = [Double](repeating: 0, count: k)
+        var u = [Double](repeating: 0, count: m * k)
+        var vt = [Double](repeating: 0, count: k * n)
+        let info = work.storage.withUnsafeMutableBufferPointer { ap in
+            s.withUnsafeMutableBufferPointer { sp in
+                u.withUnsafeMutableBufferPointer { up in
+                    vt.withUnsafeMutableBufferPointer { vp in
+                        LAPACKE_dgesdd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "S")), Int32(m), Int32(n), ap.baseAddress, Int32(n),
+                                       sp.baseAddress, up.baseAddress, Int32(k), vp.baseAddress, Int32(n))
+                    }
+                }
+            }
+        }
+        if info > 0 { throw .didNotConverge(routine: "dgesdd", info: Int(info)) }
+        if info < 0 { throw .invalidArgument(routine: "dgesdd", info: Int(info)) }
+        return (Matrix(rows: m, columns: k, storage: u), s, Matrix(rows: k, columns: n, storage: vt))
+    }
+
+    /// Eigenvalues (ascending) and eigenvectors (columns) of a symmetric matrix.
+    public static func symmetricEigen(_ a: Matrix<Double>) throws(DecompositionError) -> (values: [Double], vectors: Matrix<Double>) {
+        precondition(a.rows == a.columns)
+        var v = a
+        var w = [Double](repeating: 0, count: a.rows)
+        let info = v.storage.withUnsafeMutableBufferPointer { vp in
+            w.withUnsafeMutableBufferPointer {
+                LAPACKE_dsyevd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "L")), Int32(a.rows), vp.baseAddress, Int32(a.rows), $0.baseAddress)
+            }
+        }
+        if info > 0 { throw .didNotConverge(routine: "dsyevd", info: Int(info)) }
+        if info < 0 { throw .invalidArgument(routine: "dsyevd", info: Int(info)) }
+        return (w, v)
+    }
+
+    /// X with X·L = B for lower-triangular L `[n × n]` (B `[m × n]`): B·L⁻¹ by a triangular solve,
+    /// never an explicit inverse.
+    public static func solveRightLowerTriangular(_ b: Matrix<Double>, _ l: Matrix<Double>) -> Matrix<Double> {
+        precondition(l.rows == l.columns && b.columns == l.rows)
+        var x = b
+        x.storage.withUnsafeMutableBufferPointer { xp in
+            l.storage.withUnsafeBufferPointer { lp in
+                cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, Int32(b.rows), Int32(b.columns),
+                            1, lp.baseAddress, Int32(l.columns), xp.baseAddress, Int32(b.columns))
+            }
+        }
+        return x
+    }
+
+    /// A[m × k] · B[k × n] in Float64.
+    public static func multiply(_ a: Matrix<Double>, _ b: Matrix<Double>) -> Matrix<Double> {
+        precondition(a.columns == b.rows)
+        var c = Matrix<Double>.zeros(rows: a.rows, columns: b.columns)
+        a.storage.withUnsafeBufferPointer { ap in
+            b.storage.withUnsafeBufferPointer { bp in
+                c.storage.withUnsafeMutableBufferPointer {
+                    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(a.rows), Int32(b.columns), Int32(a.columns),
+                                1, ap.baseAddress, Int32(a.columns), bp.baseAddress, Int32(b.columns), 0, $0.baseAddress, Int32(b.columns))
+                }
+            }
+        }
+        return c
+    }
+
+    /// G += Xᵀ·X for X `[rows × n]` Float32 activations, accumulated in Float64 (the rows are widened
+    /// first). G is `[n × n]`; only its lower triangle is updated (dsyrk), `symmetrize` fills the rest.
+    public static func accumulateGram(_ g: inout Matrix<Double>, _ x: UnsafePointer<Float>, rows: Int, columns n: Int,
+                                      scratch: inout [Double]) {
+        precondition(g.rows == n && g.columns == n)
+        if scratch.count < rows * n { scratch = [Double](repeating: 0, count: rows * n) }
+        scratch.withUnsafeMutableBufferPointer { s in
+            for i in 0..<(rows * n) { s[i] = Double(x[i]) }
+            g.storage.withUnsafeMutableBufferPointer {
+                cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, Int32(n), Int32(rows), 1, s.baseAddress, Int32(n), 1, $0.baseAddress, Int32(n))
+            }
+        }
+    }
+
+    /// Copies the lower triangle onto the upper one.
+    public static func symmetrize(_ g: inout Matrix<Double>) {
+        for i in 0..<g.rows { for j in 0..<i { g[j, i] = g[i, j] } }
+    }
+}

@@ -1,0 +1,35 @@
+import LinearAlgebra
+
+/// SVD-LLM's whitening matrix from a calibration Gram matrix.
+public enum Whitening {
+    public struct Result: Sendable {
+        /// Lower-triangular S with S·Sᵀ = G + shift·I.
+        public var s: Matrix<Double>
+        /// The eigenvalue shift that made G positive definite (0 when none was needed). Reported,
+        /// never silent: it goes into the compression report.
+        public var shift: Double
+    }
+
+    /// S = cholesky(G). If G is not positive definite, G + (−λ_min + ε·trace(G)/n)·I is used, the
+    /// reference's fix with a relative ε instead of its absolute 1e-6 (algorithms.md §1.4), and the
+    /// shift is returned.
+    public static func cholesky(gram g: Matrix<Double>, relativeEpsilon: Double = 1e-6) throws -> Result {
+        // (Written without a pattern-matching catch: Swift 6.3 crashes compiling one on a typed throw.)
+        var failure: DecompositionError?
+        do {
+            return Result(s: try Decompositions.cholesky(g), shift: 0)
+        } catch {
+            failure = error
+        }
+        guard case .notPositiveDefinite? = failure else { throw failure! }
+        do {
+            let n = g.rows
+            let trace = (0..<n).reduce(0.0) { $0 + g[$1, $1] }
+            let lowest = try Decompositions.symmetricEigen(g).values.first ?? 0
+            let shift = max(0, -lowest) + relativeEpsilon * max(trace / Double(n), 1e-300)
+            var shifted = g
+            for i in 0..<n { shifted[i, i] += shift }
+            return Result(s: try Decompositions.cholesky(shifted), shift: shift)
+        }
+    }
+}
