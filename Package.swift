@@ -39,7 +39,7 @@ let package = Package(
         .executableTarget(
             name: "LowRankCLI",
             dependencies: [
-                "Llama", "LinearAlgebra", "ModelFormats", "Tokenization", "Evaluation",
+                "Llama", "LinearAlgebra", "ModelFormats", "Tokenization", "Evaluation", "LowRank",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

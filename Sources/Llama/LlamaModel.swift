@@ -52,11 +52,14 @@ public struct LlamaModel: Sendable {
     public init(configuration: LlamaConfiguration, weights: LlamaWeights, precision: WeightPrecision = .float32) {
         self.configuration = configuration
         tokenEmbedding = weights.tokenEmbedding
-        layers = weights.layers.map { w in
-            func linear(_ m: Matrix<Float>) -> Linear { .dense(DenseLinear(m, precision: precision)) }
+        layers = weights.layers.enumerated().map { l, w in
+            func linear(_ kind: ProjectionKind) -> Linear {
+                if let factors = weights.factored[ProjectionID(layer: l, kind: kind)] { return .lowRank(factors) }
+                return .dense(DenseLinear(w[kind], precision: precision))
+            }
             return DecoderLayer(attentionNorm: w.attentionNorm, mlpNorm: w.mlpNorm,
-                                query: linear(w.query), key: linear(w.key), value: linear(w.value), output: linear(w.output),
-                                gate: linear(w.gate), up: linear(w.up), down: linear(w.down))
+                                query: linear(.query), key: linear(.key), value: linear(.value), output: linear(.output),
+                                gate: linear(.gate), up: linear(.up), down: linear(.down))
         }
         finalNorm = weights.finalNorm
         outputHead = .dense(DenseLinear(weights.outputHead ?? weights.tokenEmbedding, precision: precision))

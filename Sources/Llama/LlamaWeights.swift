@@ -60,6 +60,12 @@ public struct LlamaWeights: Sendable, Equatable {
     public var finalNorm: [Float]  // [hidden]
     /// `[vocabulary × hidden]`; nil when the head is tied to `tokenEmbedding`.
     public var outputHead: Matrix<Float>?
+    /// Projections stored as low-rank factors (a compressed checkpoint). Their dense slot in
+    /// `layers` is an empty `[0 × 0]` matrix: the dense weight does not exist.
+    public var factored: [ProjectionID: LowRankLinear] = [:]
+
+    /// True when every projection is dense (what compression starts from).
+    public var isDense: Bool { factored.isEmpty }
 
     public init(tokenEmbedding: Matrix<Float>, layers: [LlamaLayerWeights], finalNorm: [Float], outputHead: Matrix<Float>?) {
         self.tokenEmbedding = tokenEmbedding

@@ -61,17 +61,20 @@ struct WeightAssembler {
 
     var name: (TensorRole) -> String = { $0.huggingFaceName }
 
-    func assemble() throws -> LlamaWeights {
+    /// - Parameter factored: projections stored as factors; their dense slot is an empty matrix.
+    func assemble(factored: Set<ProjectionID> = []) throws -> LlamaWeights {
         let c = configuration
         var layers: [LlamaLayerWeights] = []
         for layer in 0..<c.layerCount {
             func projection(_ kind: ProjectionKind) throws -> Matrix<Float> {
-                try matrix(.projection(ProjectionID(layer: layer, kind: kind)))
+                let id = ProjectionID(layer: layer, kind: kind)
+                if factored.contains(id) { return Matrix(rows: 0, columns: 0, storage: []) }
+                return try matrix(.projection(id))
             }
             layers.append(LlamaLayerWeights(
                 attentionNorm: try vector(.attentionNorm(layer: layer)),
-                query: transformQK(try projection(.query), c.attentionHeads),
-                key: transformQK(try projection(.key), c.keyValueHeads),
+                query: factored.contains(ProjectionID(layer: layer, kind: .query)) ? try projection(.query) : transformQK(try projection(.query), c.attentionHeads),
+                key: factored.contains(ProjectionID(layer: layer, kind: .key)) ? try projection(.key) : transformQK(try projection(.key), c.keyValueHeads),
                 value: try projection(.value),
                 output: try projection(.output),
                 mlpNorm: try vector(.mlpNorm(layer: layer)),

@@ -19,6 +19,15 @@ public struct ParameterCount: Codable, Equatable, Sendable {
         self.projections = projections
     }
 
+    /// Actual counts of a (possibly compressed) model: a factored projection counts rank·(m + n).
+    public init(configuration c: LlamaConfiguration, factored: [ProjectionID: LowRankLinear]) {
+        self.init(configuration: c)
+        for (id, f) in factored {
+            let s = c.shape(of: id.kind)
+            projections[id.kind, default: 0] += f.parameterCount - s.outputs * s.inputs
+        }
+    }
+
     public var projectionTotal: Int { projections.values.reduce(0, +) }
     public var total: Int { embedding + outputHead + norms + projectionTotal }
 }

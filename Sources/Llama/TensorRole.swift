@@ -48,6 +48,10 @@ public struct ProjectionID: Hashable, Codable, Sendable, Comparable, CustomStrin
 
     public var description: String { "\(layer).\(kind.shortName)" }
 
+    /// Hugging Face module path (`model.layers.3.self_attn.q_proj`); tensors are `<module>.weight`,
+    /// or `<module>.left` and `<module>.right` when factored.
+    public var huggingFaceModule: String { "model.layers.\(layer).\(kind.huggingFaceName)" }
+
     public static func < (a: ProjectionID, b: ProjectionID) -> Bool { (a.layer, a.kind) < (b.layer, b.kind) }
 }
 

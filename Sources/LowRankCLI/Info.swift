@@ -39,13 +39,14 @@ struct Info: ParsableCommand {
         var parameters: Parameters
         var tensorTypes: [String: Int]
         var tokenizer: Tokenizer
+        var lowRankProjections: Int
         var blas: String
     }
 
     func run() throws {
         let loaded = try loadModel(model)
         let c = loaded.configuration
-        let counts = ParameterCount(configuration: c)
+        let counts = ParameterCount(configuration: c, factored: loaded.weights.factored)
         let t = loaded.tokenizer
         let report = Report(
             path: loaded.source.path, format: loaded.source.format.rawValue, architecture: "llama",
@@ -59,6 +60,7 @@ struct Info: ParsableCommand {
                              bosTokenID: t.bosTokenID, eosTokenID: t.eosTokenID, addBOS: t.addBOS,
                              specialTokens: t.addedTokenIDs.count,
                              chatTemplate: loaded.chatTemplate.map { _ in "ChatML" }),
+            lowRankProjections: loaded.weights.factored.count,
             blas: "OpenBLAS \(BLASRuntime.coreName) kernels, \(BLASRuntime.threadCount) thread(s)")
         if json {
             try Terminal.printJSON(report)
@@ -86,7 +88,10 @@ struct Info: ParsableCommand {
         if counts.outputHead > 0 { parameterRows.append(("output head", "\(Terminal.grouped(counts.outputHead))  \(types("output head"))")) }
         for kind in ProjectionKind.allCases {
             let s = c.shape(of: kind)
-            parameterRows.append((kind.shortName, "\(Terminal.grouped(counts.projections[kind]!))  [\(s.outputs) × \(s.inputs)] × \(c.layerCount)  \(types(kind.shortName))"))
+            let factored = loaded.weights.factored.filter { $0.key.kind == kind }
+            let ranks = Set(factored.values.map(\.rank)).sorted().map(String.init).joined(separator: "/")
+            let form = factored.isEmpty ? "" : "  low-rank in \(factored.count) of \(c.layerCount) layers (rank \(ranks))"
+            parameterRows.append((kind.shortName, "\(Terminal.grouped(counts.projections[kind]!))  [\(s.outputs) × \(s.inputs)] × \(c.layerCount)  \(types(kind.shortName))\(form)"))
         }
         parameterRows.append(("norms", "\(Terminal.grouped(counts.norms))  \(types("norms"))"))
         parameterRows.append(("projections", Terminal.grouped(counts.projectionTotal)))

@@ -1,0 +1,163 @@
+import ArgumentParser
+import Evaluation
+import Foundation
+import LinearAlgebra
+import Llama
+import LowRank
+import ModelFormats
+
+struct Compress: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compress a model's projections by low-rank factorisation and write a checkpoint directory.",
+        discussion: """
+            Every q/k/v/o/gate/up/down projection gets the uniform rank r = floor(m·n·(1 − ρ)/(m + n)) for --remove ρ
+            (SVD-LLM's rule; ρ is the fraction of projection parameters removed, embeddings and norms are untouched).
+            Methods: svd (plain truncated SVD), asvd (activation-magnitude scaling, α = --alpha), svd-llm (Cholesky
+            whitening of the calibration Gram matrix). Calibration: --samples windows of --length tokens from the
+            corpus (documents joined with blank lines, tokenised once), at seeded random offsets or --calibration-starts.
+            The output directory loads like any model: lowrank perplexity DIR, lowrank generate DIR ...
+            """)
+
+    @OptionGroup var model: ModelOptions
+
+    @Option(help: "svd, asvd or svd-llm.")
+    var method: CompressionMethod = .svdLLM
+
+    @Option(help: "Fraction of projection parameters to remove, in (0, 1).")
+    var remove: Double
+
+    @Option(name: [.short, .customLong("output")], help: "Checkpoint directory to write (replaced atomically).")
+    var output: String
+
+    @Option(help: "Calibration corpus: c4 (data/c4/train_sample.jsonl) or a path (.txt or .jsonl with \"text\").")
+    var calibration: String = "c4"
+
+    @Option(help: "Calibration windows.")
+    var samples: Int = 64
+
+    @Option(help: "Tokens per calibration window.")
+    var length: Int = 512
+
+    @Option(help: "Seed for the window offsets.")
+    var seed: UInt64 = 3
+
+    @Option(help: "Explicit comma-separated token offsets of the windows (overrides --samples and --seed).", transform: parseIntegers)
+    var calibrationStarts: [Int]?
+
+    @Option(help: "ASVD exponent α in s_j = mean|x_j|^α.")
+    var alpha: Double = 0.5
+
+    @Option(help: "Folder holding c4/ (default: $LOWRANK_DATA, ./data, or the repository's data/).")
+    var dataDirectory: String?
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    func validate() throws {
+        guard remove > 0 && remove < 1 else { throw ValidationError("--remove must be strictly between 0 and 1 (e.g. 0.2 removes 20% of projection parameters)") }
+        guard samples >= 1, length >= 2 else { throw ValidationError("--samples must be ≥ 1 and --length ≥ 2") }
+        guard alpha > 0 else { throw ValidationError("--alpha must be positive") }
+    }
+
+    struct Summary: Encodable {
+        var lowrank_version: String
+        var source_model: String
+        var source_sha256: String
+        var recipe: CompressionRecipe
+        var calibration_file: String?
+        var calibration_sha256: String?
+        var calibration_tokens: Int?
+        var report: CompressionReport
+        var removed_projection_fraction: Double
+        var removed_model_fraction: Double
+        var calibration_seconds: Double
+        var factorisation_seconds: Double
+        var total_seconds: Double
+        var peak_rss_bytes: Int
+    }
+
+    func run() throws {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let loaded = try loadModel(model)
+        guard loaded.weights.isDense else {
+            throw CLIError("\(loaded.source.path) is already compressed (it has factored projections); compress the original model")
+        }
+        let dense = LlamaModel(configuration: loaded.configuration, weights: loaded.weights)
+        let recipe = CompressionRecipe(method: method, removedFraction: remove, asvdAlpha: alpha, calibrationCorpus: calibration,
+                                       calibrationSamples: calibrationStarts?.count ?? samples, calibrationLength: length,
+                                       seed: seed, calibrationStarts: calibrationStarts)
+        var statistics: ActivationStatistics?
+        var calibrationFile: String?
+        var calibrationTokens: Int?
+        let calibrationStarted = clock.now
+        if method.needsGram || method.needsAbsoluteMean {
+            let corpus = Corpus(argument: calibration)
+            let directory = dataDirectory ?? defaultDataDirectory()
+            let text: String
+            do { text = try corpus.text(dataDirectory: directory) } catch let error as CorpusError { throw CLIError(error.description) }
+            let tokens = loaded.tokenizer.encode(text)
+            let set: CalibrationSet
+            do {
+                set = try calibrationStarts.map { try CalibrationSet(tokens: tokens, starts: $0, length: length) }
+                    ?? CalibrationSet(tokens: tokens, count: samples, length: length, seed: seed)
+            } catch let error as CalibrationError { throw CLIError(error.description) }
+            let collector = ActivationStatistics(gram: method.needsGram, absoluteMean: method.needsAbsoluteMean)
+            let cache = KVCache(configuration: dense.configuration, capacity: length)
+            let workspace = Workspace(model: dense, rows: length, contextCapacity: length)
+            let progress = ProgressReporter("calibration", unit: "windows")
+            for (i, window) in set.windows.enumerated() {
+                cache.reset()
+                dense.forward(window[...], cache: cache, workspace: workspace, observer: collector)
+                progress.update(i + 1, set.windows.count)
+            }
+            statistics = collector
+            calibrationFile = corpus.path(dataDirectory: directory)
+            calibrationTokens = tokens.count
+        }
+        let calibrationSeconds = (clock.now - calibrationStarted).secondsValue
+        let progress = ProgressReporter("factorisation", unit: "projections")
+        let (compressed, report): (LlamaModel, CompressionReport)
+        do {
+            (compressed, report) = try Compressor.compress(dense, weights: loaded.weights, recipe: recipe, statistics: statistics,
+                                                           progress: progress.update)
+        } catch let error as CompressionError { throw CLIError(error.description) }
+        let summary = Summary(
+            lowrank_version: lowrankVersion, source_model: loaded.source.path,
+            source_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)), recipe: recipe,
+            calibration_file: calibrationFile, calibration_sha256: try calibrationFile.map { try SHA256.hexDigest(ofFile: $0) },
+            calibration_tokens: calibrationTokens, report: report,
+            removed_projection_fraction: report.removedProjectionFraction, removed_model_fraction: report.removedModelFraction,
+            calibration_seconds: calibrationSeconds, factorisation_seconds: report.factorisationSeconds,
+            total_seconds: (clock.now - started).secondsValue, peak_rss_bytes: peakRSSBytes())
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        try Checkpoint.write(compressed, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate, to: output,
+                             extraFiles: ["compression.json": try encoder.encode(summary)])
+        if json {
+            try Terminal.printJSON(summary)
+            return
+        }
+        var rows: [(String, String)] = []
+        for kind in ProjectionKind.allCases {
+            let entries = report.projections.filter { $0.projection == kind.shortName }
+            let ranks = Set(entries.compactMap(\.rank)).sorted().map(String.init).joined(separator: "/")
+            let errors = entries.compactMap(\.relativeTruncationError)
+            let dense = entries.filter { $0.rank == nil }.count
+            rows.append((kind.shortName, "rank \(ranks.isEmpty ? "-" : ranks)" + (dense > 0 ? ", \(dense) kept dense" : "")
+                + (errors.isEmpty ? "" : String(format: ", relative error %.3f–%.3f", errors.min()!, errors.max()!))))
+        }
+        let shifted = report.projections.filter { ($0.whiteningShift ?? 0) > 0 }.count
+        print("\(method.rawValue), --remove \(remove): wrote \(output)")
+        print(Terminal.table(rows))
+        print(String(format: "projection parameters %@ → %@ (%.1f%% removed); whole model %@ → %@ (%.1f%% removed, embeddings and norms kept)",
+                     Terminal.grouped(report.projectionParametersBefore), Terminal.grouped(report.projectionParametersAfter),
+                     100 * report.removedProjectionFraction, Terminal.grouped(report.modelParametersBefore),
+                     Terminal.grouped(report.modelParametersAfter), 100 * report.removedModelFraction))
+        if shifted > 0 { print("whitening: \(shifted) Gram matrices were not positive definite and were shifted (see compression.json)") }
+        print(String(format: "calibration %.1f s, factorisation %.1f s, total %.1f s, peak RSS %.0f MiB", calibrationSeconds,
+                     report.factorisationSeconds, summary.total_seconds, Double(summary.peak_rss_bytes) / 1_048_576))
+    }
+}
+
+extension CompressionMethod: ExpressibleByArgument {}
