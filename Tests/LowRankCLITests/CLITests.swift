@@ -22,10 +22,14 @@ enum CLI {
         var stderr: String
     }
 
-    static func run(_ arguments: [String]) throws -> Output {
+    /// `environment` values replace inherited ones; an empty value removes the variable.
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Output {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }.filter { !$0.value.isEmpty }
+        }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -150,5 +154,52 @@ struct CLITests {
         let badP = try CLI.run(["generate", model, "--prompt", "x", "--top-p", "1.5"])
         #expect(badP.status != 0)
         #expect(badP.stderr.contains("--top-p"))
+    }
+
+    @Test func compressWritesACheckpointThatEveryCommandLoads() throws {
+        let dir = TemporaryDirectory()
+        let output = try CLI.run(["compress", try Fixtures.requireSmolLM2(), "--method", "svd", "--remove", "0.2", "-o", dir.file("ck"), "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        #expect(summary["source_sha256"] as? String == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
+        #expect(abs((summary["removed_projection_fraction"] as! Double) - 0.2006) < 1e-3)
+        #expect(output.stderr.contains("factorisation"))
+        for file in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "compression.json"] {
+            #expect(FileManager.default.fileExists(atPath: dir.file("ck/\(file)")), "\(file)")
+        }
+        let info = try CLI.run(["info", dir.file("ck"), "--json"])
+        #expect(info.status == 0, "\(info.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any])
+        #expect(json["lowRankProjections"] as? Int == 210)
+        #expect((json["parameters"] as! [String: Any])["projectionTotal"] as? Int == 84_873_600)
+        let tokenize = try CLI.run(["tokenize", dir.file("ck"), "--text", "Hello, world! <|im_end|>", "--json"])
+        #expect(tokenize.stdout.contains("[19556,28,905,17,216,2]"))
+    }
+
+    @Test func compressRejectsAnImpossibleBudget() throws {
+        let output = try CLI.run(["compress", try Fixtures.requireSmolLM2(), "--remove", "1.5", "-o", "/tmp/never"])
+        #expect(output.status != 0)
+        #expect(output.stderr.contains("--remove"))
+    }
+
+    @Test func anExplicitOpenBLASCoreTypeWinsAndOneThreadIsTheDefault() throws {
+        let model = try Fixtures.requireSmolLM2()
+        func blas(_ environment: [String: String]) throws -> String {
+            let output = try CLI.run(["info", model, "--json"], environment: environment)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+            return json["blas"] as! String
+        }
+        #expect(try blas(["OPENBLAS_CORETYPE": "Haswell"]) == "OpenBLAS Haswell kernels, 1 thread(s)")
+        #expect(try blas(["OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_NUM_THREADS": "2"]) == "OpenBLAS Haswell kernels, 2 thread(s)")
+        // Without a setting, an AVX-512 CPU never runs the AVX2 (Haswell) kernels. (The test runner's
+        // own OpenBLAS exports the core it detected, so the variable is removed for the child.)
+        let automatic = try blas(["OPENBLAS_CORETYPE": "", "OPENBLAS_NUM_THREADS": ""])
+        if CPUFlags.hasAVX512F { #expect(!automatic.contains("Haswell"), "\(automatic)") }
+    }
+}
+
+enum CPUFlags {
+    static var hasAVX512F: Bool {
+        ((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "").contains(" avx512f")
     }
 }
