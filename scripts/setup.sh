@@ -9,12 +9,21 @@ swift build "${SWIFT_FLAGS[@]}" --product lowrank
 BIN="$(swift build "${SWIFT_FLAGS[@]}" --show-bin-path)/lowrank"
 [ "${1:-}" = "--no-demo" ] && exit 0
 
+RUN="$REPO_ROOT/runs/smollm2-svd-llm-0.2"
+M="${MODEL_PATH#$REPO_ROOT/}"
 echo
-echo "\$ lowrank info ${MODEL_PATH#$REPO_ROOT/}"
+echo "\$ lowrank info $M"
 "$BIN" info "$MODEL_PATH"
 echo
-echo "\$ lowrank generate ${MODEL_PATH#$REPO_ROOT/} --chat --prompt 'Give me three tips for learning to cook.' --max-tokens 96"
-"$BIN" generate "$MODEL_PATH" --chat --prompt "Give me three tips for learning to cook." --max-tokens 96
+echo "\$ lowrank compress $M --method svd-llm --remove 0.2 -o runs/smollm2-svd-llm-0.2"
+"$BIN" compress "$MODEL_PATH" --method svd-llm --remove 0.2 -o "$RUN"
 echo
-echo "\$ lowrank perplexity ${MODEL_PATH#$REPO_ROOT/} --dataset wikitext2 --limit 4"
+echo "\$ lowrank perplexity $M --dataset wikitext2 --limit 4      # dense"
 "$BIN" perplexity "$MODEL_PATH" --dataset wikitext2 --limit 4
+echo "\$ lowrank perplexity runs/smollm2-svd-llm-0.2 --dataset wikitext2 --limit 4      # 20% of projection parameters removed"
+"$BIN" perplexity "$RUN" --dataset wikitext2 --limit 4
+echo
+echo "\$ lowrank generate $M --chat --prompt 'Give me three tips for learning to cook.' --max-tokens 64"
+"$BIN" generate "$MODEL_PATH" --chat --prompt "Give me three tips for learning to cook." --max-tokens 64
+echo "\$ lowrank generate runs/smollm2-svd-llm-0.2 --chat --prompt 'Give me three tips for learning to cook.' --max-tokens 64"
+"$BIN" generate "$RUN" --chat --prompt "Give me three tips for learning to cook." --max-tokens 64
