@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ModelFormats", "TestSupport"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Llama", "TestSupport"]),
-        .testTarget(name: "LowRankTests", dependencies: ["LowRank", "LinearAlgebra", "TestSupport"]),
+        .testTarget(name: "LowRankTests", dependencies: ["LowRank", "LinearAlgebra", "Llama", "Evaluation", "ModelFormats", "TestSupport"]),
         // Runs the built `lowrank` binary; depends on the executable so it is built first.
         .testTarget(name: "LowRankCLITests", dependencies: ["LowRankCLI", "TestSupport"]),
     ],
