@@ -23,7 +23,11 @@ echo "\$ lowrank perplexity $M --dataset wikitext2 --limit 4      # dense"
 echo "\$ lowrank perplexity runs/smollm2-svd-llm-0.2 --dataset wikitext2 --limit 4      # 20% of projection parameters removed"
 "$BIN" perplexity "$RUN" --dataset wikitext2 --limit 4
 echo
-echo "\$ lowrank generate $M --chat --prompt 'Give me three tips for learning to cook.' --max-tokens 64"
-"$BIN" generate "$MODEL_PATH" --chat --prompt "Give me three tips for learning to cook." --max-tokens 64
-echo "\$ lowrank generate runs/smollm2-svd-llm-0.2 --chat --prompt 'Give me three tips for learning to cook.' --max-tokens 64"
-"$BIN" generate "$RUN" --chat --prompt "Give me three tips for learning to cook." --max-tokens 64
+# The system prompt of the reference fixture (greedy_generation.json, chat_system_user): with the
+# model's default system prompt this tiny model answers this question with a run of digits.
+SYSTEM="You are a helpful assistant."
+PROMPT="Give me three tips for learning to cook."
+echo "\$ lowrank generate $M --chat --system '$SYSTEM' --prompt '$PROMPT' --max-tokens 64"
+"$BIN" generate "$MODEL_PATH" --chat --system "$SYSTEM" --prompt "$PROMPT" --max-tokens 64
+echo "\$ lowrank generate runs/smollm2-svd-llm-0.2 --chat --system '$SYSTEM' --prompt '$PROMPT' --max-tokens 64"
+"$BIN" generate "$RUN" --chat --system "$SYSTEM" --prompt "$PROMPT" --max-tokens 64
