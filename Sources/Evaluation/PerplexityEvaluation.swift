@@ -1,4 +1,5 @@
 import Foundation
+import Llama
 
 /// Perplexity with the SVD-LLM protocol (algorithms.md §1.7, §9): the tokenised corpus is cut into
 /// consecutive non-overlapping windows of `windowLength` tokens, the remainder dropped; every
@@ -66,7 +67,7 @@ public struct PerplexityEvaluation: Sendable {
         let mean = total / Double(count)
         return Result(perplexity: Foundation.exp(mean), meanNLL: mean, tokens: count, windows: windows, windowLength: windowLength,
                       availableWindows: available, corpusTokens: tokens.count, nonFinitePositions: nonFinite,
-                      seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18,
+                      seconds: elapsed.seconds,
                       protocol: Self.protocolDescription)
     }
 }

@@ -70,11 +70,11 @@ public struct Sampler {
     }
 }
 
-/// SplitMix64, the seeded generator behind sampling.
-struct SplitMix64: RandomNumberGenerator {
+/// SplitMix64, the seeded generator behind sampling and calibration offsets.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

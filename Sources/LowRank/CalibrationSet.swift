@@ -1,3 +1,5 @@
+import Llama
+
 /// Calibration windows: `count` windows of `length` tokens cut from a tokenised corpus, the way
 /// SVD-LLM and GPTQ sample them (a uniformly random start in 0 ... N − length − 1 per window).
 public struct CalibrationSet: Sendable, Equatable {
@@ -12,16 +14,9 @@ public struct CalibrationSet: Sendable, Equatable {
     public init(tokens: [Int], count: Int, length: Int, seed: UInt64) throws(CalibrationError) {
         guard count >= 1, length >= 2 else { throw .invalidOption("--samples must be ≥ 1 and --length ≥ 2") }
         guard tokens.count > length + 1 else { throw .corpusTooShort(tokens: tokens.count, length: length) }
-        var state = seed
+        var random = SplitMix64(seed: seed)
         let range = UInt64(tokens.count - length)  // starts 0 ... N − length − 1
-        var starts: [Int] = []
-        for _ in 0..<count {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            starts.append(Int((z ^ (z >> 31)) % range))
-        }
+        let starts = (0..<count).map { _ in Int(random.next() % range) }
         try self.init(tokens: tokens, starts: starts, length: length)
     }
 

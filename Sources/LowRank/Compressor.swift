@@ -109,19 +109,20 @@ public enum Compressor {
             }
             // The seven projections of a layer in parallel (LAPACK is single-threaded per call).
             let kinds = ProjectionKind.allCases
-            var results = [Result<(Linear, ProjectionReport), any Error>?](repeating: nil, count: kinds.count)
             let box = UncheckedSendableBox(UnsafeMutableBufferPointer<Result<(Linear, ProjectionReport), any Error>?>.allocate(capacity: kinds.count))
             box.value.initialize(repeating: nil)
+            defer {
+                _ = box.value.deinitialize()
+                box.value.deallocate()
+            }
             Parallel.forEach(kinds.count) { i in
                 let kind = kinds[i]
                 let (scaling, shift) = scalings[kind.inputSite]!
                 box.value[i] = Result { try factorizeProjection(weights[ProjectionID(layer: layer, kind: kind)], id: ProjectionID(layer: layer, kind: kind),
                                                                 keep: recipe.keptFraction, scaling: scaling, shift: shift) }
             }
-            for i in 0..<kinds.count { results[i] = box.value[i] }
-            box.value.deallocate()
             for (i, kind) in kinds.enumerated() {
-                let (linear, report) = try results[i]!.get()
+                let (linear, report) = try box.value[i]!.get()
                 compressed[ProjectionID(layer: layer, kind: kind)] = linear
                 reports.append(report)
                 progress(layer * kinds.count + i + 1, total)
@@ -132,7 +133,7 @@ public enum Compressor {
         let counts = ParameterCount(configuration: c)
         let report = CompressionReport(projections: reports, projectionParametersBefore: before, projectionParametersAfter: after,
                                        modelParametersBefore: counts.total, modelParametersAfter: counts.total - before + after,
-                                       factorisationSeconds: (clock.now - started).secondsDouble)
+                                       factorisationSeconds: (clock.now - started).seconds)
         return (compressed, report)
     }
 
@@ -171,8 +172,4 @@ public enum CompressionError: Error, CustomStringConvertible, Equatable {
         case .nonFiniteFactors(let id, let count): "factorising \(id) gave \(count) non-finite values; check the calibration data"
         }
     }
-}
-
-extension Duration {
-    var secondsDouble: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

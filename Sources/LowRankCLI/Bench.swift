@@ -115,7 +115,7 @@ struct Bench: ParsableCommand {
                     }
                 }
             }
-            times.append((clock.now - t).secondsValue)
+            times.append((clock.now - t).seconds)
         }
         return 2 * Double(m) * Double(n) * Double(k) / median(Array(times.dropFirst())) / 1e9
     }

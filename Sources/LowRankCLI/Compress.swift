@@ -115,7 +115,7 @@ struct Compress: ParsableCommand {
             calibrationFile = corpus.path(dataDirectory: directory)
             calibrationTokens = tokens.count
         }
-        let calibrationSeconds = (clock.now - calibrationStarted).secondsValue
+        let calibrationSeconds = (clock.now - calibrationStarted).seconds
         let progress = ProgressReporter("factorisation", unit: "projections")
         let (compressed, report): (LlamaModel, CompressionReport)
         do {
@@ -129,7 +129,7 @@ struct Compress: ParsableCommand {
             calibration_tokens: calibrationTokens, report: report,
             removed_projection_fraction: report.removedProjectionFraction, removed_model_fraction: report.removedModelFraction,
             calibration_seconds: calibrationSeconds, factorisation_seconds: report.factorisationSeconds,
-            total_seconds: (clock.now - started).secondsValue, peak_rss_bytes: peakRSSBytes())
+            total_seconds: (clock.now - started).seconds, peak_rss_bytes: peakRSSBytes())
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         try Checkpoint.write(compressed, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate, to: output,

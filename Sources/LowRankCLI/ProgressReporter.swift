@@ -1,4 +1,5 @@
 import Foundation
+import Llama
 
 /// Progress on stderr: `label  done/total  percent  elapsed  ETA`, redrawn in place at most every
 /// half second on a terminal, and every 10% otherwise (so CI logs stay short).
@@ -28,7 +29,7 @@ final class ProgressReporter {
         }
         lastDraw = now
         lastDecile = decile
-        let elapsed = (now - started).secondsValue
+        let elapsed = (now - started).seconds
         let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : .nan
         let line = String(format: "%@  %d/%d %@  %5.1f%%  elapsed %@  ETA %@", label, done, total, unit,
                           100 * Double(done) / Double(max(total, 1)), Self.clockString(elapsed), finished ? "done" : Self.clockString(eta))
@@ -41,8 +42,4 @@ final class ProgressReporter {
         let s = Int(seconds.rounded())
         return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
     }
-}
-
-extension Duration {
-    var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }
