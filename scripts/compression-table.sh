@@ -9,8 +9,11 @@ shift || true
 RUNS=("$@")
 [ ${#RUNS[@]} -eq 0 ] && RUNS=(svd-llm:0.2 svd-llm:0.4 asvd:0.2 asvd:0.4 svd:0.2 svd:0.4 svd-llm:0.1 svd-llm:0.3)
 STARTS=124761,310714,285332,68379,193963,480218,316628,248540,328057,304533,34355,317508,6903,476482,439074,246012,135976,288769,122856,100529,375992,246553,283626,438546,288165,249746,208212,335055,451423,78966,121593,332849,79493,455105,485404,274297,204439,388629,7941,352012,407494,33570,83571,397531,309906,22433,157951,408984,16259,431788,453785,141259,247856,311820,376870,482427,460751,203218,374409,413196,482920,223836,207074,381747
-swift build "${SWIFT_FLAGS[@]}" --product lowrank >/dev/null
-BIN="$(swift build "${SWIFT_FLAGS[@]}" --show-bin-path)/lowrank"
+if [ -z "${LOWRANK_BIN:-}" ]; then  # LOWRANK_BIN: a copied binary, so rebuilding meanwhile is safe
+    swift build "${SWIFT_FLAGS[@]}" --product lowrank >/dev/null
+    LOWRANK_BIN="$(swift build "${SWIFT_FLAGS[@]}" --show-bin-path)/lowrank"
+fi
+BIN="$LOWRANK_BIN"
 mkdir -p "$OUT"
 for run in "${RUNS[@]}"; do
     method="${run%%:*}"; remove="${run##*:}"

@@ -7,4 +7,22 @@ public protocol LanguageModel {
     /// `result[t] = −log p(tokens[t+1] | tokens[...t])`, plus the number of positions whose logits
     /// were not all finite.
     func nextTokenNLL(_ tokens: [Int]) -> (nll: [Double], nonFinitePositions: Int)
+    /// For each continuation c: Σ_t log p(c[t] | context, c[..<t]). The context is non-empty and
+    /// shared, so a model can run it once and branch (a KV-cache fork).
+    func continuationLogLikelihoods(context: [Int], continuations: [[Int]]) -> [Double]
+}
+
+extension LanguageModel {
+    /// The plain way: one full pass over context + continuation per continuation. When the
+    /// sequence is longer than `contextLength` + 1, the context is cut from the left (as the
+    /// harness does).
+    public func continuationLogLikelihoods(context: [Int], continuations: [[Int]]) -> [Double] {
+        precondition(!context.isEmpty, "a continuation needs a non-empty context")
+        return continuations.map { continuation in
+            guard !continuation.isEmpty else { return 0 }
+            let whole = Array((context + continuation).suffix(contextLength + 1))
+            let nll = nextTokenNLL(whole).nll
+            return -nll.suffix(continuation.count).reduce(0, +)
+        }
+    }
 }

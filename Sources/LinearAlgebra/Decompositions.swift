@@ -86,15 +86,16 @@ public enum Decompositions {
         return x
     }
 
-    /// A[m × k] · B[k × n] in Float64.
-    public static func multiply(_ a: Matrix<Double>, _ b: Matrix<Double>) -> Matrix<Double> {
-        precondition(a.columns == b.rows)
-        var c = Matrix<Double>.zeros(rows: a.rows, columns: b.columns)
+    /// A[m × k] · B[k × n] in Float64, or A·Bᵀ for B `[n × k]` when `transposeB`.
+    public static func multiply(_ a: Matrix<Double>, _ b: Matrix<Double>, transposeB: Bool = false) -> Matrix<Double> {
+        let n = transposeB ? b.rows : b.columns
+        precondition(a.columns == (transposeB ? b.columns : b.rows))
+        var c = Matrix<Double>.zeros(rows: a.rows, columns: n)
         a.storage.withUnsafeBufferPointer { ap in
             b.storage.withUnsafeBufferPointer { bp in
                 c.storage.withUnsafeMutableBufferPointer {
-                    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(a.rows), Int32(b.columns), Int32(a.columns),
-                                1, ap.baseAddress, Int32(a.columns), bp.baseAddress, Int32(b.columns), 0, $0.baseAddress, Int32(b.columns))
+                    cblas_dgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans, Int32(a.rows), Int32(n), Int32(a.columns),
+                                1, ap.baseAddress, Int32(a.columns), bp.baseAddress, Int32(b.columns), 0, $0.baseAddress, Int32(n))
                 }
             }
         }
@@ -102,17 +103,55 @@ public enum Decompositions {
     }
 
     /// G += Xᵀ·X for X `[rows × n]` Float32 activations, accumulated in Float64 (the rows are widened
-    /// first). G is `[n × n]`; only its lower triangle is updated (dsyrk), `symmetrize` fills the rest.
+    /// first). G is `[n × n]`; only its lower triangle is updated, `symmetrize` fills the rest.
+    ///
+    /// Split over the workers by row blocks of G with boundaries b_p = n·√(p/P): part p does the
+    /// dsyrk of its diagonal block and the dgemm of its rows against columns 0 ..< b_p, which is the
+    /// same n²/2P multiply-adds for every part. (One dsyrk on one core was half of SmolLM2's
+    /// calibration time.) `gramReference` is the plain twin.
     public static func accumulateGram(_ g: inout Matrix<Double>, _ x: UnsafePointer<Float>, rows: Int, columns n: Int,
                                       scratch: inout [Double]) {
         precondition(g.rows == n && g.columns == n)
         if scratch.count < rows * n { scratch = [Double](repeating: 0, count: rows * n) }
+        let parts = Parallel.partCount(n, minimum: 64)
+        let bounds = (0...parts).map { p in Int((Double(n) * (Double(p) / Double(parts)).squareRoot()).rounded()) }
         scratch.withUnsafeMutableBufferPointer { s in
-            for i in 0..<(rows * n) { s[i] = Double(x[i]) }
-            g.storage.withUnsafeMutableBufferPointer {
-                cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, Int32(n), Int32(rows), 1, s.baseAddress, Int32(n), 1, $0.baseAddress, Int32(n))
+            let widen = UncheckedSendableBox((s.baseAddress!, x))
+            Parallel.forEach(Parallel.partCount(rows * n, minimum: 4096)) { p in
+                let (s, x) = widen.value
+                for i in Parallel.part(p, of: Parallel.partCount(rows * n, minimum: 4096), count: rows * n) { s[i] = Double(x[i]) }
+            }
+            g.storage.withUnsafeMutableBufferPointer { gp in
+                let box = UncheckedSendableBox((UnsafePointer(s.baseAddress!), gp.baseAddress!))  // parts write disjoint rows of G
+                Parallel.forEach(parts) { p in
+                    let (x, g) = box.value
+                    let lo = bounds[p], hi = bounds[p + 1]
+                    guard hi > lo else { return }
+                    let width = Int32(hi - lo)
+                    // Diagonal block G[lo..<hi, lo..<hi] (lower triangle) += X[:, lo..<hi]ᵀ·X[:, lo..<hi].
+                    cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, width, Int32(rows), 1, x + lo, Int32(n), 1,
+                                g + lo * n + lo, Int32(n))
+                    // Rows below: G[lo..<hi, 0..<lo] += X[:, lo..<hi]ᵀ·X[:, 0..<lo].
+                    if lo > 0 {
+                        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, width, Int32(lo), Int32(rows), 1, x + lo, Int32(n),
+                                    x, Int32(n), 1, g + lo * n, Int32(n))
+                    }
+                }
             }
         }
+    }
+
+    /// Reference twin of `accumulateGram`: the lower triangle of XᵀX by plain Float64 loops.
+    public static func gramReference(_ x: [Float], rows: Int, columns n: Int) -> Matrix<Double> {
+        var g = Matrix<Double>.zeros(rows: n, columns: n)
+        for i in 0..<n {
+            for j in 0...i {
+                var sum = 0.0
+                for r in 0..<rows { sum += Double(x[r * n + i]) * Double(x[r * n + j]) }
+                g[i, j] = sum
+            }
+        }
+        return g
     }
 
     /// Copies the lower triangle onto the upper one.

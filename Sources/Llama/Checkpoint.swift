@@ -68,20 +68,25 @@ public enum Checkpoint {
         if !c.tiedEmbeddings, case .dense(let head) = model.outputHead { add(TensorRole.outputHead.huggingFaceName, head.matrix) }
         try writer.write(to: directory + "/model.safetensors")
 
-        let config: [String: Any] = [
-            "architectures": ["LlamaForCausalLM"], "model_type": "llama", "torch_dtype": "float32", "hidden_act": "silu",
+        try configJSON(c, tokenizer: tokenizer, dtype: "float32", lowRank: ["format_version": formatVersion, "projections": factored])
+            .write(to: URL(fileURLWithPath: directory + "/config.json"))
+        try tokenizer.huggingFaceTokenizerJSON().write(to: URL(fileURLWithPath: directory + "/tokenizer.json"))
+        try tokenizer.huggingFaceTokenizerConfig(chatTemplate: chatTemplate).write(to: URL(fileURLWithPath: directory + "/tokenizer_config.json"))
+        for (name, data) in extraFiles { try data.write(to: URL(fileURLWithPath: directory + "/" + name)) }
+    }
+
+    /// A Hugging Face Llama `config.json` for `c`, with an optional `low_rank` section.
+    public static func configJSON(_ c: LlamaConfiguration, tokenizer: BPETokenizer, dtype: String, lowRank: [String: Any]?) throws -> Data {
+        var config: [String: Any] = [
+            "architectures": ["LlamaForCausalLM"], "model_type": "llama", "torch_dtype": dtype, "hidden_act": "silu",
             "hidden_size": c.hiddenSize, "intermediate_size": c.intermediateSize, "num_hidden_layers": c.layerCount,
             "num_attention_heads": c.attentionHeads, "num_key_value_heads": c.keyValueHeads, "head_dim": c.headDimension,
             "vocab_size": c.vocabularySize, "rms_norm_eps": Double(c.rmsNormEpsilon), "rope_theta": Double(c.ropeTheta),
             "max_position_embeddings": c.contextLength, "tie_word_embeddings": c.tiedEmbeddings,
             "bos_token_id": tokenizer.bosTokenID as Any, "eos_token_id": tokenizer.eosTokenID as Any,
-            "low_rank": ["format_version": formatVersion, "projections": factored] as [String: Any],
         ]
-        try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-            .write(to: URL(fileURLWithPath: directory + "/config.json"))
-        try tokenizer.huggingFaceTokenizerJSON().write(to: URL(fileURLWithPath: directory + "/tokenizer.json"))
-        try tokenizer.huggingFaceTokenizerConfig(chatTemplate: chatTemplate).write(to: URL(fileURLWithPath: directory + "/tokenizer_config.json"))
-        for (name, data) in extraFiles { try data.write(to: URL(fileURLWithPath: directory + "/" + name)) }
+        if let lowRank { config["low_rank"] = lowRank }
+        return try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
     }
 
     /// Ranks of the factored projections named in a `config.json`'s `low_rank` section.

@@ -13,60 +13,11 @@ extension LlamaModel {
         precondition(t > 0 && t <= ws.rows, "\(t) tokens do not fit a workspace of \(ws.rows) rows")
         precondition(start + t <= cache.capacity && start + t <= ws.contextCapacity,
                      "positions up to \(start + t) exceed the cache (\(cache.capacity)) or workspace (\(ws.contextCapacity))")
-        let h = c.hiddenSize, qw = c.queryWidth, kvw = c.keyValueWidth, inter = c.intermediateSize
-
-        // Embedding lookup.
-        tokenEmbedding.storage.withUnsafeBufferPointer { e in
-            for (r, token) in tokens.enumerated() {
-                precondition(token >= 0 && token < c.vocabularySize, "token id \(token) is outside the vocabulary")
-                (ws.hidden + r * h).update(from: e.baseAddress! + token * h, count: h)
-            }
-        }
+        let h = c.hiddenSize
+        embed(tokens, workspace: ws)
         report(.embedding, ws.hidden, t, h, observer)
-
-        for (l, layer) in layers.enumerated() {
-            let keys = cache.keys[l] + start * kvw
-            let values = cache.values[l] + start * kvw
-
-            // Attention block.
-            layer.attentionNorm.withUnsafeBufferPointer { w in
-                for r in 0..<t {
-                    VectorMath.rmsNorm(ws.hidden + r * h, weight: w.baseAddress!, epsilon: c.rmsNormEpsilon, count: h, into: ws.normed + r * h)
-                }
-            }
-            report(.projectionInput(layer: l, site: .attentionInput), ws.normed, t, h, observer)
-            if t == 1 {
-                Linear.applyOneRow(ws.normed, layer.query, into: ws.query, layer.key, into: keys, layer.value, into: values, scratch: ws.scratch)
-            } else {
-                layer.query.apply(ws.normed, rows: t, ldx: h, into: ws.query, ldy: qw, scratch: ws.scratch)
-                layer.key.apply(ws.normed, rows: t, ldx: h, into: keys, ldy: kvw, scratch: ws.scratch)
-                layer.value.apply(ws.normed, rows: t, ldx: h, into: values, ldy: kvw, scratch: ws.scratch)
-            }
-            applyRotary(ws.query, rows: t, heads: c.attentionHeads, firstPosition: start, table: ws.rotary)
-            applyRotary(keys, rows: t, heads: c.keyValueHeads, firstPosition: start, table: ws.rotary)
-            attend(layer: l, rows: t, firstPosition: start, cache: cache, workspace: ws)
-            report(.projectionInput(layer: l, site: .attentionOutput), ws.attention, t, qw, observer)
-            layer.output.apply(ws.attention, rows: t, ldx: qw, into: ws.normed, ldy: h, scratch: ws.scratch)
-            VectorMath.add(ws.normed, into: ws.hidden, count: t * h)
-
-            // MLP block.
-            layer.mlpNorm.withUnsafeBufferPointer { w in
-                for r in 0..<t {
-                    VectorMath.rmsNorm(ws.hidden + r * h, weight: w.baseAddress!, epsilon: c.rmsNormEpsilon, count: h, into: ws.normed + r * h)
-                }
-            }
-            report(.projectionInput(layer: l, site: .mlpInput), ws.normed, t, h, observer)
-            if t == 1 {
-                Linear.applyOneRow(ws.normed, layer.gate, into: ws.gate, layer.up, into: ws.up, scratch: ws.scratch)
-            } else {
-                layer.gate.apply(ws.normed, rows: t, ldx: h, into: ws.gate, ldy: inter, scratch: ws.scratch)
-                layer.up.apply(ws.normed, rows: t, ldx: h, into: ws.up, ldy: inter, scratch: ws.scratch)
-            }
-            VectorMath.siluMultiply(ws.gate, ws.up, count: t * inter)
-            report(.projectionInput(layer: l, site: .mlpHidden), ws.gate, t, inter, observer)
-            layer.down.apply(ws.gate, rows: t, ldx: inter, into: ws.normed, ldy: h, scratch: ws.scratch)
-            VectorMath.add(ws.normed, into: ws.hidden, count: t * h)
-            report(.layerOutput(layer: l), ws.hidden, t, h, observer)
+        for l in layers.indices {
+            forwardLayer(l, rows: t, cache: cache, workspace: ws, observer: observer)
         }
         cache.advance(by: t)
 
@@ -76,6 +27,74 @@ extension LlamaModel {
             }
         }
         report(.finalNorm, ws.normed, t, h, observer)
+    }
+
+    /// The token embeddings of `tokens` into `ws.hidden` `[tokens × hidden]`.
+    public func embed(_ tokens: ArraySlice<Int>, workspace ws: Workspace) {
+        let c = configuration
+        let h = c.hiddenSize
+        precondition(tokens.count <= ws.rows, "\(tokens.count) tokens do not fit a workspace of \(ws.rows) rows")
+        tokenEmbedding.storage.withUnsafeBufferPointer { e in
+            for (r, token) in tokens.enumerated() {
+                precondition(token >= 0 && token < c.vocabularySize, "token id \(token) is outside the vocabulary")
+                (ws.hidden + r * h).update(from: e.baseAddress! + token * h, count: h)
+            }
+        }
+    }
+
+    /// Runs decoder layer `l` on the residual stream `ws.hidden` `[rows × hidden]` in place, for
+    /// positions `cache.count ..< cache.count + rows`: writes that layer's keys and values into the
+    /// cache but does not advance it (`forward` advances once after the last layer). Calibration
+    /// calls it layer by layer so only one layer's statistics are alive at a time.
+    public func forwardLayer(_ l: Int, rows t: Int, cache: KVCache, workspace ws: Workspace, observer: (any ForwardObserver)? = nil) {
+        let c = configuration
+        let start = cache.count
+        precondition(t > 0 && t <= ws.rows && start + t <= cache.capacity && start + t <= ws.contextCapacity,
+                     "rows \(t) at position \(start) do not fit the cache (\(cache.capacity)) or workspace (\(ws.rows) rows, \(ws.contextCapacity) positions)")
+        let h = c.hiddenSize, qw = c.queryWidth, kvw = c.keyValueWidth, inter = c.intermediateSize
+        let layer = layers[l]
+        let keys = cache.keys[l] + start * kvw
+        let values = cache.values[l] + start * kvw
+
+        // Attention block.
+        layer.attentionNorm.withUnsafeBufferPointer { w in
+            for r in 0..<t {
+                VectorMath.rmsNorm(ws.hidden + r * h, weight: w.baseAddress!, epsilon: c.rmsNormEpsilon, count: h, into: ws.normed + r * h)
+            }
+        }
+        report(.projectionInput(layer: l, site: .attentionInput), ws.normed, t, h, observer)
+        if t == 1 {
+            Linear.applyOneRow(ws.normed, layer.query, into: ws.query, layer.key, into: keys, layer.value, into: values, scratch: ws.scratch)
+        } else {
+            layer.query.apply(ws.normed, rows: t, ldx: h, into: ws.query, ldy: qw, scratch: ws.scratch)
+            layer.key.apply(ws.normed, rows: t, ldx: h, into: keys, ldy: kvw, scratch: ws.scratch)
+            layer.value.apply(ws.normed, rows: t, ldx: h, into: values, ldy: kvw, scratch: ws.scratch)
+        }
+        applyRotary(ws.query, rows: t, heads: c.attentionHeads, firstPosition: start, table: ws.rotary)
+        applyRotary(keys, rows: t, heads: c.keyValueHeads, firstPosition: start, table: ws.rotary)
+        attend(layer: l, rows: t, firstPosition: start, cache: cache, workspace: ws)
+        report(.projectionInput(layer: l, site: .attentionOutput), ws.attention, t, qw, observer)
+        layer.output.apply(ws.attention, rows: t, ldx: qw, into: ws.normed, ldy: h, scratch: ws.scratch)
+        VectorMath.add(ws.normed, into: ws.hidden, count: t * h)
+
+        // MLP block.
+        layer.mlpNorm.withUnsafeBufferPointer { w in
+            for r in 0..<t {
+                VectorMath.rmsNorm(ws.hidden + r * h, weight: w.baseAddress!, epsilon: c.rmsNormEpsilon, count: h, into: ws.normed + r * h)
+            }
+        }
+        report(.projectionInput(layer: l, site: .mlpInput), ws.normed, t, h, observer)
+        if t == 1 {
+            Linear.applyOneRow(ws.normed, layer.gate, into: ws.gate, layer.up, into: ws.up, scratch: ws.scratch)
+        } else {
+            layer.gate.apply(ws.normed, rows: t, ldx: h, into: ws.gate, ldy: inter, scratch: ws.scratch)
+            layer.up.apply(ws.normed, rows: t, ldx: h, into: ws.up, ldy: inter, scratch: ws.scratch)
+        }
+        VectorMath.siluMultiply(ws.gate, ws.up, count: t * inter)
+        report(.projectionInput(layer: l, site: .mlpHidden), ws.gate, t, inter, observer)
+        layer.down.apply(ws.gate, rows: t, ldx: inter, into: ws.normed, ldy: h, scratch: ws.scratch)
+        VectorMath.add(ws.normed, into: ws.hidden, count: t * h)
+        report(.layerOutput(layer: l), ws.hidden, t, h, observer)
     }
 
     /// Logits of workspace rows `rows` (after `forward`) into `out` `[rows.count × vocabulary]`.

@@ -20,6 +20,10 @@ public final class Workspace: @unchecked Sendable {
     let rotary: RotaryTable
     private var owned: [UnsafeMutablePointer<Float>] = []
 
+    /// The residual stream `[rows × hidden]`: `embed` writes it, `forwardLayer` updates it in place
+    /// (layer-by-layer calibration saves and restores it between layers).
+    public var residualStream: UnsafeMutablePointer<Float> { hidden }
+
     public init(model: LlamaModel, rows: Int, contextCapacity: Int) {
         let c = model.configuration
         self.rows = rows

@@ -46,6 +46,11 @@ public final class ActivationStatistics: ForwardObserver {
         tokenCount[key, default: 0] += rows
     }
 
+    /// Bytes held by the Gram matrices and sums.
+    public var byteCount: Int {
+        gram.values.reduce(0) { $0 + $1.storage.count * 8 } + absoluteSum.values.reduce(0) { $0 + $1.count * 8 } + scratch.count * 8
+    }
+
     /// XᵀX with both triangles filled.
     public func symmetricGram(_ key: Key) -> Matrix<Double>? {
         guard var g = gram[key] else { return nil }

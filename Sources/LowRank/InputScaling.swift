@@ -9,12 +9,16 @@ public enum InputScaling: Sendable {
     case diagonal([Double])
     /// SVD-LLM: W·S with S lower-triangular, S·Sᵀ = XᵀX (algorithms.md §1.4).
     case cholesky(Matrix<Double>)
+    /// SVD-LLM V2's symmetric route: W·U·diag(√λ) with XᵀX = U·diag(λ)·Uᵀ, undone by
+    /// diag(1/√λ)·Uᵀ (algorithms.md §2.2). `vectors` U `[n × n]` (columns), `roots` √λ (clamped).
+    case eigen(vectors: Matrix<Double>, roots: [Double])
 
     public var name: String {
         switch self {
         case .identity: "identity"
         case .diagonal: "diagonal"
         case .cholesky: "cholesky"
+        case .eigen: "eigen"
         }
     }
 }

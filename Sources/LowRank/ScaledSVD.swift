@@ -41,6 +41,11 @@ public enum ScaledSVD {
         case .cholesky(let s):
             precondition(s.rows == n && s.columns == n)
             scaled = Decompositions.multiply(w, s)
+        case .eigen(let u, let roots):
+            precondition(u.rows == n && u.columns == n && roots.count == n)
+            var m = Decompositions.multiply(w, u)
+            for i in 0..<w.rows { for j in 0..<n { m[i, j] *= roots[j] } }
+            scaled = m
         }
         let (u, sigma, vt) = try Decompositions.svd(scaled)
         var left = Matrix<Double>.zeros(rows: w.rows, columns: rank)
@@ -57,6 +62,9 @@ public enum ScaledSVD {
             for k in 0..<rank { for j in 0..<n { right[k, j] /= s[j] } }
         case .cholesky(let s):
             right = Decompositions.solveRightLowerTriangular(right, s)
+        case .eigen(let u, let roots):
+            for k in 0..<rank { for j in 0..<n { right[k, j] /= roots[j] } }
+            right = Decompositions.multiply(right, u, transposeB: true)
         }
         return Factorization(left: left, right: right, singularValues: sigma)
     }

@@ -33,3 +33,33 @@ public enum Whitening {
         }
     }
 }
+
+extension Whitening {
+    public struct EigenResult: Sendable {
+        /// Eigenvectors U `[n × n]` (columns) of the Gram matrix.
+        public var vectors: Matrix<Double>
+        /// √max(λ_i, floor), in the order of `vectors`' columns.
+        public var roots: [Double]
+        /// How many eigenvalues were raised to the floor (reported, never silent).
+        public var clamped: Int
+        /// The floor: `relativeFloor · λ_max`.
+        public var floor: Double
+    }
+
+    /// SVD-LLM V2's eigen whitening: G = U·diag(λ)·Uᵀ, S = U·diag(√λ). The paper clamps tiny
+    /// eigenvalues without saying how (algorithms.md §2.2, UNCONFIRMED); our choice is a relative
+    /// floor, λ_i ← max(λ_i, 1e-10·λ_max), which leaves a well-conditioned Gram untouched and keeps
+    /// 1/√λ finite for a singular one (fewer calibration tokens than channels). The number raised is
+    /// reported per projection.
+    public static func eigen(gram g: Matrix<Double>, relativeFloor: Double = 1e-10) throws -> EigenResult {
+        let (values, vectors) = try Decompositions.symmetricEigen(g)
+        let largest = max(values.last ?? 0, 0)
+        let floor = max(relativeFloor * largest, Double.leastNormalMagnitude)
+        var clamped = 0
+        let roots = values.map { value -> Double in
+            if value < floor { clamped += 1 }
+            return max(value, floor).squareRoot()
+        }
+        return EigenResult(vectors: vectors, roots: roots, clamped: clamped, floor: floor)
+    }
+}

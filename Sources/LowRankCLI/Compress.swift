@@ -15,6 +15,9 @@ struct Compress: ParsableCommand {
             Methods: svd (plain truncated SVD), asvd (activation-magnitude scaling, α = --alpha), svd-llm (Cholesky
             whitening of the calibration Gram matrix). Calibration: --samples windows of --length tokens from the
             corpus (documents joined with blank lines, tokenised once), at seeded random offsets or --calibration-starts.
+            Calibration runs layer by layer: only one layer's statistics are in memory at a time. --calibrate-on compressed
+            feeds each layer the outputs of the already-compressed layers before it (SVD-LLM's sequential variant);
+            --whitening eigen uses SVD-LLM V2's eigen-decomposition square root instead of Cholesky.
             The output directory loads like any model: lowrank perplexity DIR, lowrank generate DIR ...
             """)
 
@@ -46,6 +49,12 @@ struct Compress: ParsableCommand {
 
     @Option(help: "ASVD exponent α in s_j = mean|x_j|^α.")
     var alpha: Double = 0.5
+
+    @Option(help: "SVD-LLM whitening: cholesky (SVD-LLM) or eigen (SVD-LLM V2; tiny eigenvalues clamped and counted).")
+    var whitening: WhiteningKind = .cholesky
+
+    @Option(help: "Calibration activations: dense (the original model's, as the references) or compressed (through the already-compressed layers).")
+    var calibrateOn: CalibrationSource = .dense
 
     @Option(help: "Folder holding c4/ (default: $LOWRANK_DATA, ./data, or the repository's data/).")
     var dataDirectory: String?
@@ -86,42 +95,32 @@ struct Compress: ParsableCommand {
         let dense = LlamaModel(configuration: loaded.configuration, weights: loaded.weights)
         let recipe = CompressionRecipe(method: method, removedFraction: remove, asvdAlpha: alpha, calibrationCorpus: calibration,
                                        calibrationSamples: calibrationStarts?.count ?? samples, calibrationLength: length,
-                                       seed: seed, calibrationStarts: calibrationStarts)
-        var statistics: ActivationStatistics?
+                                       seed: seed, calibrationStarts: calibrationStarts, whitening: whitening, calibrateOn: calibrateOn)
+        var calibrationSet: CalibrationSet?
         var calibrationFile: String?
         var calibrationTokens: Int?
-        let calibrationStarted = clock.now
-        if method.needsGram || method.needsAbsoluteMean {
+        if method.needsCalibration {
             let corpus = Corpus(argument: calibration)
             let directory = dataDirectory ?? defaultDataDirectory()
             let text: String
             do { text = try corpus.text(dataDirectory: directory) } catch let error as CorpusError { throw CLIError(error.description) }
             let tokens = loaded.tokenizer.encode(text)
-            let set: CalibrationSet
             do {
-                set = try calibrationStarts.map { try CalibrationSet(tokens: tokens, starts: $0, length: length) }
+                calibrationSet = try calibrationStarts.map { try CalibrationSet(tokens: tokens, starts: $0, length: length) }
                     ?? CalibrationSet(tokens: tokens, count: samples, length: length, seed: seed)
             } catch let error as CalibrationError { throw CLIError(error.description) }
-            let collector = ActivationStatistics(gram: method.needsGram, absoluteMean: method.needsAbsoluteMean)
-            let cache = KVCache(configuration: dense.configuration, capacity: length)
-            let workspace = Workspace(model: dense, rows: length, contextCapacity: length)
-            let progress = ProgressReporter("calibration", unit: "windows")
-            for (i, window) in set.windows.enumerated() {
-                cache.reset()
-                dense.forward(window[...], cache: cache, workspace: workspace, observer: collector)
-                progress.update(i + 1, set.windows.count)
-            }
-            statistics = collector
             calibrationFile = corpus.path(dataDirectory: directory)
             calibrationTokens = tokens.count
         }
-        let calibrationSeconds = (clock.now - calibrationStarted).seconds
-        let progress = ProgressReporter("factorisation", unit: "projections")
+        let unit = method.needsCalibration ? "steps (window passes and projections)" : "projections"
+        let progress = ProgressReporter("compression", unit: unit)
         let (compressed, report): (LlamaModel, CompressionReport)
         do {
-            (compressed, report) = try Compressor.compress(dense, weights: loaded.weights, recipe: recipe, statistics: statistics,
-                                                           progress: progress.update)
+            (compressed, report) = try Compressor.compress(dense, weights: loaded.weights, recipe: recipe, calibration: calibrationSet) {
+                progress.update($0.done, $0.total, detail: "layer \($0.layer + 1)/\(loaded.configuration.layerCount)")
+            }
         } catch let error as CompressionError { throw CLIError(error.description) }
+        let calibrationSeconds = report.calibrationSeconds
         let summary = Summary(
             lowrank_version: lowrankVersion, source_model: loaded.source.path,
             source_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)), recipe: recipe,
@@ -154,10 +153,15 @@ struct Compress: ParsableCommand {
                      Terminal.grouped(report.projectionParametersBefore), Terminal.grouped(report.projectionParametersAfter),
                      100 * report.removedProjectionFraction, Terminal.grouped(report.modelParametersBefore),
                      Terminal.grouped(report.modelParametersAfter), 100 * report.removedModelFraction))
+        let clamped = report.projections.filter { ($0.clampedEigenvalues ?? 0) > 0 }.count
+        if clamped > 0 { print("whitening: \(clamped) projections had tiny Gram eigenvalues raised to the floor (see compression.json)") }
         if shifted > 0 { print("whitening: \(shifted) Gram matrices were not positive definite and were shifted (see compression.json)") }
-        print(String(format: "calibration %.1f s, factorisation %.1f s, total %.1f s, peak RSS %.0f MiB", calibrationSeconds,
-                     report.factorisationSeconds, summary.total_seconds, Double(summary.peak_rss_bytes) / 1_048_576))
+        print(String(format: "calibration %.1f s, factorisation %.1f s, total %.1f s, peak RSS %.0f MiB (calibration statistics at most %.0f MiB)",
+                     calibrationSeconds, report.factorisationSeconds, summary.total_seconds, Double(summary.peak_rss_bytes) / 1_048_576,
+                     Double(report.peakCalibrationBytes) / 1_048_576))
     }
 }
 
 extension CompressionMethod: ExpressibleByArgument {}
+extension WhiteningKind: ExpressibleByArgument {}
+extension CalibrationSource: ExpressibleByArgument {}

@@ -18,7 +18,10 @@ final class ProgressReporter {
         started = clock.now
     }
 
-    func update(_ done: Int, _ total: Int) {
+    func update(_ done: Int, _ total: Int) { update(done, total, detail: nil) }
+
+    /// `detail` (e.g. the current layer) is shown after the count.
+    func update(_ done: Int, _ total: Int, detail: String?) {
         let now = clock.now
         let decile = total > 0 ? done * 10 / total : 10
         let finished = done >= total
@@ -31,7 +34,7 @@ final class ProgressReporter {
         lastDecile = decile
         let elapsed = (now - started).seconds
         let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : .nan
-        let line = String(format: "%@  %d/%d %@  %5.1f%%  elapsed %@  ETA %@", label, done, total, unit,
+        let line = String(format: "%@  %d/%d %@%@  %5.1f%%  elapsed %@  ETA %@", label, done, total, unit, detail.map { "  " + $0 } ?? "",
                           100 * Double(done) / Double(max(total, 1)), Self.clockString(elapsed), finished ? "done" : Self.clockString(eta))
         let text = interactive ? "\r\u{1B}[K" + line + (finished ? "\n" : "") : line + "\n"
         FileHandle.standardError.write(Data(text.utf8))

@@ -2,24 +2,56 @@ import Foundation
 
 /// Writes safetensors files: header keys sorted, header padded with spaces to a multiple of 8 bytes
 /// (as the reference implementation does), tensors packed in the order given.
+///
+/// `write(to:)` streams one tensor at a time to a temporary file and renames it into place, so
+/// writing a multi-gigabyte checkpoint never holds a second copy of the weights in memory.
 public struct SafetensorsWriter {
     public struct Tensor {
+        /// Where a tensor's little-endian bytes come from when the file is written.
+        public enum Payload {
+            case bytes([UInt8])
+            /// Float32 values, written as they are (the array is shared, not copied).
+            case floats([Float])
+            /// Filled on demand into a buffer of exactly `byteCount` bytes, one tensor at a time
+            /// (for generated weights that should never all be in memory at once).
+            case produced((UnsafeMutableRawBufferPointer) -> Void)
+        }
+
         public var name: String
         public var shape: [Int]
         public var type: ElementType
-        public var bytes: [UInt8]
+        public var byteCount: Int
+        public var payload: Payload
 
         public init(name: String, shape: [Int], type: ElementType, bytes: [UInt8]) {
-            precondition([.f32, .f16, .bf16].contains(type), "safetensors writer takes F32, F16 or BF16")
-            precondition(type.byteCount(elements: shape.reduce(1, *)) == bytes.count, "tensor \(name): bytes do not match shape")
-            self.name = name
-            self.shape = shape
-            self.type = type
-            self.bytes = bytes
+            self.init(name: name, shape: shape, type: type, byteCount: bytes.count, payload: .bytes(bytes))
         }
 
         public init(name: String, shape: [Int], floats: [Float]) {
-            self.init(name: name, shape: shape, type: .f32, bytes: floats.withUnsafeBytes { Array($0) })
+            self.init(name: name, shape: shape, type: .f32, byteCount: floats.count * 4, payload: .floats(floats))
+        }
+
+        public init(name: String, shape: [Int], type: ElementType, byteCount: Int, payload: Payload) {
+            precondition([.f32, .f16, .bf16].contains(type), "safetensors writer takes F32, F16 or BF16")
+            precondition(type.byteCount(elements: shape.reduce(1, *)) == byteCount, "tensor \(name): bytes do not match shape")
+            self.name = name
+            self.shape = shape
+            self.type = type
+            self.byteCount = byteCount
+            self.payload = payload
+        }
+
+        /// Calls `body` with the tensor's bytes (produced on demand if needed).
+        func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+            switch payload {
+            case .bytes(let b): return try b.withUnsafeBytes(body)
+            case .floats(let f): return try f.withUnsafeBytes(body)
+            case .produced(let fill):
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 64)
+                defer { buffer.deallocate() }
+                fill(buffer)
+                return try body(UnsafeRawBufferPointer(buffer))
+            }
         }
     }
 
@@ -28,13 +60,14 @@ public struct SafetensorsWriter {
 
     public init() {}
 
-    public func encoded() -> [UInt8] {
+    /// The 8-byte length and the padded JSON header.
+    func headerBytes() -> [UInt8] {
         var entries: [String] = []
         var offset = 0
         for tensor in tensors {
             let shape = tensor.shape.map(String.init).joined(separator: ",")
-            entries.append("\(jsonString(tensor.name)):{\"dtype\":\"\(tensor.type.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + tensor.bytes.count)]}")
-            offset += tensor.bytes.count
+            entries.append("\(jsonString(tensor.name)):{\"dtype\":\"\(tensor.type.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + tensor.byteCount)]}")
+            offset += tensor.byteCount
         }
         if !metadata.isEmpty {
             let pairs = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
@@ -43,15 +76,26 @@ public struct SafetensorsWriter {
         var header = Array("{\(entries.joined(separator: ","))}".utf8)
         while header.count % 8 != 0 { header.append(UInt8(ascii: " ")) }
         var out: [UInt8] = []
-        out.reserveCapacity(8 + header.count + offset)
         withUnsafeBytes(of: UInt64(header.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(contentsOf: header)
-        for tensor in tensors { out.append(contentsOf: tensor.bytes) }
         return out
     }
 
+    /// The whole file in memory (tests and small files).
+    public func encoded() -> [UInt8] {
+        var out = headerBytes()
+        for tensor in tensors { tensor.withBytes { out.append(contentsOf: $0) } }
+        return out
+    }
+
+    /// Streams the file to a temporary sibling, then renames it over `path`.
     public func write(to path: String) throws(ModelFormatError) {
-        try AtomicWrite.write(Data(encoded()), to: path)
+        let header = headerBytes()
+        try AtomicWrite.stream(to: path) { (sink: (UnsafeRawBufferPointer) throws(ModelFormatError) -> Void) throws(ModelFormatError) in
+            // (withBytes is not typed-throws, so each piece's error travels in a Result.)
+            try header.withUnsafeBytes { b in Result { () throws(ModelFormatError) in try sink(b) } }.get()
+            for tensor in tensors { try tensor.withBytes { b in Result { () throws(ModelFormatError) in try sink(b) } }.get() }
+        }
     }
 }
 

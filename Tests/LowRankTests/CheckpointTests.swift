@@ -12,13 +12,9 @@ struct CheckpointTests {
 
     static func compressedTiny(method: CompressionMethod = .svd, remove: Double = 0.3) throws -> (LlamaModel, CompressionReport) {
         let model = LlamaModel(configuration: tiny.configuration, weights: tiny.weights)
-        var statistics: ActivationStatistics?
-        if method != .svd {
-            let collector = ActivationStatistics(gram: method.needsGram, absoluteMean: method.needsAbsoluteMean)
-            for window in [[1, 5, 9, 200, 31, 7, 64, 12], [250, 3, 3, 90, 17, 44, 8, 2]] { _ = model.score(window, observer: collector) }
-            statistics = collector
-        }
-        return try Compressor.compress(model, weights: tiny.weights, recipe: CompressionRecipe(method: method, removedFraction: remove), statistics: statistics)
+        let calibration = try CalibrationSet(tokens: [1, 5, 9, 200, 31, 7, 64, 12, 250, 3, 3, 90, 17, 44, 8, 2], starts: [0, 8], length: 8)
+        return try Compressor.compress(model, weights: tiny.weights, recipe: CompressionRecipe(method: method, removedFraction: remove),
+                                       calibration: method.needsCalibration ? calibration : nil)
     }
 
     @Test(arguments: [CompressionMethod.svd, .asvd, .svdLLM])
@@ -118,10 +114,10 @@ struct CheckpointTests {
     @Test func anInvalidBudgetIsRejected() throws {
         let model = LlamaModel(configuration: Self.tiny.configuration, weights: Self.tiny.weights)
         #expect(throws: CompressionError.invalidBudget(1.2)) {
-            try Compressor.compress(model, weights: Self.tiny.weights, recipe: CompressionRecipe(method: .svd, removedFraction: 1.2), statistics: nil)
+            try Compressor.compress(model, weights: Self.tiny.weights, recipe: CompressionRecipe(method: .svd, removedFraction: 1.2), calibration: nil)
         }
-        #expect(throws: CompressionError.missingStatistics(layer: 0, site: .attentionInput)) {
-            try Compressor.compress(model, weights: Self.tiny.weights, recipe: CompressionRecipe(method: .svdLLM, removedFraction: 0.2), statistics: nil)
+        #expect(throws: CompressionError.missingCalibration(.svdLLM)) {
+            try Compressor.compress(model, weights: Self.tiny.weights, recipe: CompressionRecipe(method: .svdLLM, removedFraction: 0.2), calibration: nil)
         }
     }
 }

@@ -26,12 +26,9 @@ struct SmolLM2CompressionTests {
         #expect(c4.count == 498_018)
         let calibration = try CalibrationSet(tokens: c4, starts: Self.referenceStarts, length: 512)
         let model = LlamaModel(configuration: loaded.configuration, weights: loaded.weights)
-        let statistics = ActivationStatistics(gram: true, absoluteMean: false)
-        let workspace = Workspace(model: model, rows: 512, contextCapacity: 512)
-        for window in calibration.windows { _ = model.score(window, workspace: workspace, observer: statistics) }
         let (compressed, report) = try Compressor.compress(model, weights: loaded.weights,
                                                            recipe: CompressionRecipe(method: .svdLLM, removedFraction: 0.2, calibrationStarts: Self.referenceStarts),
-                                                           statistics: statistics)
+                                                           calibration: calibration)
         #expect(report.projectionParametersAfter == 84_873_600)
         #expect(report.projections.allSatisfy { $0.whiteningShift == 0 })
         let ranks = Dictionary(grouping: report.projections, by: \.projection).mapValues { Set($0.map { $0.rank! }) }

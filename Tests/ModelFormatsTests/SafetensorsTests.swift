@@ -30,6 +30,29 @@ struct SafetensorsTests {
         #expect(file.floats(of: file.tensorInfo(named: "c")!) == [3.140625])
     }
 
+    @Test func streamedFileEqualsTheInMemoryEncodingAndProducesTensorsOnDemand() throws {
+        var writer = SafetensorsWriter()
+        writer.tensors = [
+            .init(name: "dense", shape: [3], floats: [0.5, -1, 2]),
+            .init(name: "generated", shape: [2, 2], type: .f16, byteCount: 8, payload: .produced { buffer in
+                for (i, half) in [UInt16(0x3C00), 0x4000, 0x4200, 0xBC00].enumerated() { buffer.storeBytes(of: half.littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+            }),
+        ]
+        let (dir, path) = try write(writer)
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: path))) == writer.encoded())
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["model.safetensors"])  // no temporary left
+        let file = try SafetensorsFile(path: path)
+        #expect(file.floats(of: file.tensorInfo(named: "generated")!) == [1, 2, 3, -1])
+    }
+
+    @Test func aFailedStreamedWriteLeavesNothingBehind() throws {
+        var writer = SafetensorsWriter()
+        writer.tensors = [.init(name: "x", shape: [1], floats: [1])]
+        let dir = TemporaryDirectory()
+        #expect(throws: ModelFormatError.self) { try writer.write(to: dir.file("missing-folder/model.safetensors")) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+    }
+
     @Test func headerIsPaddedToEightBytes() throws {
         var writer = SafetensorsWriter()
         writer.tensors = [.init(name: "x", shape: [1], floats: [1])]
