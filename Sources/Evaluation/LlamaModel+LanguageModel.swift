@@ -21,15 +21,17 @@ public final class LlamaLanguageModel: LanguageModel {
         return (scores.negativeLogLikelihoods, scores.nonFinitePositions)
     }
 
-    /// The context runs once into the KV cache; only its last row's logits are computed. Each
-    /// continuation then truncates the cache back to the context and runs its own tokens, with
-    /// logits only where a continuation token is predicted. (Multiple-choice contexts are one
-    /// to a few hundred tokens; a sequence longer than the model's context is cut from the left.)
+    /// The context runs once into the KV cache; only its last row's logits are computed. All the
+    /// continuations then run together in one pass (`forwardBranches`: each sees the context and
+    /// itself), so the weights are read twice per item rather than once per choice; logits only
+    /// where a continuation token is predicted. (Multiple-choice contexts are one to a few hundred
+    /// tokens; a sequence longer than the model's context is cut from the left.)
     public func continuationLogLikelihoods(context: [Int], continuations: [[Int]]) -> [Double] {
         precondition(!context.isEmpty, "a continuation needs a non-empty context")
         let longest = continuations.map(\.count).max() ?? 0
         let context = Array(context.suffix(max(1, contextLength + 1 - longest)))
-        let needed = context.count + longest
+        let branchRows = continuations.reduce(0) { $0 + max(0, $1.count - 1) }
+        let needed = context.count + branchRows
         if cache == nil || cache!.capacity < needed || workspace == nil || workspace!.rows < needed || workspace!.contextCapacity < needed {
             let capacity = max(needed, 512)
             cache = KVCache(configuration: model.configuration, capacity: capacity)
@@ -37,28 +39,33 @@ public final class LlamaLanguageModel: LanguageModel {
         }
         let cache = cache!, ws = workspace!
         let v = vocabularySize
-        if logitBuffer.count < longest * v { logitBuffer = [Float](repeating: 0, count: max(longest, 1) * v) }
         cache.reset()
         model.forward(context[...], cache: cache, workspace: ws)
         var first = [Float](repeating: 0, count: v)
         first.withUnsafeMutableBufferPointer { model.logits(workspace: ws, rows: (context.count - 1)..<context.count, into: $0.baseAddress!) }
         let firstLSE = first.withUnsafeBufferPointer { VectorMath.logSumExp($0.baseAddress!, count: v) }
-        return continuations.map { continuation in
-            guard let head = continuation.first else { return 0 }
-            var total = Double(first[head]) - firstLSE
-            guard continuation.count > 1 else { return total }
-            cache.truncate(to: context.count)
-            // Rows 0 ..< n−1 of the continuation predict tokens 1 ..< n.
-            let n = continuation.count
-            model.forward(continuation[..<(n - 1)], cache: cache, workspace: ws)
-            logitBuffer.withUnsafeMutableBufferPointer { buffer in
-                model.logits(workspace: ws, rows: 0..<(n - 1), into: buffer.baseAddress!)
-                for r in 0..<(n - 1) {
-                    let row = buffer.baseAddress! + r * v
-                    total += Double(row[continuation[r + 1]]) - VectorMath.logSumExp(row, count: v)
+        var totals = continuations.map { $0.first.map { Double(first[$0]) - firstLSE } ?? 0 }
+        // Row r of branch i (its token r) predicts token r + 1.
+        let branches = continuations.enumerated().filter { $0.element.count > 1 }
+        guard !branches.isEmpty else { return totals }
+        model.forwardBranches(branches.map { $0.element.dropLast() }, cache: cache, workspace: ws)
+        let chunk = 32
+        if logitBuffer.count < chunk * v { logitBuffer = [Float](repeating: 0, count: chunk * v) }
+        var targets: [(index: Int, token: Int)] = []
+        for (i, c) in branches { for r in 1..<c.count { targets.append((i, c[r])) } }
+        logitBuffer.withUnsafeMutableBufferPointer { buffer in
+            var start = 0
+            while start < targets.count {
+                let n = min(chunk, targets.count - start)
+                model.logits(workspace: ws, rows: start..<(start + n), into: buffer.baseAddress!)
+                for k in 0..<n {
+                    let row = buffer.baseAddress! + k * v
+                    let target = targets[start + k]
+                    totals[target.index] += Double(row[target.token]) - VectorMath.logSumExp(row, count: v)
                 }
+                start += n
             }
-            return total
         }
+        return totals
     }
 }

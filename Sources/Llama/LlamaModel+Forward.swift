@@ -46,7 +46,12 @@ extension LlamaModel {
     /// positions `cache.count ..< cache.count + rows`: writes that layer's keys and values into the
     /// cache but does not advance it (`forward` advances once after the last layer). Calibration
     /// calls it layer by layer so only one layer's statistics are alive at a time.
-    public func forwardLayer(_ l: Int, rows t: Int, cache: KVCache, workspace ws: Workspace, observer: (any ForwardObserver)? = nil) {
+    ///
+    /// `branches` (ranges of the rows) makes the rows independent continuations of the cached
+    /// context: each branch starts at position `cache.count` and attends to the context and to its
+    /// own earlier rows only (see `forwardBranches`).
+    public func forwardLayer(_ l: Int, rows t: Int, cache: KVCache, workspace ws: Workspace, observer: (any ForwardObserver)? = nil,
+                             branches: [Range<Int>]? = nil) {
         let c = configuration
         let start = cache.count
         precondition(t > 0 && t <= ws.rows && start + t <= cache.capacity && start + t <= ws.contextCapacity,
@@ -70,9 +75,17 @@ extension LlamaModel {
             layer.key.apply(ws.normed, rows: t, ldx: h, into: keys, ldy: kvw, scratch: ws.scratch)
             layer.value.apply(ws.normed, rows: t, ldx: h, into: values, ldy: kvw, scratch: ws.scratch)
         }
-        applyRotary(ws.query, rows: t, heads: c.attentionHeads, firstPosition: start, table: ws.rotary)
-        applyRotary(keys, rows: t, heads: c.keyValueHeads, firstPosition: start, table: ws.rotary)
-        attend(layer: l, rows: t, firstPosition: start, cache: cache, workspace: ws)
+        if let branches {
+            for b in branches {
+                applyRotary(ws.query + b.lowerBound * qw, rows: b.count, heads: c.attentionHeads, firstPosition: start, table: ws.rotary)
+                applyRotary(keys + b.lowerBound * kvw, rows: b.count, heads: c.keyValueHeads, firstPosition: start, table: ws.rotary)
+            }
+            attendBranches(layer: l, branches: branches, context: start, cache: cache, workspace: ws)
+        } else {
+            applyRotary(ws.query, rows: t, heads: c.attentionHeads, firstPosition: start, table: ws.rotary)
+            applyRotary(keys, rows: t, heads: c.keyValueHeads, firstPosition: start, table: ws.rotary)
+            attend(layer: l, rows: t, firstPosition: start, cache: cache, workspace: ws)
+        }
         report(.projectionInput(layer: l, site: .attentionOutput), ws.attention, t, qw, observer)
         layer.output.apply(ws.attention, rows: t, ldx: qw, into: ws.normed, ldy: h, scratch: ws.scratch)
         VectorMath.add(ws.normed, into: ws.hidden, count: t * h)
@@ -95,6 +108,33 @@ extension LlamaModel {
         layer.down.apply(ws.gate, rows: t, ldx: inter, into: ws.normed, ldy: h, scratch: ws.scratch)
         VectorMath.add(ws.normed, into: ws.hidden, count: t * h)
         report(.layerOutput(layer: l), ws.hidden, t, h, observer)
+    }
+
+    /// Runs several continuations of the cached context in one pass, so the weights are read once
+    /// for all of them (multiple-choice scoring: one item's choices). `branches[i]` is at positions
+    /// `cache.count ..< cache.count + branches[i].count` and sees the context and itself, never the
+    /// other branches; the rows are stacked in order in the workspace (read them with `logits`).
+    /// The cache is not advanced: the branches' keys sit after the context only for this call.
+    public func forwardBranches(_ branches: [ArraySlice<Int>], cache: KVCache, workspace ws: Workspace) {
+        let c = configuration
+        let h = c.hiddenSize
+        let t = branches.reduce(0) { $0 + $1.count }
+        var ranges: [Range<Int>] = []
+        var row = 0
+        for b in branches {
+            precondition(!b.isEmpty, "a branch needs at least one token")
+            ranges.append(row..<(row + b.count))
+            row += b.count
+        }
+        precondition(t <= ws.rows && cache.count + t <= cache.capacity && cache.count + t <= ws.contextCapacity,
+                     "\(t) branch rows after \(cache.count) cached positions do not fit the cache or workspace")
+        embed(ArraySlice(branches.flatMap { $0 }), workspace: ws)
+        for l in layers.indices { forwardLayer(l, rows: t, cache: cache, workspace: ws, branches: ranges) }
+        finalNorm.withUnsafeBufferPointer { w in
+            for r in 0..<t {
+                VectorMath.rmsNorm(ws.hidden + r * h, weight: w.baseAddress!, epsilon: c.rmsNormEpsilon, count: h, into: ws.normed + r * h)
+            }
+        }
     }
 
     /// Logits of workspace rows `rows` (after `forward`) into `out` `[rows.count × vocabulary]`.
@@ -130,6 +170,54 @@ extension LlamaModel {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Attention for `forwardBranches`: the rows of branch b (cache slots context + b.lowerBound ...)
+    /// attend to the context's keys 0 ..< context and, causally, to their own branch's keys. Scores
+    /// for the two key ranges sit side by side in one row, so one softmax covers both.
+    private func attendBranches(layer l: Int, branches: [Range<Int>], context: Int, cache: KVCache, workspace ws: Workspace) {
+        let c = configuration
+        let d = c.headDimension, qw = c.queryWidth, kvw = c.keyValueWidth
+        let group = c.attentionHeads / c.keyValueHeads
+        let scale = 1 / Float(d).squareRoot()
+        let keys = cache.keys[l], values = cache.values[l]
+        let workers = ws.scores.count
+        let box = UncheckedSendableBox((ws, keys, values))  // each worker owns its heads and score buffer
+        Parallel.forEach(workers) { worker in
+            let (ws, keys, values) = box.value
+            let scores = ws.scores[worker]
+            var head = worker
+            while head < c.attentionHeads {
+                let kvHead = head / group
+                for b in branches {
+                    var blockStart = b.lowerBound
+                    while blockStart < b.upperBound {
+                        let blockRows = min(Workspace.attentionBlock, b.upperBound - blockStart)
+                        let own = blockStart + blockRows - b.lowerBound  // branch keys seen by the block's last row
+                        let width = context + own
+                        let q = ws.query + blockStart * qw + head * d
+                        let out = ws.attention + blockStart * qw + head * d
+                        let branchKeys = keys + (context + b.lowerBound) * kvw + kvHead * d
+                        let branchValues = values + (context + b.lowerBound) * kvw + kvHead * d
+                        BLAS.gemmNT(m: blockRows, n: context, k: d, alpha: scale, a: q, lda: qw, b: keys + kvHead * d, ldb: kvw,
+                                    c: scores, ldc: width)
+                        BLAS.gemmNT(m: blockRows, n: own, k: d, alpha: scale, a: q, lda: qw, b: branchKeys, ldb: kvw,
+                                    c: scores + context, ldc: width)
+                        for r in 0..<blockRows {
+                            let rowScores = scores + r * width
+                            let seen = context + (blockStart - b.lowerBound) + r + 1
+                            VectorMath.softmax(rowScores, count: seen)
+                            if seen < width { (rowScores + seen).update(repeating: 0, count: width - seen) }
+                        }
+                        BLAS.gemmNN(m: blockRows, n: d, k: context, a: scores, lda: width, b: values + kvHead * d, ldb: kvw, c: out, ldc: qw)
+                        BLAS.gemmNN(m: blockRows, n: d, k: own, a: scores + context, lda: width, b: branchValues, ldb: kvw,
+                                    beta: 1, c: out, ldc: qw)
+                        blockStart += blockRows
+                    }
+                }
+                head += workers
             }
         }
     }

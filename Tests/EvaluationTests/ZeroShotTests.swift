@@ -82,9 +82,11 @@ struct ZeroShotTests {
         #expect(pair.continuation == [token(" "), token(" "), token("x")])
     }
 
-    @Test func theKVCacheForkScoresExactlyLikeFullPasses() throws {
+    @Test func batchedBranchesScoreLikeOneFullPassPerChoice() throws {
         let tiny = TinyLlama(seed: 12)
-        let model = LlamaLanguageModel(LlamaModel(configuration: tiny.configuration, weights: tiny.weights))
+        var configuration = tiny.configuration
+        configuration.contextLength = 1024  // room for a 300-token branch without cutting the context
+        let model = LlamaLanguageModel(LlamaModel(configuration: configuration, weights: tiny.weights))
         struct Plain: LanguageModel {
             let inner: LlamaLanguageModel
             var vocabularySize: Int { inner.vocabularySize }
@@ -92,7 +94,8 @@ struct ZeroShotTests {
             func nextTokenNLL(_ tokens: [Int]) -> (nll: [Double], nonFinitePositions: Int) { inner.nextTokenNLL(tokens) }
         }
         let context = [5, 17, 200, 3, 64, 9, 31]
-        let continuations = [[8], [40, 41, 42, 43], [250, 2], [7, 7, 7, 7, 7, 7, 7, 7, 7]]
+        // One continuation longer than an attention block (256 rows), so a branch spans two blocks.
+        let continuations = [[8], [40, 41, 42, 43], [250, 2], [7, 7, 7, 7, 7, 7, 7, 7, 7], (0..<300).map { ($0 * 13 + 1) % 265 }]
         let fork = model.continuationLogLikelihoods(context: context, continuations: continuations)
         let plain = Plain(inner: model).continuationLogLikelihoods(context: context, continuations: continuations)
         for (a, b) in zip(fork, plain) { #expect(abs(a - b) < 1e-4 * max(1, abs(b)), "\(a) vs \(b)") }

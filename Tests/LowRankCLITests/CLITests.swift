@@ -156,6 +156,23 @@ struct CLITests {
         #expect(badP.stderr.contains("--top-p"))
     }
 
+    @Test func evalPrintsBothMetricsPerTaskAndTheAverages() throws {
+        let output = try CLI.run(["eval", try Fixtures.requireSmolLM2(), "--tasks", "arc_easy,winogrande", "--limit", "3", "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        let tasks = try #require(json["tasks"] as? [String: [String: Any]])
+        #expect(Set(tasks.keys) == ["arc_easy", "winogrande"])
+        #expect(tasks["arc_easy"]?["items"] as? Int == 3 && tasks["arc_easy"]?["available_items"] as? Int == 2376)
+        #expect(tasks["arc_easy"]?["acc_norm"] is Double)
+        #expect(tasks["winogrande"]?["acc_norm"] == nil || tasks["winogrande"]?["acc_norm"] is NSNull)
+        let accs = [tasks["arc_easy"]!["acc"] as! Double, tasks["winogrande"]!["acc"] as! Double]
+        #expect(abs((json["average_acc"] as! Double) - (accs[0] + accs[1]) / 2) < 1e-12)
+        #expect(json["average_paper_metric"] is Double && json["protocol"] is String && json["model_sha256"] is String)
+        #expect(output.stderr.contains("ETA"))
+        let bad = try CLI.run(["eval", try Fixtures.requireSmolLM2(), "--tasks", "arc_easy,boolq"])
+        #expect(bad.status != 0 && bad.stderr.contains("unknown task 'boolq'") && bad.stderr.contains("hellaswag"))
+    }
+
     @Test func compressWritesACheckpointThatEveryCommandLoads() throws {
         let dir = TemporaryDirectory()
         let output = try CLI.run(["compress", try Fixtures.requireSmolLM2(), "--method", "svd", "--remove", "0.2", "-o", dir.file("ck"), "--json"])
