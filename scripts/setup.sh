@@ -23,6 +23,11 @@ echo "\$ lowrank perplexity $M --dataset wikitext2 --limit 4      # dense"
 echo "\$ lowrank perplexity runs/smollm2-svd-llm-0.2 --dataset wikitext2 --limit 4      # 20% of projection parameters removed"
 "$BIN" perplexity "$RUN" --dataset wikitext2 --limit 4
 echo
+echo "\$ lowrank eval $M --limit 20      # the seven zero-shot tasks, first 20 items each (docs/RESULTS.md has full runs)"
+"$BIN" eval "$MODEL_PATH" --limit 20
+echo "\$ lowrank eval runs/smollm2-svd-llm-0.2 --limit 20"
+"$BIN" eval "$RUN" --limit 20
+echo
 # The system prompt of the reference fixture (greedy_generation.json, chat_system_user): with the
 # model's default system prompt this tiny model answers this question with a run of digits.
 SYSTEM="You are a helpful assistant."
