@@ -130,7 +130,8 @@ func median(_ values: [Double]) -> Double {
 func peakRSSBytes() -> Int {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
     for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-        let parts = line.split(separator: " ")
+        // "VmHWM:\t 1138000 kB", but "VmHWM:\t19352596 kB" from 8 digits on: split on tabs and spaces.
+        let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
         if parts.count >= 2, let kb = Int(parts[1]) { return kb * 1024 }
     }
     return 0
