@@ -97,10 +97,37 @@ public enum ZeroShotTask: String, CaseIterable, Codable, Sendable {
         }
     }
 
-    /// Every item of the task's file, in file order.
+    /// A task file's text; `.gz` files (HellaSwag is 9 MB as plain JSON lines) are decompressed by
+    /// the system's `gzip -dc`, present on every Debian machine.
+    static func readText(_ path: String) throws -> String {
+        guard path.hasSuffix(".gz") else { return try String(contentsOfFile: path, encoding: .utf8) }
+        guard FileManager.default.fileExists(atPath: path) else { throw ZeroShotError.missingFile(path: String(path.dropLast(3))) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["gzip", "-dc", path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, let text = String(data: data, encoding: .utf8) else {
+            throw ZeroShotError.malformedLine(path: path, line: 0, reason: "gzip -dc failed (status \(process.terminationStatus)); the file is damaged")
+        }
+        return text
+    }
+
+    /// Every item of the task's file (`<task>.jsonl`, or `<task>.jsonl.gz`), in file order.
     public func load(dataDirectory: String) throws(ZeroShotError) -> [MultipleChoiceItem] {
-        let path = dataDirectory + "/zeroshot/" + fileName
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw .missingFile(path: path) }
+        let plain = dataDirectory + "/zeroshot/" + fileName
+        let path = FileManager.default.fileExists(atPath: plain) ? plain : plain + ".gz"
+        let text: String
+        do {
+            text = try Self.readText(path)
+        } catch let error as ZeroShotError {
+            throw error
+        } catch {
+            throw .missingFile(path: plain)
+        }
         var items: [MultipleChoiceItem] = []
         for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
             items.append(try item(fromJSONLine: String(line), lineNumber: i + 1, path: path))

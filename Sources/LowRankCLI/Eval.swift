@@ -82,7 +82,8 @@ struct Eval: ParsableCommand {
             if result.nonFiniteItems > 0 {
                 Terminal.error("warning: \(task.rawValue): \(result.nonFiniteItems) item(s) had non-finite log-likelihoods (kept; they count as scored)")
             }
-            let file = directory + "/zeroshot/" + task.fileName
+            let plain = directory + "/zeroshot/" + task.fileName
+            let file = FileManager.default.fileExists(atPath: plain) ? plain : plain + ".gz"
             reports[task.rawValue] = TaskReport(
                 items: result.items, available_items: all.count, acc: result.acc.value, acc_stderr: result.acc.standardError,
                 acc_norm: result.accNorm?.value, acc_norm_stderr: result.accNorm?.standardError,

@@ -117,6 +117,19 @@ struct ZeroShotTests {
         #expect(items.allSatisfy { $0.gold >= 0 && $0.gold < $0.choiceCount && !$0.contexts.contains("") })
     }
 
+    @Test func aDamagedCompressedTaskFileIsNamed() throws {
+        let dir = TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: dir.file("zeroshot"), withIntermediateDirectories: true)
+        try Data("not gzip".utf8).write(to: URL(fileURLWithPath: dir.file("zeroshot/piqa.jsonl.gz")))
+        do {
+            _ = try ZeroShotTask.piqa.load(dataDirectory: dir.path)
+            Issue.record("a damaged file was accepted")
+        } catch {
+            #expect(error.description.contains("piqa.jsonl.gz") && error.description.contains("gzip -dc failed"), "\(error)")
+        }
+        #expect(throws: ZeroShotError.missingFile(path: dir.file("zeroshot/arc_easy.jsonl"))) { try ZeroShotTask.arcEasy.load(dataDirectory: dir.path) }
+    }
+
     @Test func aMalformedLineIsNamedWithItsFileAndLine() {
         #expect(throws: ZeroShotError.malformedLine(path: "test.jsonl", line: 1, reason: "missing string 'goal'")) {
             try self.item(.piqa, #"{"sol1":"a","sol2":"b","label":0}"#)
