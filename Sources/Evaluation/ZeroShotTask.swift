@@ -97,6 +97,12 @@ public enum ZeroShotTask: String, CaseIterable, Codable, Sendable {
         }
     }
 
+    /// `<dir>/zeroshot/<task>.jsonl`, or the `.gz` beside it when the plain file is absent.
+    public func filePath(dataDirectory: String) -> String {
+        let plain = dataDirectory + "/zeroshot/" + fileName
+        return FileManager.default.fileExists(atPath: plain) ? plain : plain + ".gz"
+    }
+
     /// A task file's text; `.gz` files (HellaSwag is 9 MB as plain JSON lines) are decompressed by
     /// the system's `gzip -dc`, present on every Debian machine.
     static func readText(_ path: String) throws -> String {
@@ -118,8 +124,8 @@ public enum ZeroShotTask: String, CaseIterable, Codable, Sendable {
 
     /// Every item of the task's file (`<task>.jsonl`, or `<task>.jsonl.gz`), in file order.
     public func load(dataDirectory: String) throws(ZeroShotError) -> [MultipleChoiceItem] {
+        let path = filePath(dataDirectory: dataDirectory)
         let plain = dataDirectory + "/zeroshot/" + fileName
-        let path = FileManager.default.fileExists(atPath: plain) ? plain : plain + ".gz"
         let text: String
         do {
             text = try Self.readText(path)

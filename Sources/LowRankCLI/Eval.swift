@@ -82,8 +82,7 @@ struct Eval: ParsableCommand {
             if result.nonFiniteItems > 0 {
                 Terminal.error("warning: \(task.rawValue): \(result.nonFiniteItems) item(s) had non-finite log-likelihoods (kept; they count as scored)")
             }
-            let plain = directory + "/zeroshot/" + task.fileName
-            let file = FileManager.default.fileExists(atPath: plain) ? plain : plain + ".gz"
+            let file = task.filePath(dataDirectory: directory)
             reports[task.rawValue] = TaskReport(
                 items: result.items, available_items: all.count, acc: result.acc.value, acc_stderr: result.acc.standardError,
                 acc_norm: result.accNorm?.value, acc_norm_stderr: result.accNorm?.standardError,
