@@ -10,6 +10,21 @@ public protocol LanguageModel {
     /// For each continuation c: Σ_t log p(c[t] | context, c[..<t]). The context is non-empty and
     /// shared, so a model can run it once and branch (a KV-cache fork).
     func continuationLogLikelihoods(context: [Int], continuations: [[Int]]) -> [Double]
+    /// The same for many independent requests at once: `result[i][j]` is continuation j of request
+    /// i. A model may pack them into few passes (multiple-choice evaluation hands over a batch of
+    /// items); the answer must not depend on how they are grouped.
+    func continuationLogLikelihoods(_ requests: [ContinuationRequest]) -> [[Double]]
+}
+
+/// One context and the continuations to score after it (token ids, no special tokens added).
+public struct ContinuationRequest: Sendable, Equatable {
+    public var context: [Int]
+    public var continuations: [[Int]]
+
+    public init(context: [Int], continuations: [[Int]]) {
+        self.context = context
+        self.continuations = continuations
+    }
 }
 
 extension LanguageModel {
@@ -24,5 +39,10 @@ extension LanguageModel {
             let nll = nextTokenNLL(whole).nll
             return -nll.suffix(continuation.count).reduce(0, +)
         }
+    }
+
+    /// One request at a time.
+    public func continuationLogLikelihoods(_ requests: [ContinuationRequest]) -> [[Double]] {
+        requests.map { continuationLogLikelihoods(context: $0.context, continuations: $0.continuations) }
     }
 }

@@ -34,29 +34,50 @@ public struct MultipleChoiceEvaluation: Sendable {
         public var gold: Int
     }
 
-    /// Scores one item: each distinct context is run once, its continuations branch from it.
+    /// Scores one item (see `score(_:model:)` for a batch).
     public func score(_ item: MultipleChoiceItem, model: some LanguageModel) -> ItemScore {
-        var logLikelihoods = [Double](repeating: 0, count: item.choiceCount)
-        var lengths = [Int](repeating: 0, count: item.choiceCount)
-        var byContext: [String: [Int]] = [:]
-        var order: [String] = []
-        for i in 0..<item.choiceCount {
-            let c = item.context(i)
-            if byContext[c] == nil { order.append(c) }
-            byContext[c, default: []].append(i)
-        }
-        for c in order {
-            let indices = byContext[c]!
-            let pairs = indices.map { encodePair(context: c, continuation: item.continuation($0)) }
-            let scores = model.continuationLogLikelihoods(context: pairs[0].context, continuations: pairs.map(\.continuation))
-            for (k, i) in indices.enumerated() {
-                logLikelihoods[i] = scores[k]
-                lengths[i] = pairs[k].continuation.count
+        score([item], model: model)[0]
+    }
+
+    /// Scores a batch of items with one call to the model: each distinct context of an item is one
+    /// request whose continuations are the choices that share it (all of them, except for
+    /// WinoGrande, whose choices differ in the context).
+    public func score(_ items: [MultipleChoiceItem], model: some LanguageModel) -> [ItemScore] {
+        var requests: [ContinuationRequest] = []
+        // For each item, for each request of it: the choice indices it answers.
+        var plan: [[(request: Int, choices: [Int])]] = []
+        var lengths: [[Int]] = []
+        for item in items {
+            var byContext: [String: [Int]] = [:]
+            var order: [String] = []
+            for i in 0..<item.choiceCount {
+                let c = item.context(i)
+                if byContext[c] == nil { order.append(c) }
+                byContext[c, default: []].append(i)
             }
+            var itemPlan: [(request: Int, choices: [Int])] = []
+            var itemLengths = [Int](repeating: 0, count: item.choiceCount)
+            for c in order {
+                let indices = byContext[c]!
+                let pairs = indices.map { encodePair(context: c, continuation: item.continuation($0)) }
+                for (k, i) in indices.enumerated() { itemLengths[i] = pairs[k].continuation.count }
+                itemPlan.append((requests.count, indices))
+                requests.append(ContinuationRequest(context: pairs[0].context, continuations: pairs.map(\.continuation)))
+            }
+            plan.append(itemPlan)
+            lengths.append(itemLengths)
         }
-        let normalised = logLikelihoods.enumerated().map { i, ll in ll / Double(max(1, HarnessText.pythonLength(item.choices[i]))) }
-        return ItemScore(logLikelihoods: logLikelihoods, continuationTokens: lengths, predicted: Self.argmax(logLikelihoods),
-                         predictedNormalised: Self.argmax(normalised), gold: item.gold)
+        let answers = model.continuationLogLikelihoods(requests)
+        return items.indices.map { n in
+            let item = items[n]
+            var logLikelihoods = [Double](repeating: 0, count: item.choiceCount)
+            for (request, choices) in plan[n] {
+                for (k, i) in choices.enumerated() { logLikelihoods[i] = answers[request][k] }
+            }
+            let normalised = logLikelihoods.enumerated().map { i, ll in ll / Double(max(1, HarnessText.pythonLength(item.choices[i]))) }
+            return ItemScore(logLikelihoods: logLikelihoods, continuationTokens: lengths[n], predicted: Self.argmax(logLikelihoods),
+                             predictedNormalised: Self.argmax(normalised), gold: item.gold)
+        }
     }
 
     static func argmax(_ values: [Double]) -> Int {
@@ -90,19 +111,25 @@ public struct MultipleChoiceEvaluation: Sendable {
         public var seconds: Double
     }
 
-    /// Scores `items` of `task`; `progress(done, total)` after each item.
-    public func run(_ task: ZeroShotTask, items: [MultipleChoiceItem], model: some LanguageModel,
+    /// Scores `items` of `task`, `batch` items per call to the model (the model packs them into
+    /// passes; results do not depend on the batch); `progress(done, total)` after each batch.
+    public func run(_ task: ZeroShotTask, items: [MultipleChoiceItem], model: some LanguageModel, batch: Int = 16,
                     progress: (Int, Int) -> Void = { _, _ in }) -> TaskResult {
+        precondition(batch > 0, "batch must be positive")
         let clock = ContinuousClock()
         let started = clock.now
         var hits: [Bool] = [], hitsNormalised: [Bool] = []
         var nonFinite = 0
-        for (i, item) in items.enumerated() {
-            let s = score(item, model: model)
-            if !s.logLikelihoods.allSatisfy(\.isFinite) { nonFinite += 1 }
-            hits.append(s.predicted == s.gold)
-            hitsNormalised.append(s.predictedNormalised == s.gold)
-            progress(i + 1, items.count)
+        var start = 0
+        while start < items.count {
+            let end = min(items.count, start + batch)
+            for s in score(Array(items[start..<end]), model: model) {
+                if !s.logLikelihoods.allSatisfy(\.isFinite) { nonFinite += 1 }
+                hits.append(s.predicted == s.gold)
+                hitsNormalised.append(s.predictedNormalised == s.gold)
+            }
+            progress(end, items.count)
+            start = end
         }
         return TaskResult(task: task, items: items.count, acc: Metric(hits), accNorm: task.hasNormalisedAccuracy ? Metric(hitsNormalised) : nil,
                           nonFiniteItems: nonFinite, seconds: (clock.now - started).seconds)

@@ -47,11 +47,10 @@ extension LlamaModel {
     /// cache but does not advance it (`forward` advances once after the last layer). Calibration
     /// calls it layer by layer so only one layer's statistics are alive at a time.
     ///
-    /// `branches` (ranges of the rows) makes the rows independent continuations of the cached
-    /// context: each branch starts at position `cache.count` and attends to the context and to its
-    /// own earlier rows only (see `forwardBranches`).
+    /// `segments` replaces the single causal sequence by independent runs of rows, each with its own
+    /// positions and visible prefix (see `forwardPacked`).
     public func forwardLayer(_ l: Int, rows t: Int, cache: KVCache, workspace ws: Workspace, observer: (any ForwardObserver)? = nil,
-                             branches: [Range<Int>]? = nil) {
+                             segments: [AttentionSegment]? = nil) {
         let c = configuration
         let start = cache.count
         precondition(t > 0 && t <= ws.rows && start + t <= cache.capacity && start + t <= ws.contextCapacity,
@@ -75,12 +74,14 @@ extension LlamaModel {
             layer.key.apply(ws.normed, rows: t, ldx: h, into: keys, ldy: kvw, scratch: ws.scratch)
             layer.value.apply(ws.normed, rows: t, ldx: h, into: values, ldy: kvw, scratch: ws.scratch)
         }
-        if let branches {
-            for b in branches {
-                applyRotary(ws.query + b.lowerBound * qw, rows: b.count, heads: c.attentionHeads, firstPosition: start, table: ws.rotary)
-                applyRotary(keys + b.lowerBound * kvw, rows: b.count, heads: c.keyValueHeads, firstPosition: start, table: ws.rotary)
+        if let segments {
+            for s in segments {
+                applyRotary(ws.query + s.rows.lowerBound * qw, rows: s.rows.count, heads: c.attentionHeads, firstPosition: s.firstPosition,
+                            table: ws.rotary)
+                applyRotary(keys + s.rows.lowerBound * kvw, rows: s.rows.count, heads: c.keyValueHeads, firstPosition: s.firstPosition,
+                            table: ws.rotary)
             }
-            attendBranches(layer: l, branches: branches, context: start, cache: cache, workspace: ws)
+            attendSegments(layer: l, segments: segments, start: start, cache: cache, workspace: ws)
         } else {
             applyRotary(ws.query, rows: t, heads: c.attentionHeads, firstPosition: start, table: ws.rotary)
             applyRotary(keys, rows: t, heads: c.keyValueHeads, firstPosition: start, table: ws.rotary)
@@ -110,26 +111,30 @@ extension LlamaModel {
         report(.layerOutput(layer: l), ws.hidden, t, h, observer)
     }
 
-    /// Runs several continuations of the cached context in one pass, so the weights are read once
-    /// for all of them (multiple-choice scoring: one item's choices). `branches[i]` is at positions
-    /// `cache.count ..< cache.count + branches[i].count` and sees the context and itself, never the
-    /// other branches; the rows are stacked in order in the workspace (read them with `logits`).
-    /// The cache is not advanced: the branches' keys sit after the context only for this call.
-    public func forwardBranches(_ branches: [ArraySlice<Int>], cache: KVCache, workspace ws: Workspace) {
+    /// Runs `tokens` as independent segments in one pass: row r's keys and values go to cache slot
+    /// `cache.count + r`, and each segment attends only to its prefix slots and causally to itself.
+    /// Segments must cover the rows in order without gaps; a segment's prefix must be slots already
+    /// in the cache or rows of an earlier segment (their keys are computed layer by layer, before
+    /// attention). The final-normed rows are left in the workspace (read them with `logits`); the
+    /// cache is not advanced.
+    public func forwardPacked(_ tokens: ArraySlice<Int>, segments: [AttentionSegment], cache: KVCache, workspace ws: Workspace) {
         let c = configuration
         let h = c.hiddenSize
-        let t = branches.reduce(0) { $0 + $1.count }
-        var ranges: [Range<Int>] = []
-        var row = 0
-        for b in branches {
-            precondition(!b.isEmpty, "a branch needs at least one token")
-            ranges.append(row..<(row + b.count))
-            row += b.count
+        let t = tokens.count
+        var expected = 0
+        for s in segments {
+            precondition(s.rows.lowerBound == expected, "segments must cover the rows in order, without gaps")
+            precondition(s.prefix.upperBound <= cache.count + s.rows.lowerBound,
+                         "a segment's prefix must come before its own rows")
+            precondition(s.firstPosition + s.rows.count <= ws.contextCapacity,
+                         "positions up to \(s.firstPosition + s.rows.count) exceed the workspace (\(ws.contextCapacity))")
+            expected = s.rows.upperBound
         }
+        precondition(expected == t, "segments cover \(expected) rows of \(t)")
         precondition(t <= ws.rows && cache.count + t <= cache.capacity && cache.count + t <= ws.contextCapacity,
-                     "\(t) branch rows after \(cache.count) cached positions do not fit the cache or workspace")
-        embed(ArraySlice(branches.flatMap { $0 }), workspace: ws)
-        for l in layers.indices { forwardLayer(l, rows: t, cache: cache, workspace: ws, branches: ranges) }
+                     "\(t) packed rows after \(cache.count) cached positions do not fit the cache or workspace")
+        embed(tokens, workspace: ws)
+        for l in layers.indices { forwardLayer(l, rows: t, cache: cache, workspace: ws, segments: segments) }
         finalNorm.withUnsafeBufferPointer { w in
             for r in 0..<t {
                 VectorMath.rmsNorm(ws.hidden + r * h, weight: w.baseAddress!, epsilon: c.rmsNormEpsilon, count: h, into: ws.normed + r * h)
@@ -174,10 +179,10 @@ extension LlamaModel {
         }
     }
 
-    /// Attention for `forwardBranches`: the rows of branch b (cache slots context + b.lowerBound ...)
-    /// attend to the context's keys 0 ..< context and, causally, to their own branch's keys. Scores
-    /// for the two key ranges sit side by side in one row, so one softmax covers both.
-    private func attendBranches(layer l: Int, branches: [Range<Int>], context: Int, cache: KVCache, workspace ws: Workspace) {
+    /// Attention for packed segments: the rows of segment s (cache slots `start + s.rows`) attend to
+    /// the slots `s.prefix` and, causally, to their own segment's keys. Scores for the two key
+    /// ranges sit side by side in one row, so one softmax covers both.
+    private func attendSegments(layer l: Int, segments: [AttentionSegment], start: Int, cache: KVCache, workspace ws: Workspace) {
         let c = configuration
         let d = c.headDimension, qw = c.queryWidth, kvw = c.keyValueWidth
         let group = c.attentionHeads / c.keyValueHeads
@@ -191,29 +196,36 @@ extension LlamaModel {
             var head = worker
             while head < c.attentionHeads {
                 let kvHead = head / group
-                for b in branches {
-                    var blockStart = b.lowerBound
-                    while blockStart < b.upperBound {
-                        let blockRows = min(Workspace.attentionBlock, b.upperBound - blockStart)
-                        let own = blockStart + blockRows - b.lowerBound  // branch keys seen by the block's last row
-                        let width = context + own
+                for s in segments {
+                    let prefix = s.prefix.count
+                    let prefixKeys = keys + s.prefix.lowerBound * kvw + kvHead * d
+                    let prefixValues = values + s.prefix.lowerBound * kvw + kvHead * d
+                    let ownKeys = keys + (start + s.rows.lowerBound) * kvw + kvHead * d
+                    let ownValues = values + (start + s.rows.lowerBound) * kvw + kvHead * d
+                    var blockStart = s.rows.lowerBound
+                    while blockStart < s.rows.upperBound {
+                        let blockRows = min(Workspace.attentionBlock, s.rows.upperBound - blockStart)
+                        let own = blockStart + blockRows - s.rows.lowerBound  // own keys seen by the block's last row
+                        let width = prefix + own
                         let q = ws.query + blockStart * qw + head * d
                         let out = ws.attention + blockStart * qw + head * d
-                        let branchKeys = keys + (context + b.lowerBound) * kvw + kvHead * d
-                        let branchValues = values + (context + b.lowerBound) * kvw + kvHead * d
-                        BLAS.gemmNT(m: blockRows, n: context, k: d, alpha: scale, a: q, lda: qw, b: keys + kvHead * d, ldb: kvw,
-                                    c: scores, ldc: width)
-                        BLAS.gemmNT(m: blockRows, n: own, k: d, alpha: scale, a: q, lda: qw, b: branchKeys, ldb: kvw,
-                                    c: scores + context, ldc: width)
+                        if prefix > 0 {
+                            BLAS.gemmNT(m: blockRows, n: prefix, k: d, alpha: scale, a: q, lda: qw, b: prefixKeys, ldb: kvw,
+                                        c: scores, ldc: width)
+                        }
+                        BLAS.gemmNT(m: blockRows, n: own, k: d, alpha: scale, a: q, lda: qw, b: ownKeys, ldb: kvw,
+                                    c: scores + prefix, ldc: width)
                         for r in 0..<blockRows {
                             let rowScores = scores + r * width
-                            let seen = context + (blockStart - b.lowerBound) + r + 1
+                            let seen = prefix + (blockStart - s.rows.lowerBound) + r + 1
                             VectorMath.softmax(rowScores, count: seen)
                             if seen < width { (rowScores + seen).update(repeating: 0, count: width - seen) }
                         }
-                        BLAS.gemmNN(m: blockRows, n: d, k: context, a: scores, lda: width, b: values + kvHead * d, ldb: kvw, c: out, ldc: qw)
-                        BLAS.gemmNN(m: blockRows, n: d, k: own, a: scores + context, lda: width, b: branchValues, ldb: kvw,
-                                    beta: 1, c: out, ldc: qw)
+                        if prefix > 0 {
+                            BLAS.gemmNN(m: blockRows, n: d, k: prefix, a: scores, lda: width, b: prefixValues, ldb: kvw, c: out, ldc: qw)
+                        }
+                        BLAS.gemmNN(m: blockRows, n: d, k: own, a: scores + prefix, lda: width, b: ownValues, ldb: kvw,
+                                    beta: prefix > 0 ? 1 : 0, c: out, ldc: qw)
                         blockStart += blockRows
                     }
                 }

@@ -49,6 +49,15 @@ public final class Workspace: @unchecked Sendable {
 
     deinit { for p in owned { p.deallocate() } }
 
+    /// Moves final-normed rows `rows` (ascending, after a forward pass) to rows `0..<rows.count`, so
+    /// the output head runs on just those (`LlamaModel.logits(workspace:rows: 0..<rows.count)`).
+    public func gatherFinalRows(_ rows: [Int], width: Int) {
+        for (k, r) in rows.enumerated() {
+            precondition(r >= k && r < self.rows && (k == 0 || r > rows[k - 1]), "rows to gather must be ascending and distinct")
+            if r != k { (normed + k * width).update(from: normed + r * width, count: width) }
+        }
+    }
+
     /// The final-normed hidden state of row `r` (after `forward`), `[hidden]`.
     public func finalHidden(row r: Int, width: Int) -> UnsafeBufferPointer<Float> {
         UnsafeBufferPointer(start: normed + r * width, count: width)

@@ -12,7 +12,8 @@ struct Eval: ParsableCommand {
             Prompts, continuations, tokenisation (_encode_pair) and metrics follow lm-evaluation-harness: acc is the
             argmax of the summed continuation log-probability, acc_norm of that sum divided by the choice's character
             count; WinoGrande scores one continuation under two contexts and reports acc only. Each item's shared
-            context runs once and its choices branch from the KV cache. The average is given both as the mean acc and
+            context runs once and its choices branch from it; several items are packed into one forward pass of up to
+            --rows-per-pass tokens (the results do not depend on it). The average is given both as the mean acc and
             with the metric compression papers usually quote per task (acc_norm for ARC-c, HellaSwag, OpenBookQA).
             """)
 
@@ -28,11 +29,15 @@ struct Eval: ParsableCommand {
     @Option(help: "Folder holding zeroshot/ (default: $LOWRANK_DATA, ./data, or the repository's data/).")
     var dataDirectory: String?
 
+    @Option(help: "Tokens packed into one forward pass (more: fewer weight reads, more memory).")
+    var rowsPerPass = 1024
+
     @Flag(help: "Print JSON.")
     var json = false
 
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if rowsPerPass < 1 { throw ValidationError("--rows-per-pass must be at least 1") }
     }
 
     struct TaskReport: Encodable {
@@ -67,7 +72,7 @@ struct Eval: ParsableCommand {
         let clock = ContinuousClock()
         let started = clock.now
         var loaded = try loadModel(model)
-        let runtime = LlamaLanguageModel(engine.makeModel(&loaded))
+        let runtime = LlamaLanguageModel(engine.makeModel(&loaded), rowsPerPass: rowsPerPass)
         let directory = dataDirectory ?? defaultDataDirectory()
         let tokenizer = loaded.tokenizer
         let evaluation = MultipleChoiceEvaluation(encode: { tokenizer.encode($0) })
@@ -78,7 +83,8 @@ struct Eval: ParsableCommand {
             do { all = try task.load(dataDirectory: directory) } catch { throw CLIError(error.description) }
             let items = Array(all.prefix(limit ?? all.count))
             let progress = ProgressReporter(task.rawValue, unit: "items")
-            let result = evaluation.run(task, items: items, model: runtime, progress: progress.update)
+            // Items per call: enough to fill several passes, few enough for a steady progress line.
+            let result = evaluation.run(task, items: items, model: runtime, batch: 64, progress: progress.update)
             if result.nonFiniteItems > 0 {
                 Terminal.error("warning: \(task.rawValue): \(result.nonFiniteItems) item(s) had non-finite log-likelihoods (kept; they count as scored)")
             }

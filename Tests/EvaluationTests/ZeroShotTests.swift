@@ -101,6 +101,44 @@ struct ZeroShotTests {
         for (a, b) in zip(fork, plain) { #expect(abs(a - b) < 1e-4 * max(1, abs(b)), "\(a) vs \(b)") }
     }
 
+    @Test(arguments: [1, 12, 40, 1024])
+    func packedRequestsScoreLikeOneFullPassPerContinuationHoweverTheyArePacked(rowsPerPass: Int) throws {
+        let tiny = TinyLlama(seed: 21)
+        let packed = LlamaLanguageModel(LlamaModel(configuration: tiny.configuration, weights: tiny.weights), rowsPerPass: rowsPerPass)
+        let plain = LlamaLanguageModel(LlamaModel(configuration: tiny.configuration, weights: tiny.weights))
+        // Contexts of different lengths (positions restart at 0 for each), single-token and empty
+        // continuations (no branch rows), and a request bigger than a small pass (it runs alone).
+        let requests = [
+            ContinuationRequest(context: [5, 17, 200], continuations: [[8], [40, 41, 42], []]),
+            ContinuationRequest(context: [9], continuations: [[1, 2]]),
+            ContinuationRequest(context: (0..<20).map { ($0 * 7 + 3) % 256 }, continuations: [[11, 12, 13, 14, 15], [16]]),
+            ContinuationRequest(context: [100, 101, 102, 103], continuations: [[104, 105], [106, 107], [108, 109, 110]]),
+        ]
+        let got = packed.continuationLogLikelihoods(requests)
+        #expect(got.map(\.count) == [3, 1, 2, 3])
+        #expect(got[0][2] == 0)  // an empty continuation has log-likelihood 0
+        for (request, answers) in zip(requests, got) {
+            for (continuation, value) in zip(request.continuations, answers) where !continuation.isEmpty {
+                let nll = plain.nextTokenNLL(request.context + continuation).nll
+                let expected = -nll.suffix(continuation.count).reduce(0, +)
+                #expect(abs(value - expected) < 1e-4 * max(1, abs(expected)), "\(value) vs \(expected)")
+            }
+        }
+    }
+
+    @Test func aBatchOfItemsScoresAsEachItemAlone() throws {
+        // The log-likelihood depends on the whole prefix, so any mix-up between requests shows.
+        let model = RuleModel { prefix, next in Double((prefix.reduce(0, +) + 3 * next) % 17) / 4 }
+        let items = [
+            MultipleChoiceItem(contexts: ["Q: a?"], continuations: [" x", " yy", " zzz"], choices: ["x", "yy", "zzz"], gold: 2),
+            try item(.winogrande, #"{"sentence":"Ann met _ today.","option1":"Bob","option2":"Cyd","answer":"1"}"#),
+            MultipleChoiceItem(contexts: ["Q: b?"], continuations: [" p", " q"], choices: ["p", "q"], gold: 0),
+        ]
+        let batch = characterTokens.score(items, model: model)
+        #expect(batch == items.map { characterTokens.score($0, model: model) })
+        #expect(Set(batch.flatMap(\.logLikelihoods)).count > 3)  // the rule gives varied values
+    }
+
     @Test("every task file in data/ parses with the harness's choice counts", arguments: ZeroShotTask.allCases)
     func taskFilesParse(task: ZeroShotTask) throws {
         let items = try task.load(dataDirectory: Fixtures.repositoryRoot + "/data")
