@@ -63,6 +63,8 @@ struct Eval: ParsableCommand {
         var limit: Int?
         var model: String
         var model_sha256: String
+        /// For a compressed checkpoint: its method, budget, calibration set and seed.
+        var compression: CheckpointProvenance?
         var weights: String
         var seconds: Double
         var lowrank_version: String
@@ -104,6 +106,7 @@ struct Eval: ParsableCommand {
             tasks: reports, average_acc: accs.reduce(0, +) / Double(accs.count), average_paper_metric: paper.reduce(0, +) / Double(paper.count),
             protocol: "lm-evaluation-harness zero-shot multiple_choice: context/continuation via _encode_pair, no BOS added by this tokenizer; acc = argmax Σ log p, acc_norm = argmax Σ log p / len(choice chars)",
             limit: limit, model: loaded.source.path, model_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)),
+            compression: try CheckpointProvenance.read(loaded),
             weights: engine.weights.rawValue, seconds: (clock.now - started).seconds, lowrank_version: lowrankVersion)
         if json {
             try Terminal.printJSON(report)

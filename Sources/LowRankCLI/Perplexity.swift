@@ -55,6 +55,8 @@ struct Perplexity: ParsableCommand {
         var dataset_sha256: String
         var joining: String
         var limit: Int?
+        /// For a compressed checkpoint: its method, budget, calibration set and seed.
+        var compression: CheckpointProvenance?
         var lowrank_version: String
     }
 
@@ -87,7 +89,7 @@ struct Perplexity: ParsableCommand {
         let recipe = Recipe(model: loaded.source.path, model_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)),
                             weights: engine.weights.rawValue, dataset: corpus.name, dataset_file: file,
                             dataset_sha256: try SHA256.hexDigest(ofFile: file), joining: corpus.joining, limit: limit,
-                            lowrank_version: lowrankVersion)
+                            compression: try CheckpointProvenance.read(loaded), lowrank_version: lowrankVersion)
         let report = Report(perplexity: result.perplexity, mean_nll: result.meanNLL, tokens: result.tokens, windows: result.windows,
                             protocol: result.protocol, window_length: result.windowLength, available_windows: result.availableWindows,
                             corpus_tokens: result.corpusTokens, non_finite_positions: result.nonFinitePositions,

@@ -168,6 +168,7 @@ struct CLITests {
         let accs = [tasks["arc_easy"]!["acc"] as! Double, tasks["winogrande"]!["acc"] as! Double]
         #expect(abs((json["average_acc"] as! Double) - (accs[0] + accs[1]) / 2) < 1e-12)
         #expect(json["average_paper_metric"] is Double && json["protocol"] is String && json["model_sha256"] is String)
+        #expect(json["compression"] == nil)  // the GGUF was not compressed by us
         #expect(output.stderr.contains("ETA"))
         let bad = try CLI.run(["eval", try Fixtures.requireSmolLM2(), "--tasks", "arc_easy,boolq"])
         #expect(bad.status != 0 && bad.stderr.contains("unknown task 'boolq'") && bad.stderr.contains("hellaswag"))
@@ -191,6 +192,14 @@ struct CLITests {
         #expect((json["parameters"] as! [String: Any])["projectionTotal"] as? Int == 84_873_600)
         let tokenize = try CLI.run(["tokenize", dir.file("ck"), "--text", "Hello, world! <|im_end|>", "--json"])
         #expect(tokenize.stdout.contains("[19556,28,905,17,216,2]"))
+        // Numbers measured on the checkpoint carry its recipe.
+        let eval = try CLI.run(["eval", dir.file("ck"), "--tasks", "openbookqa", "--limit", "2", "--json"])
+        let evalJSON = try #require(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])
+        let provenance = try #require(evalJSON["compression"] as? [String: Any], "eval JSON: \(eval.stdout.prefix(300)) \(eval.stderr.suffix(300))")
+        #expect((provenance["recipe"] as? [String: Any])?["method"] as? String == "svd")
+        #expect((provenance["recipe"] as? [String: Any])?["removedFraction"] as? Double == 0.2)
+        #expect((provenance["source_sha256"] as? String)?.hasPrefix("b179c952") == true)
+        #expect((provenance["compression_json_sha256"] as? String)?.count == 64)
     }
 
     @Test func compressRejectsAnImpossibleBudget() throws {

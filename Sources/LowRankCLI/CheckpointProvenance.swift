@@ -1,0 +1,33 @@
+import Foundation
+import Llama
+import LowRank
+import ModelFormats
+
+/// Where a compressed checkpoint came from, read from its `compression.json` and recorded beside
+/// every number measured on it (eval, perplexity), so a result names its method, budget,
+/// calibration set and seed, not only a file.
+struct CheckpointProvenance: Codable {
+    var source_model: String
+    var source_sha256: String
+    var recipe: CompressionRecipe
+    var calibration_file: String?
+    var calibration_sha256: String?
+    var removed_projection_fraction: Double
+    var removed_model_fraction: Double
+    /// Digest of the `compression.json` itself.
+    var compression_json_sha256: String?
+
+    /// nil for a GGUF file or a directory without `compression.json` (a model we did not compress).
+    static func read(_ loaded: LoadedModel) throws -> CheckpointProvenance? {
+        guard loaded.source.format == .huggingFace else { return nil }
+        let path = loaded.source.path + "/compression.json"
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        do {
+            var provenance = try JSONDecoder().decode(CheckpointProvenance.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+            provenance.compression_json_sha256 = try SHA256.hexDigest(ofFile: path)
+            return provenance
+        } catch {
+            throw CLIError("\(path): not a compression record lowrank can read (\(error)); recompress, or remove the file to evaluate the weights without provenance")
+        }
+    }
+}
