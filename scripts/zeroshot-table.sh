@@ -4,13 +4,16 @@
 # then prints the markdown table. Usage:
 #   scripts/zeroshot-table.sh OUT dense=models/SmolLM2-135M-Instruct.Q4_1.gguf svdllm20=CHECKPOINT ...
 # Extra `lowrank eval` options go in LOWRANK_EVAL_ARGS (e.g. "--limit 100"). LOWRANK_BIN: a copied
-# binary, so rebuilding meanwhile is safe.
+# binary, so rebuilding meanwhile is safe. ZEROSHOT_TABLE_ONLY=1 prints the table of what is there
+# (a missing task shows as "not run") without running anything.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
 OUT="${1:?usage: scripts/zeroshot-table.sh OUT name=MODEL ...}"
 shift
 [ $# -gt 0 ] || { echo "give at least one name=MODEL" >&2; exit 2; }
-if [ -z "${LOWRANK_BIN:-}" ]; then
+if [ -n "${ZEROSHOT_TABLE_ONLY:-}" ]; then
+    :
+elif [ -z "${LOWRANK_BIN:-}" ]; then
     swift build "${SWIFT_FLAGS[@]}" --product lowrank >/dev/null
     LOWRANK_BIN="$(swift build "${SWIFT_FLAGS[@]}" --show-bin-path)/lowrank"
 fi
@@ -20,7 +23,7 @@ for spec in "$@"; do
     name="${spec%%=*}"; model="${spec#*=}"
     for task in "${TASKS[@]}"; do
         out="$OUT/$name-$task.json"
-        [ -s "$out" ] && continue
+        [ -s "$out" ] || [ -n "${ZEROSHOT_TABLE_ONLY:-}" ] && continue
         echo "== $name $task" >&2
         # shellcheck disable=SC2086
         /usr/bin/time -f "%e s wall, %M KB peak" "$LOWRANK_BIN" eval "$model" --tasks "$task" --json ${LOWRANK_EVAL_ARGS:-} \
@@ -42,12 +45,18 @@ for spec in specs:
     name = spec.split("=", 1)[0]
     cells, accs, paper, items, seconds = [], [], [], 0, 0.0
     for t in order:
-        r = json.load(open(f"{out}/{name}-{t}.json"))
+        try:
+            r = json.load(open(f"{out}/{name}-{t}.json"))
+        except FileNotFoundError:
+            cells.append("not run")
+            continue
         m = r["tasks"][t]
         cells.append(f"{m['acc']:.4f}" + (f" / {m['acc_norm']:.4f}" if m.get("acc_norm") is not None else ""))
         accs.append(m["acc"])
         paper.append(m[m["paper_metric"]])
         items += m["items"]
         seconds += r["seconds"]
-    print(f"| {name} | " + " | ".join(cells) + f" | {sum(accs)/len(accs):.4f} | {sum(paper)/len(paper):.4f} | {items:,} | {seconds/60:.1f} min |")
+    complete = len(accs) == len(order)
+    averages = f"{sum(accs)/len(accs):.4f} | {sum(paper)/len(paper):.4f}" if complete else "– | –"
+    print(f"| {name} | " + " | ".join(cells) + f" | {averages} | {items:,} | {seconds/60:.1f} min |")
 PY
