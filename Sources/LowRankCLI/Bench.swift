@@ -9,8 +9,8 @@ struct Bench: ParsableCommand {
         abstract: "Measure prefill and decode throughput, time to first token and peak memory (medians of repeated runs).",
         discussion: """
             Prefill: a --prompt-tokens prompt (token ids cycled from a fixed English text) in one batched pass.
-            Decode: --decode-tokens new tokens at batch 1 after it, greedy. Each number is the median of --runs runs
-            after one warm-up. Also reports single-call sgemm GFLOP/s at the prefill shape, and the weight bytes
+            Decode: --decode-tokens new tokens at batch 1 after it, greedy. Each number is the median of --runs runs \
+            after one warm-up. Also reports single-call sgemm GFLOP/s at the prefill shape, and the weight bytes \
             streamed per second while decoding (decode is bound by memory bandwidth).
             """)
 

@@ -10,13 +10,13 @@ struct Compress: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compress a model's projections by low-rank factorisation and write a checkpoint directory.",
         discussion: """
-            Every q/k/v/o/gate/up/down projection gets the uniform rank r = floor(m·n·(1 − ρ)/(m + n)) for --remove ρ
-            (SVD-LLM's rule; ρ is the fraction of projection parameters removed, embeddings and norms are untouched).
-            Methods: svd (plain truncated SVD), asvd (activation-magnitude scaling, α = --alpha), svd-llm (Cholesky
-            whitening of the calibration Gram matrix). Calibration: --samples windows of --length tokens from the
+            Every q/k/v/o/gate/up/down projection gets the uniform rank r = floor(m·n·(1 − ρ)/(m + n)) for --remove ρ \
+            (SVD-LLM's rule; ρ is the fraction of projection parameters removed, embeddings and norms are untouched). \
+            Methods: svd (plain truncated SVD), asvd (activation-magnitude scaling, α = --alpha), svd-llm (Cholesky \
+            whitening of the calibration Gram matrix). Calibration: --samples windows of --length tokens from the \
             corpus (documents joined with blank lines, tokenised once), at seeded random offsets or --calibration-starts.
-            Calibration runs layer by layer: only one layer's statistics are in memory at a time. --calibrate-on compressed
-            feeds each layer the outputs of the already-compressed layers before it (SVD-LLM's sequential variant);
+            Calibration runs layer by layer: only one layer's statistics are in memory at a time. --calibrate-on compressed \
+            feeds each layer the outputs of the already-compressed layers before it (SVD-LLM's sequential variant); \
             --whitening eigen uses SVD-LLM V2's eigen-decomposition square root instead of Cholesky.
             The output directory loads like any model: lowrank perplexity DIR, lowrank generate DIR ...
             """)

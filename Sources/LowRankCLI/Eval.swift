@@ -9,11 +9,11 @@ struct Eval: ParsableCommand {
         abstract: "Zero-shot multiple-choice accuracy on the lm-evaluation-harness tasks (acc and acc_norm).",
         discussion: """
             Tasks: \(ZeroShotTask.allCases.map(\.rawValue).joined(separator: ", ")) (data/zeroshot/<task>.jsonl).
-            Prompts, continuations, tokenisation (_encode_pair) and metrics follow lm-evaluation-harness: acc is the
-            argmax of the summed continuation log-probability, acc_norm of that sum divided by the choice's character
-            count; WinoGrande scores one continuation under two contexts and reports acc only. Each item's shared
-            context runs once and its choices branch from it; several items are packed into one forward pass of up to
-            --rows-per-pass tokens (the results do not depend on it). The average is given both as the mean acc and
+            Prompts, continuations, tokenisation (_encode_pair) and metrics follow lm-evaluation-harness: acc is the \
+            argmax of the summed continuation log-probability, acc_norm of that sum divided by the choice's character \
+            count; WinoGrande scores one continuation under two contexts and reports acc only. Each item's shared \
+            context runs once and its choices branch from it; several items are packed into one forward pass of up to \
+            --rows-per-pass tokens (the results do not depend on it). The average is given both as the mean acc and \
             with the metric compression papers usually quote per task (acc_norm for ARC-c, HellaSwag, OpenBookQA).
             """)
 

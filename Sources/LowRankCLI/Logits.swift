@@ -6,7 +6,7 @@ struct Logits: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a token sequence through the model and print logits at chosen positions (a verification interface).",
         discussion: """
-            JSON shape (stable): {"mean_nll": x, "positions": [{"position": p, "top": [{"id": i, "logit": l}, ...],
+            JSON shape (stable): {"mean_nll": x, "positions": [{"position": p, "top": [{"id": i, "logit": l}, ...], \
             "logsumexp": s, "first_logits": [16 values]}]}. mean_nll is the mean next-token NLL over the whole sequence.
             """)
 

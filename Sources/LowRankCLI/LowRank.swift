@@ -6,7 +6,7 @@ struct LowRank: ParsableCommand {
         abstract: "Compress Llama-family language models by low-rank factorisation, and measure the result.",
         discussion: """
             MODEL is a .gguf file or a Hugging Face directory (config.json, model.safetensors, tokenizer.json).
-            Environment: OPENBLAS_CORETYPE and OPENBLAS_NUM_THREADS are honoured when set; otherwise lowrank
+            Environment: OPENBLAS_CORETYPE and OPENBLAS_NUM_THREADS are honoured when set; otherwise lowrank \
             selects OpenBLAS's AVX-512 kernels on CPUs that have them and uses one BLAS thread.
             """,
         subcommands: [Info.self, Tokenize.self, Generate.self, Perplexity.self, Compress.self, Bench.self, Logits.self, Eval.self, Synthesize.self]

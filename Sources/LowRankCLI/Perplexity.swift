@@ -8,8 +8,8 @@ struct Perplexity: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Perplexity on WikiText-2, C4 or a text file, with the SVD-LLM protocol.",
         discussion: """
-            The corpus is tokenised once (no BOS), cut into consecutive non-overlapping windows of --window tokens
-            (remainder dropped), and every position after the first of each window is scored; perplexity is
+            The corpus is tokenised once (no BOS), cut into consecutive non-overlapping windows of --window tokens \
+            (remainder dropped), and every position after the first of each window is scored; perplexity is \
             exp(mean NLL). Windows with non-finite logits are counted and kept, never skipped.
             """)
 

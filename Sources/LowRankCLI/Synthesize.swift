@@ -6,8 +6,8 @@ struct Synthesize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a seeded random model with a published model's shapes (for scale runs of compress, bench ...).",
         discussion: """
-            Weights are F16, uniform with standard deviation 0.02 (norms 1), generated tensor by tensor while the
-            safetensors file streams, so memory stays at one tensor. The tokenizer (and chat template) comes from
+            Weights are F16, uniform with standard deviation 0.02 (norms 1), generated tensor by tensor while the \
+            safetensors file streams, so memory stays at one tensor. The tokenizer (and chat template) comes from \
             MODEL; its ids must fit the preset's vocabulary. Example, the issue's 8B scale run:
               lowrank synthesize models/SmolLM2-135M-Instruct.Q4_1.gguf --preset llama3-8b --layers 4 -o /tmp/llama3-8b-4l
             """)
