@@ -5,7 +5,9 @@ import ModelFormats
 
 /// Where a compressed checkpoint came from, read from its `compression.json` and recorded beside
 /// every number measured on it (eval, perplexity), so a result names its method, budget,
-/// calibration set and seed, not only a file.
+/// calibration set and seed, not only a file. The reading side of `Compress.Summary` (which writes
+/// the file): only the fields that identify how the checkpoint was made, so a change to the timing
+/// or report fields of the summary does not break reading older checkpoints.
 struct CheckpointProvenance: Codable {
     var source_model: String
     var source_sha256: String
