@@ -74,6 +74,8 @@ struct Eval: ParsableCommand {
         let clock = ContinuousClock()
         let started = clock.now
         var loaded = try loadModel(model)
+        // Read before the (long) evaluation, so an unreadable compression record fails at once.
+        let provenance = try CheckpointProvenance.read(loaded)
         let runtime = LlamaLanguageModel(engine.makeModel(&loaded), rowsPerPass: rowsPerPass)
         let directory = dataDirectory ?? defaultDataDirectory()
         let tokenizer = loaded.tokenizer
@@ -106,7 +108,7 @@ struct Eval: ParsableCommand {
             tasks: reports, average_acc: accs.reduce(0, +) / Double(accs.count), average_paper_metric: paper.reduce(0, +) / Double(paper.count),
             protocol: "lm-evaluation-harness zero-shot multiple_choice: context/continuation via _encode_pair, no BOS added by this tokenizer; acc = argmax Σ log p, acc_norm = argmax Σ log p / len(choice chars)",
             limit: limit, model: loaded.source.path, model_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)),
-            compression: try CheckpointProvenance.read(loaded),
+            compression: provenance,
             weights: engine.weights.rawValue, seconds: (clock.now - started).seconds, lowrank_version: lowrankVersion)
         if json {
             try Terminal.printJSON(report)

@@ -67,6 +67,8 @@ struct Perplexity: ParsableCommand {
 
     func run() throws {
         var loaded = try loadModel(model)
+        // Read before the (long) evaluation, so an unreadable compression record fails at once.
+        let provenance = try CheckpointProvenance.read(loaded)
         let runtime = engine.makeModel(&loaded)
         let corpus = Corpus(argument: dataset)
         let dataDirectory = dataDirectory ?? defaultDataDirectory()
@@ -89,7 +91,7 @@ struct Perplexity: ParsableCommand {
         let recipe = Recipe(model: loaded.source.path, model_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)),
                             weights: engine.weights.rawValue, dataset: corpus.name, dataset_file: file,
                             dataset_sha256: try SHA256.hexDigest(ofFile: file), joining: corpus.joining, limit: limit,
-                            compression: try CheckpointProvenance.read(loaded), lowrank_version: lowrankVersion)
+                            compression: provenance, lowrank_version: lowrankVersion)
         let report = Report(perplexity: result.perplexity, mean_nll: result.meanNLL, tokens: result.tokens, windows: result.windows,
                             protocol: result.protocol, window_length: result.windowLength, available_windows: result.availableWindows,
                             corpus_tokens: result.corpusTokens, non_finite_positions: result.nonFinitePositions,

@@ -200,6 +200,14 @@ struct CLITests {
         #expect((provenance["recipe"] as? [String: Any])?["removedFraction"] as? Double == 0.2)
         #expect((provenance["source_sha256"] as? String)?.hasPrefix("b179c952") == true)
         #expect((provenance["compression_json_sha256"] as? String)?.count == 64)
+        // An unreadable compression record stops eval and perplexity before they evaluate, naming the file.
+        try Data("{\"recipe\": ".utf8).write(to: URL(fileURLWithPath: dir.file("ck/compression.json")))
+        for command in [["eval", dir.file("ck"), "--tasks", "openbookqa", "--limit", "2"], ["perplexity", dir.file("ck"), "--limit", "1"]] {
+            let broken = try CLI.run(command)
+            #expect(broken.status == 1, "\(command[0]): \(broken.stderr)")
+            #expect(broken.stderr.contains(dir.file("ck/compression.json")) && broken.stderr.contains("recompress"), "\(command[0]): \(broken.stderr)")
+            #expect(!broken.stderr.contains("ETA"), "\(command[0]) evaluated before reading the record")
+        }
     }
 
     @Test func compressRejectsAnImpossibleBudget() throws {
