@@ -11,26 +11,27 @@ cd "$REPO_ROOT"
 OUT="${1:?usage: scripts/zeroshot-table.sh OUT name=MODEL ...}"
 shift
 [ $# -gt 0 ] || { echo "give at least one name=MODEL" >&2; exit 2; }
-if [ -n "${ZEROSHOT_TABLE_ONLY:-}" ]; then
-    :
-elif [ -z "${LOWRANK_BIN:-}" ]; then
-    swift build "${SWIFT_FLAGS[@]}" --product lowrank >/dev/null
-    LOWRANK_BIN="$(swift build "${SWIFT_FLAGS[@]}" --show-bin-path)/lowrank"
-fi
 TASKS=(arc_easy arc_challenge openbookqa winogrande piqa mathqa hellaswag)
-mkdir -p "$OUT"
-for spec in "$@"; do
-    name="${spec%%=*}"; model="${spec#*=}"
-    for task in "${TASKS[@]}"; do
-        out="$OUT/$name-$task.json"
-        [ -s "$out" ] || [ -n "${ZEROSHOT_TABLE_ONLY:-}" ] && continue
-        echo "== $name $task" >&2
-        # shellcheck disable=SC2086
-        /usr/bin/time -f "%e s wall, %M KB peak" "$LOWRANK_BIN" eval "$model" --tasks "$task" --json ${LOWRANK_EVAL_ARGS:-} \
-            > "$out.tmp" 2> "$OUT/$name-$task.err" || { tail -5 "$OUT/$name-$task.err" >&2; exit 1; }
-        mv "$out.tmp" "$out"
+run_missing_tasks() {
+    if [ -z "${LOWRANK_BIN:-}" ]; then
+        swift build "${SWIFT_FLAGS[@]}" --product lowrank >/dev/null
+        LOWRANK_BIN="$(swift build "${SWIFT_FLAGS[@]}" --show-bin-path)/lowrank"
+    fi
+    mkdir -p "$OUT"
+    for spec in "$@"; do
+        name="${spec%%=*}"; model="${spec#*=}"
+        for task in "${TASKS[@]}"; do
+            out="$OUT/$name-$task.json"
+            [ -s "$out" ] && continue
+            echo "== $name $task" >&2
+            # shellcheck disable=SC2086
+            /usr/bin/time -f "%e s wall, %M KB peak" "$LOWRANK_BIN" eval "$model" --tasks "$task" --json ${LOWRANK_EVAL_ARGS:-} \
+                > "$out.tmp" 2> "$OUT/$name-$task.err" || { tail -5 "$OUT/$name-$task.err" >&2; exit 1; }
+            mv "$out.tmp" "$out"
+        done
     done
-done
+}
+[ -n "${ZEROSHOT_TABLE_ONLY:-}" ] || run_missing_tasks "$@"
 python3 - "$OUT" "${TASKS[@]}" -- "$@" <<'PY'
 import json, sys
 args = sys.argv[1:]

@@ -20,13 +20,15 @@ struct CheckpointProvenance: Codable {
     var compression_json_sha256: String?
 
     /// nil for a GGUF file or a directory without `compression.json` (a model we did not compress).
+    /// Commands call it before they evaluate, so an unreadable record fails at once, not after the run.
     static func read(_ loaded: LoadedModel) throws -> CheckpointProvenance? {
         guard loaded.source.format == .huggingFace else { return nil }
         let path = loaded.source.path + "/compression.json"
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         do {
-            var provenance = try JSONDecoder().decode(CheckpointProvenance.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
-            provenance.compression_json_sha256 = try SHA256.hexDigest(ofFile: path)
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            var provenance = try JSONDecoder().decode(CheckpointProvenance.self, from: bytes)
+            provenance.compression_json_sha256 = SHA256.hexDigest([UInt8](bytes))
             return provenance
         } catch {
             throw CLIError("\(path): not a compression record lowrank can read (\(error)); recompress, or remove the file to evaluate the weights without provenance")

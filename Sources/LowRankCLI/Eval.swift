@@ -74,7 +74,6 @@ struct Eval: ParsableCommand {
         let clock = ContinuousClock()
         let started = clock.now
         var loaded = try loadModel(model)
-        // Read before the (long) evaluation, so an unreadable compression record fails at once.
         let provenance = try CheckpointProvenance.read(loaded)
         let runtime = LlamaLanguageModel(engine.makeModel(&loaded), rowsPerPass: rowsPerPass)
         let directory = dataDirectory ?? defaultDataDirectory()

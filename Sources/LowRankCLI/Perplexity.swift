@@ -67,7 +67,6 @@ struct Perplexity: ParsableCommand {
 
     func run() throws {
         var loaded = try loadModel(model)
-        // Read before the (long) evaluation, so an unreadable compression record fails at once.
         let provenance = try CheckpointProvenance.read(loaded)
         let runtime = engine.makeModel(&loaded)
         let corpus = Corpus(argument: dataset)
