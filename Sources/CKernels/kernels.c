@@ -2,7 +2,7 @@
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
-#define AVX512 __attribute__((target("avx512f,avx512bw,f16c,fma")))
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
 #endif
 
 // ---- portable fallbacks ----
@@ -28,14 +28,14 @@ static inline float bf16_to_float(uint16_t h) {
     uint32_t bits = (uint32_t)h << 16; float f; memcpy(&f, &bits, 4); return f;
 }
 
-static void gemv_f32_portable(const float *w, const float *x, float *y, size_t b, size_t e, size_t n) {
-    for (size_t r = b; r < e; r++) { float s = 0; for (size_t i = 0; i < n; i++) s += w[r * n + i] * x[i]; y[r] = s; }
+static void gemv_f32_portable(const float *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
+    for (size_t r = b; r < e; r++) { float s = 0; for (size_t i = 0; i < n; i++) s += w[r * ld + i] * x[i]; y[r] = s; }
 }
-static void gemv_f16_portable(const uint16_t *w, const float *x, float *y, size_t b, size_t e, size_t n) {
-    for (size_t r = b; r < e; r++) { float s = 0; for (size_t i = 0; i < n; i++) s += half_to_float(w[r * n + i]) * x[i]; y[r] = s; }
+static void gemv_f16_portable(const uint16_t *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
+    for (size_t r = b; r < e; r++) { float s = 0; for (size_t i = 0; i < n; i++) s += half_to_float(w[r * ld + i]) * x[i]; y[r] = s; }
 }
-static void gemv_bf16_portable(const uint16_t *w, const float *x, float *y, size_t b, size_t e, size_t n) {
-    for (size_t r = b; r < e; r++) { float s = 0; for (size_t i = 0; i < n; i++) s += bf16_to_float(w[r * n + i]) * x[i]; y[r] = s; }
+static void gemv_bf16_portable(const uint16_t *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
+    for (size_t r = b; r < e; r++) { float s = 0; for (size_t i = 0; i < n; i++) s += bf16_to_float(w[r * ld + i]) * x[i]; y[r] = s; }
 }
 
 #if defined(__x86_64__)
@@ -48,11 +48,18 @@ AVX512 static inline __m512 load_f16(const uint16_t *p) { return _mm512_cvtph_ps
 AVX512 static inline __m512 load_bf16(const uint16_t *p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
 }
+// Masked loads of the last k < 16 values of a row (zeros beyond): short rows, such as a left
+// factor at rank 230 or an active rank, would otherwise end in a scalar loop.
+AVX512 static inline __m512 load_f32_masked(const float *p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+AVX512 static inline __m512 load_f16_masked(const uint16_t *p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+AVX512 static inline __m512 load_bf16_masked(const uint16_t *p, __mmask16 m) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
 
-#define GEMV_AVX512(NAME, T, LOAD, SCALAR)                                                                  \
-    AVX512 static void NAME(const T *w, const float *x, float *y, size_t b, size_t e, size_t n) {         \
+#define GEMV_AVX512(NAME, T, LOAD, LOAD_MASKED)                                                             \
+    AVX512 static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {\
         for (size_t r = b; r < e; r++) {                                                                     \
-            const T *wr = w + r * n;                                                                         \
+            const T *wr = w + r * ld;                                                                        \
             __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps(); \
             size_t i = 0;                                                                                    \
             for (; i + 64 <= n; i += 64) {                                                                   \
@@ -62,16 +69,17 @@ AVX512 static inline __m512 load_bf16(const uint16_t *p) {
                 a3 = _mm512_fmadd_ps(LOAD(wr + i + 48), _mm512_loadu_ps(x + i + 48), a3);                    \
             }                                                                                                \
             for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(LOAD(wr + i), _mm512_loadu_ps(x + i), a0);   \
-            float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));   \
-            for (; i < n; i++) s += SCALAR(wr[i]) * x[i];                                                    \
-            y[r] = s;                                                                                        \
+            if (i < n) {                                                                                     \
+                __mmask16 m = (__mmask16)((1u << (n - i)) - 1);                                              \
+                a1 = _mm512_fmadd_ps(LOAD_MASKED(wr + i, m), _mm512_maskz_loadu_ps(m, x + i), a1);          \
+            }                                                                                                \
+            y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));      \
         }                                                                                                    \
     }
 
-static inline float identity(float v) { return v; }
-GEMV_AVX512(gemv_f32_avx512, float, load_f32, identity)
-GEMV_AVX512(gemv_f16_avx512, uint16_t, load_f16, half_to_float)
-GEMV_AVX512(gemv_bf16_avx512, uint16_t, load_bf16, bf16_to_float)
+GEMV_AVX512(gemv_f32_avx512, float, load_f32, load_f32_masked)
+GEMV_AVX512(gemv_f16_avx512, uint16_t, load_f16, load_f16_masked)
+GEMV_AVX512(gemv_bf16_avx512, uint16_t, load_bf16, load_bf16_masked)
 
 AVX512 static void widen_f16_avx512(const uint16_t *h, float *out, size_t count) {
     size_t i = 0;
@@ -92,7 +100,8 @@ static int use_avx512(void) {
     if (forced_portable) return 0;
     if (cached < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("f16c");
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
+            && __builtin_cpu_supports("f16c");
     }
     return cached;
 }
@@ -103,23 +112,23 @@ static int use_avx512(void) { return 0; }
 
 int lowrank_kernels_use_avx512(void) { return use_avx512(); }
 
-void lowrank_gemv_f32(const float *w, const float *x, float *y, size_t b, size_t e, size_t n) {
+void lowrank_gemv_f32(const float *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
 #if defined(__x86_64__)
-    if (use_avx512()) { gemv_f32_avx512(w, x, y, b, e, n); return; }
+    if (use_avx512()) { gemv_f32_avx512(w, ld, x, y, b, e, n); return; }
 #endif
-    gemv_f32_portable(w, x, y, b, e, n);
+    gemv_f32_portable(w, ld, x, y, b, e, n);
 }
-void lowrank_gemv_f16(const uint16_t *w, const float *x, float *y, size_t b, size_t e, size_t n) {
+void lowrank_gemv_f16(const uint16_t *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
 #if defined(__x86_64__)
-    if (use_avx512()) { gemv_f16_avx512(w, x, y, b, e, n); return; }
+    if (use_avx512()) { gemv_f16_avx512(w, ld, x, y, b, e, n); return; }
 #endif
-    gemv_f16_portable(w, x, y, b, e, n);
+    gemv_f16_portable(w, ld, x, y, b, e, n);
 }
-void lowrank_gemv_bf16(const uint16_t *w, const float *x, float *y, size_t b, size_t e, size_t n) {
+void lowrank_gemv_bf16(const uint16_t *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
 #if defined(__x86_64__)
-    if (use_avx512()) { gemv_bf16_avx512(w, x, y, b, e, n); return; }
+    if (use_avx512()) { gemv_bf16_avx512(w, ld, x, y, b, e, n); return; }
 #endif
-    gemv_bf16_portable(w, x, y, b, e, n);
+    gemv_bf16_portable(w, ld, x, y, b, e, n);
 }
 void lowrank_widen_f16(const uint16_t *h, float *out, size_t count) {
 #if defined(__x86_64__)

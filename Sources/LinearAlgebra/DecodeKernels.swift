@@ -15,19 +15,21 @@ public enum DecodeKernels {
     /// For tests: run the portable kernels even on an AVX-512 CPU.
     public static func forcePortable(_ on: Bool) { lowrank_kernels_force_portable(on ? 1 : 0) }
 
-    /// `y[r] = W[r, :] · x` for r in `rows`; W `[outputs × inputs]` Float32.
+    /// `y[r] = W[r, 0..<inputs] · x` for r in `rows`; W row-major Float32 with row stride `ld`
+    /// (default `inputs`; a larger stride runs a prefix of each row: the active rank of a factor).
     @inline(__always)
-    public static func gemv(_ w: UnsafePointer<Float>, inputs: Int, rows: Range<Int>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        lowrank_gemv_f32(w, x, y, rows.lowerBound, rows.upperBound, inputs)
+    public static func gemv(_ w: UnsafePointer<Float>, ld: Int? = nil, inputs: Int, rows: Range<Int>, x: UnsafePointer<Float>,
+                            y: UnsafeMutablePointer<Float>) {
+        lowrank_gemv_f32(w, ld ?? inputs, x, y, rows.lowerBound, rows.upperBound, inputs)
     }
 
     /// The same with 16-bit weights.
     @inline(__always)
-    public static func gemv(_ w: UnsafePointer<UInt16>, format: HalfFormat, inputs: Int, rows: Range<Int>,
+    public static func gemv(_ w: UnsafePointer<UInt16>, format: HalfFormat, ld: Int? = nil, inputs: Int, rows: Range<Int>,
                             x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         switch format {
-        case .float16: lowrank_gemv_f16(w, x, y, rows.lowerBound, rows.upperBound, inputs)
-        case .bfloat16: lowrank_gemv_bf16(w, x, y, rows.lowerBound, rows.upperBound, inputs)
+        case .float16: lowrank_gemv_f16(w, ld ?? inputs, x, y, rows.lowerBound, rows.upperBound, inputs)
+        case .bfloat16: lowrank_gemv_bf16(w, ld ?? inputs, x, y, rows.lowerBound, rows.upperBound, inputs)
         }
     }
 

@@ -6,12 +6,15 @@ public enum DecompositionError: Error, Equatable, CustomStringConvertible, Senda
     case notPositiveDefinite(order: Int)
     case didNotConverge(routine: String, info: Int)
     case invalidArgument(routine: String, info: Int)
+    /// LU: the pivot of this order is exactly zero.
+    case singular(order: Int)
 
     public var description: String {
         switch self {
         case .notPositiveDefinite(let order): "matrix is not positive definite (leading minor of order \(order))"
         case .didNotConverge(let routine, let info): "\(routine) did not converge (info \(info))"
         case .invalidArgument(let routine, let info): "\(routine): argument \(-info) is invalid"
+        case .singular(let order): "matrix is singular (zero pivot at order \(order))"
         }
     }
 }
@@ -70,6 +73,42 @@ public enum Decompositions {
         if info > 0 { throw .didNotConverge(routine: "dsyevd", info: Int(info)) }
         if info < 0 { throw .invalidArgument(routine: "dsyevd", info: Int(info)) }
         return (w, v)
+    }
+
+    /// The column order of QR with column pivoting of A `[m × n]` (dgeqp3): the first k columns of
+    /// the result are the k most linearly independent ones, greedily (0-based indices).
+    public static func pivotedQRColumnOrder(_ a: Matrix<Double>) throws(DecompositionError) -> [Int] {
+        var work = a
+        var pivots = [Int32](repeating: 0, count: a.columns)  // 0: every column is free to move
+        var tau = [Double](repeating: 0, count: min(a.rows, a.columns))
+        let info = work.storage.withUnsafeMutableBufferPointer { ap in
+            pivots.withUnsafeMutableBufferPointer { pp in
+                tau.withUnsafeMutableBufferPointer {
+                    LAPACKE_dgeqp3(LAPACK_ROW_MAJOR, Int32(a.rows), Int32(a.columns), ap.baseAddress, Int32(a.columns), pp.baseAddress, $0.baseAddress)
+                }
+            }
+        }
+        if info < 0 { throw .invalidArgument(routine: "dgeqp3", info: Int(info)) }
+        return pivots.map { Int($0) - 1 }
+    }
+
+    /// X with A·X = B, A `[n × n]` square, B `[n × k]` (LU with partial pivoting, dgesv; never an
+    /// explicit inverse). Throws `.singular` when A is exactly singular.
+    public static func solve(_ a: Matrix<Double>, _ b: Matrix<Double>) throws(DecompositionError) -> Matrix<Double> {
+        precondition(a.rows == a.columns && b.rows == a.rows, "solve needs A [n × n] and B [n × k]")
+        var lu = a, x = b
+        var pivots = [Int32](repeating: 0, count: a.rows)
+        let info = lu.storage.withUnsafeMutableBufferPointer { ap in
+            x.storage.withUnsafeMutableBufferPointer { xp in
+                pivots.withUnsafeMutableBufferPointer {
+                    LAPACKE_dgesv(LAPACK_ROW_MAJOR, Int32(a.rows), Int32(b.columns), ap.baseAddress, Int32(a.rows), $0.baseAddress,
+                                  xp.baseAddress, Int32(max(1, b.columns)))
+                }
+            }
+        }
+        if info > 0 { throw .singular(order: Int(info)) }
+        if info < 0 { throw .invalidArgument(routine: "dgesv", info: Int(info)) }
+        return x
     }
 
     /// X with X·L = B for lower-triangular L `[n × n]` (B `[m × n]`): B·L⁻¹ by a triangular solve,

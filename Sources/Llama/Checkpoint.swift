@@ -3,21 +3,27 @@ import LinearAlgebra
 import ModelFormats
 import Tokenization
 
-/// The compressed-checkpoint format: a Hugging Face-style directory.
+/// The compressed-checkpoint format, written and read here only: a Hugging Face-style directory.
 ///
-/// - `config.json`: the model's Llama configuration plus a `low_rank` section
-///   (`{"format_version": 1, "projections": {"model.layers.0.self_attn.q_proj": {"rank": 230}, ...}}`).
-/// - `model.safetensors`: Float32 tensors; a dense projection as `<module>.weight` `[out × in]`, a
-///   factored one as `<module>.left` `[out × r]` and `<module>.right` `[r × in]`
-///   (y = left · (right · x); names chosen not to collide with LoRA's `lora_A`/`lora_B`).
-/// - `tokenizer.json`, `tokenizer_config.json`: written from the source tokenizer (GGUF metadata or
-///   the original files).
-/// - `compression.json`: the recipe and report, written by the caller (`extraFiles`).
+/// - `config.json`: the model's Llama configuration plus a `low_rank` section naming the form of
+///   every compressed module (format version 2):
+///   `{"format_version": 2, "modules": {"model.layers.0.self_attn.q_proj": {"form": "low_rank", "rank": 230}, ...}}`.
+///   Forms: `low_rank` (one projection; `"skipped": true` when its right factor is block-skipped;
+///   `"basis": {"kind", "first_layer", "layers"}` when its left factor is a basis shared across
+///   layers) and `shared_right` (a group, keyed by its fused module name such as
+///   `self_attn.qkv_proj`, with `"members"`). Modules not named are dense.
+///   Version 1 (`{"format_version": 1, "projections": {module: {"rank": r}}}`) still loads.
+/// - `model.safetensors`: a dense projection as `<module>.weight` `[out × in]`; factors by
+///   `FactorRole` (`<module>.left` `[out × r]`, `<owner>.right` `[r × in]`, or for a skipped right
+///   factor `<owner>.right_remainder` `[r × (in − r)]` and `<owner>.right_selection` `[r]`; shared
+///   bases once as `model.shared_bases.…`). y = left · (right · x). Names do not collide with LoRA's.
+/// - `tokenizer.json`, `tokenizer_config.json`: written from the source tokenizer.
+/// - `compression.json`: the recipe and report (`extraFiles`).
 public enum Checkpoint {
-    public static let formatVersion = 1
+    public static let formatVersion = 2
 
     /// Writes `model` to `directory` atomically: everything goes to a temporary sibling directory,
-    /// which then replaces `directory`.
+    /// which then replaces `directory`. Factors are written in Float32, whatever the run precision.
     public static func write(_ model: LlamaModel, tokenizer: BPETokenizer, chatTemplate: ChatTemplate?,
                              to directory: String, extraFiles: [String: Data] = [:]) throws {
         let fm = FileManager.default
@@ -45,22 +51,55 @@ public enum Checkpoint {
         let c = model.configuration
         var writer = SafetensorsWriter()
         writer.metadata = ["format": "pt", "producer": "lowrank"]
-        var factored: [String: Any] = [:]
+        var modules: [String: Any] = [:]
+        var writtenBases: Set<SharedBasisID> = []
         func add(_ name: String, _ m: Matrix<Float>) { writer.tensors.append(.init(name: name, shape: [m.rows, m.columns], floats: m.storage)) }
         func addVector(_ name: String, _ v: [Float]) { writer.tensors.append(.init(name: name, shape: [v.count], floats: v)) }
+        /// Writes a right factor's tensors; returns whether it is skipped.
+        func addRight(_ right: RightFactor, owner: FactorOwner) -> Bool {
+            switch right {
+            case .plain(let a):
+                add(FactorRole.right(owner).huggingFaceName, a.matrix)
+                return false
+            case .skipped(let s):
+                add(FactorRole.rightRemainder(owner).huggingFaceName, s.remainder.matrix)
+                addVector(FactorRole.rightSelection(owner).huggingFaceName, s.selected.map(Float.init))
+                return true
+            }
+        }
         add(TensorRole.tokenEmbedding.huggingFaceName, model.tokenEmbedding)
         for (l, layer) in model.layers.enumerated() {
             addVector(TensorRole.attentionNorm(layer: l).huggingFaceName, layer.attentionNorm)
             addVector(TensorRole.mlpNorm(layer: l).huggingFaceName, layer.mlpNorm)
-            for kind in ProjectionKind.allCases {
-                let id = ProjectionID(layer: l, kind: kind)
-                switch layer[kind] {
-                case .dense(let d):
-                    add(id.huggingFaceModule + ".weight", d.matrix)
-                case .lowRank(let f):
-                    add(id.huggingFaceModule + ".left", f.left)
-                    add(id.huggingFaceModule + ".right", f.right)
-                    factored[id.huggingFaceModule] = ["rank": f.rank]
+            for group in layer.groups {
+                let kinds = group.site.projections
+                switch group.layout {
+                case .separate(let members):
+                    for (kind, member) in zip(kinds, members) {
+                        let id = ProjectionID(layer: l, kind: kind)
+                        switch member {
+                        case .dense(let d):
+                            add(TensorRole.projection(id).huggingFaceName, d.matrix)
+                        case .lowRank(let f):
+                            precondition(f.activeRank == f.rank, "write a checkpoint at its stored ranks")
+                            var entry: [String: Any] = ["form": "low_rank", "rank": f.rank]
+                            if let basis = f.basis {
+                                entry["basis"] = ["kind": basis.kind.shortName, "first_layer": basis.layers.lowerBound, "layers": basis.layers.count]
+                                if writtenBases.insert(basis).inserted { add(FactorRole.sharedBasis(basis).huggingFaceName, f.left.matrix) }
+                            } else {
+                                add(FactorRole.left(id).huggingFaceName, f.left.matrix)
+                            }
+                            if addRight(f.right, owner: .projection(id)) { entry["skipped"] = true }
+                            modules[id.huggingFaceModule] = entry
+                        }
+                    }
+                case .sharedRight(let shared):
+                    precondition(shared.activeRank == shared.rank, "write a checkpoint at its stored ranks")
+                    let owner = FactorOwner.group(GroupID(layer: l, site: group.site))
+                    for (kind, left) in zip(kinds, shared.lefts) { add(FactorRole.left(ProjectionID(layer: l, kind: kind)).huggingFaceName, left.matrix) }
+                    var entry: [String: Any] = ["form": "shared_right", "rank": shared.rank, "members": kinds.map(\.shortName)]
+                    if addRight(shared.right, owner: owner) { entry["skipped"] = true }
+                    modules[owner.huggingFaceModule] = entry
                 }
             }
         }
@@ -68,7 +107,7 @@ public enum Checkpoint {
         if !c.tiedEmbeddings, case .dense(let head) = model.outputHead { add(TensorRole.outputHead.huggingFaceName, head.matrix) }
         try writer.write(to: directory + "/model.safetensors")
 
-        try configJSON(c, tokenizer: tokenizer, dtype: "float32", lowRank: ["format_version": formatVersion, "projections": factored])
+        try configJSON(c, tokenizer: tokenizer, dtype: "float32", lowRank: ["format_version": formatVersion, "modules": modules])
             .write(to: URL(fileURLWithPath: directory + "/config.json"))
         try tokenizer.huggingFaceTokenizerJSON().write(to: URL(fileURLWithPath: directory + "/tokenizer.json"))
         try tokenizer.huggingFaceTokenizerConfig(chatTemplate: chatTemplate).write(to: URL(fileURLWithPath: directory + "/tokenizer_config.json"))
@@ -89,34 +128,207 @@ public enum Checkpoint {
         return try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
     }
 
-    /// Ranks of the factored projections named in a `config.json`'s `low_rank` section.
-    static func factoredRanks(config json: [String: Any], configuration c: LlamaConfiguration, path: String) throws -> [ProjectionID: Int] {
-        guard let section = json["low_rank"] else { return [:] }
+    // MARK: - Reading
+
+    /// One compressed module named in `config.json`.
+    enum ModuleForm: Equatable {
+        /// One projection `left · right`.
+        case lowRank(ProjectionID, rank: Int, skipped: Bool, basis: SharedBasisID?)
+        /// A group sharing one right factor.
+        case sharedRight(GroupID, rank: Int, skipped: Bool)
+
+        var group: GroupID {
+            switch self {
+            case .lowRank(let id, _, _, _): GroupID(layer: id.layer, site: id.kind.inputSite)
+            case .sharedRight(let g, _, _): g
+            }
+        }
+    }
+
+    /// The compressed modules named in a `config.json`'s `low_rank` section (none for a dense model).
+    static func moduleForms(config json: [String: Any], configuration c: LlamaConfiguration, path: String) throws -> [ModuleForm] {
+        guard let section = json["low_rank"] else { return [] }
         guard let lowRank = section as? [String: Any], let version = lowRank["format_version"] as? Int else {
-            throw ModelFormatError.invalidValue(path: path, key: "low_rank", reason: "needs a format_version and a projections object")
+            throw ModelFormatError.invalidValue(path: path, key: "low_rank", reason: "needs a format_version and a modules object")
         }
-        guard version == formatVersion else {
+        var projectionByModule: [String: ProjectionID] = [:]
+        var groupByModule: [String: GroupID] = [:]
+        for l in 0..<c.layerCount {
+            for kind in ProjectionKind.allCases { projectionByModule[ProjectionID(layer: l, kind: kind).huggingFaceModule] = ProjectionID(layer: l, kind: kind) }
+            for site in InputSite.allCases where site.projections.count > 1 {
+                groupByModule[FactorOwner.group(GroupID(layer: l, site: site)).huggingFaceModule] = GroupID(layer: l, site: site)
+            }
+        }
+        func rank(_ entry: [String: Any], _ key: String, limit: Int) throws -> Int {
+            guard let rank = entry["rank"] as? Int, rank >= 1 else {
+                throw ModelFormatError.invalidValue(path: path, key: key, reason: "needs a positive integer rank")
+            }
+            guard rank <= limit else { throw ModelFormatError.invalidValue(path: path, key: key, reason: "rank \(rank) exceeds \(limit)") }
+            return rank
+        }
+        var forms: [ModuleForm] = []
+        switch version {
+        case 1:
+            let projections = lowRank["projections"] as? [String: Any] ?? [:]
+            for (module, value) in projections.sorted(by: { $0.key < $1.key }) {
+                guard let id = projectionByModule[module] else {
+                    throw ModelFormatError.invalidValue(path: path, key: "low_rank.projections", reason: "'\(module)' is not a projection of this model")
+                }
+                let s = c.shape(of: id.kind)
+                let r = try rank(value as? [String: Any] ?? [:], "low_rank.projections.\(module)", limit: min(s.outputs, s.inputs))
+                forms.append(.lowRank(id, rank: r, skipped: false, basis: nil))
+            }
+        case 2:
+            guard let modules = lowRank["modules"] as? [String: Any] else {
+                throw ModelFormatError.invalidValue(path: path, key: "low_rank.modules", reason: "needs an object of module forms")
+            }
+            for (module, value) in modules.sorted(by: { $0.key < $1.key }) {
+                let key = "low_rank.modules.\(module)"
+                guard let entry = value as? [String: Any], let form = entry["form"] as? String else {
+                    throw ModelFormatError.invalidValue(path: path, key: key, reason: "needs a \"form\" (low_rank or shared_right)")
+                }
+                let skipped = entry["skipped"] as? Bool ?? false
+                switch form {
+                case "low_rank":
+                    guard let id = projectionByModule[module] else {
+                        throw ModelFormatError.invalidValue(path: path, key: key, reason: "'\(module)' is not a projection of this model")
+                    }
+                    let s = c.shape(of: id.kind)
+                    let r = try rank(entry, key, limit: skipped ? s.inputs - 1 : min(s.outputs, s.inputs))
+                    var basis: SharedBasisID?
+                    if let b = entry["basis"] {
+                        guard let b = b as? [String: Any], let kindName = b["kind"] as? String,
+                              let kind = ProjectionKind.allCases.first(where: { $0.shortName == kindName }), kind == id.kind,
+                              let first = b["first_layer"] as? Int, let count = b["layers"] as? Int,
+                              count >= 1, first >= 0, first + count <= c.layerCount, (first..<first + count).contains(id.layer) else {
+                            throw ModelFormatError.invalidValue(path: path, key: key + ".basis",
+                                                                reason: "needs kind \(id.kind.shortName), first_layer and layers covering layer \(id.layer)")
+                        }
+                        basis = SharedBasisID(kind: kind, layers: first..<first + count)
+                    }
+                    forms.append(.lowRank(id, rank: r, skipped: skipped, basis: basis))
+                case "shared_right":
+                    guard let g = groupByModule[module] else {
+                        throw ModelFormatError.invalidValue(path: path, key: key, reason: "'\(module)' is not a projection group of this model (qkv_proj, gate_up_proj)")
+                    }
+                    let inputs = c.shape(of: g.site.projections[0]).inputs
+                    forms.append(.sharedRight(g, rank: try rank(entry, key, limit: skipped ? inputs - 1 : inputs), skipped: skipped))
+                default:
+                    throw ModelFormatError.invalidValue(path: path, key: key + ".form", reason: "'\(form)' is not a form this lowrank reads (low_rank, shared_right)")
+                }
+            }
+        default:
             throw ModelFormatError.invalidValue(path: path, key: "low_rank.format_version",
-                                                reason: "version \(version) is not supported (this lowrank reads \(formatVersion))")
+                                                reason: "version \(version) is not supported (this lowrank reads 1 and 2)")
         }
-        let projections = lowRank["projections"] as? [String: Any] ?? [:]
-        var byModule: [String: ProjectionID] = [:]
-        for l in 0..<c.layerCount { for kind in ProjectionKind.allCases { byModule[ProjectionID(layer: l, kind: kind).huggingFaceModule] = ProjectionID(layer: l, kind: kind) } }
-        var ranks: [ProjectionID: Int] = [:]
-        for (module, value) in projections {
-            guard let id = byModule[module] else {
-                throw ModelFormatError.invalidValue(path: path, key: "low_rank.projections", reason: "'\(module)' is not a projection of this model")
-            }
-            guard let rank = (value as? [String: Any])?["rank"] as? Int, rank >= 1 else {
-                throw ModelFormatError.invalidValue(path: path, key: "low_rank.projections.\(module)", reason: "needs a positive integer rank")
-            }
-            let s = c.shape(of: id.kind)
-            guard rank <= min(s.outputs, s.inputs) else {
-                throw ModelFormatError.invalidValue(path: path, key: "low_rank.projections.\(module)",
-                                                    reason: "rank \(rank) exceeds min(\(s.outputs), \(s.inputs))")
-            }
-            ranks[id] = rank
+        var seen: Set<GroupID> = []
+        for case .sharedRight(let g, _, _) in forms { seen.insert(g) }
+        for case .lowRank(let id, _, _, _) in forms where seen.contains(GroupID(layer: id.layer, site: id.kind.inputSite)) {
+            throw ModelFormatError.invalidValue(path: path, key: "low_rank.modules.\(id.huggingFaceModule)",
+                                                reason: "its group already shares a right factor")
         }
-        return ranks
+        return forms
+    }
+
+    /// The tensor names a checkpoint with `forms` holds instead of the dense weights they replace.
+    static func tensorNames(of forms: [ModuleForm]) -> (added: Set<String>, replaced: Set<String>) {
+        var added: Set<String> = [], replaced: Set<String> = []
+        func right(_ owner: FactorOwner, skipped: Bool) {
+            if skipped {
+                added.insert(FactorRole.rightRemainder(owner).huggingFaceName)
+                added.insert(FactorRole.rightSelection(owner).huggingFaceName)
+            } else {
+                added.insert(FactorRole.right(owner).huggingFaceName)
+            }
+        }
+        for form in forms {
+            switch form {
+            case .lowRank(let id, _, let skipped, let basis):
+                replaced.insert(TensorRole.projection(id).huggingFaceName)
+                added.insert(basis.map { FactorRole.sharedBasis($0).huggingFaceName } ?? FactorRole.left(id).huggingFaceName)
+                right(.projection(id), skipped: skipped)
+            case .sharedRight(let g, _, let skipped):
+                for kind in g.site.projections {
+                    let id = ProjectionID(layer: g.layer, kind: kind)
+                    replaced.insert(TensorRole.projection(id).huggingFaceName)
+                    added.insert(FactorRole.left(id).huggingFaceName)
+                }
+                right(.group(g), skipped: skipped)
+            }
+        }
+        return (added, replaced)
+    }
+
+    /// Builds the compressed groups straight from the tensors (dense members of a compressed group
+    /// are read too), checking every shape and every channel selection.
+    static func loadGroups(_ forms: [ModuleForm], configuration c: LlamaConfiguration, tensors: SafetensorsDirectory,
+                           directory: String, noteType: (String, ElementType) -> Void) throws -> [GroupID: ProjectionGroup] {
+        func matrix(_ name: String, _ shape: [Int], group: String) throws -> Matrix<Float> {
+            guard let (file, info) = tensors.info(named: name) else { throw ModelFormatError.missingTensor(path: directory, tensor: name) }
+            guard info.shape == shape else { throw ModelFormatError.shapeMismatch(path: directory, tensor: name, expected: shape, found: info.shape) }
+            noteType(group, info.type)
+            let values = file.floats(of: info)
+            let bad = values.lazy.filter { !$0.isFinite }.count
+            guard bad == 0 else {
+                throw ModelFormatError.invalidValue(path: directory, key: name, reason: "\(bad) non-finite values; the checkpoint is damaged, recompress")
+            }
+            return Matrix(rows: shape[0], columns: shape.count > 1 ? shape[1] : 1, storage: values)
+        }
+        func right(_ owner: FactorOwner, rank r: Int, inputs n: Int, skipped: Bool, group: String) throws -> RightFactor {
+            guard skipped else { return .plain(WeightMatrix(try matrix(FactorRole.right(owner).huggingFaceName, [r, n], group: group))) }
+            let selectionName = FactorRole.rightSelection(owner).huggingFaceName
+            let raw = try matrix(selectionName, [r], group: group).storage
+            let selected = raw.map { Int($0) }
+            guard zip(raw, selected).allSatisfy({ Float($1) == $0 }), selected.allSatisfy({ $0 >= 0 && $0 < n }), Set(selected).count == r else {
+                throw ModelFormatError.invalidValue(path: directory, key: selectionName, reason: "needs \(r) distinct channel indices in 0..<\(n)")
+            }
+            let remainder = try matrix(FactorRole.rightRemainder(owner).huggingFaceName, [r, n - r], group: group)
+            return .skipped(SkippedRightFactor(inputs: n, selected: selected, remainder: WeightMatrix(remainder)))
+        }
+        var bases: [SharedBasisID: WeightMatrix] = [:]
+        var groups: [GroupID: [ProjectionKind: Linear]] = [:]
+        var shared: [GroupID: ProjectionGroup] = [:]
+        for form in forms {
+            switch form {
+            case .lowRank(let id, let r, let skipped, let basis):
+                let s = c.shape(of: id.kind)
+                let left: WeightMatrix
+                if let basis {
+                    if let existing = bases[basis] {
+                        guard existing.columns == r else {
+                            throw ModelFormatError.invalidValue(path: directory, key: id.huggingFaceModule,
+                                                                reason: "rank \(r) differs from its shared basis (\(existing.columns))")
+                        }
+                        left = existing
+                    } else {
+                        left = WeightMatrix(try matrix(FactorRole.sharedBasis(basis).huggingFaceName, [s.outputs, r], group: id.kind.shortName))
+                        bases[basis] = left
+                    }
+                } else {
+                    left = WeightMatrix(try matrix(FactorRole.left(id).huggingFaceName, [s.outputs, r], group: id.kind.shortName))
+                }
+                let rightFactor = try right(.projection(id), rank: r, inputs: s.inputs, skipped: skipped, group: id.kind.shortName)
+                groups[form.group, default: [:]][id.kind] = .lowRank(LowRankLinear(left: left, right: rightFactor, basis: basis))
+            case .sharedRight(let g, let r, let skipped):
+                let inputs = c.shape(of: g.site.projections[0]).inputs
+                let rightFactor = try right(.group(g), rank: r, inputs: inputs, skipped: skipped, group: g.site.huggingFaceGroupName)
+                let lefts = try g.site.projections.map { kind in
+                    WeightMatrix(try matrix(FactorRole.left(ProjectionID(layer: g.layer, kind: kind)).huggingFaceName,
+                                            [c.shape(of: kind).outputs, r], group: kind.shortName))
+                }
+                shared[g] = ProjectionGroup(site: g.site, layout: .sharedRight(SharedRightGroup(right: rightFactor, lefts: lefts)))
+            }
+        }
+        var out = shared
+        for (g, members) in groups {
+            let linears = try g.site.projections.map { kind -> Linear in
+                if let m = members[kind] { return m }
+                let id = ProjectionID(layer: g.layer, kind: kind)
+                let s = c.shape(of: kind)
+                return .dense(DenseLinear(try matrix(TensorRole.projection(id).huggingFaceName, [s.outputs, s.inputs], group: kind.shortName)))
+            }
+            out[g] = ProjectionGroup(site: g.site, layout: .separate(linears))
+        }
+        return out
     }
 }

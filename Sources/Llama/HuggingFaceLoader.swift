@@ -72,16 +72,12 @@ public enum HuggingFaceLoader {
 
     public static func load(directory: String, options: LoadOptions = LoadOptions()) throws -> LoadedModel {
         let (configuration, json) = try configurationAndJSON(directory: directory)
-        // A compressed checkpoint names its factored projections (see `Checkpoint`).
-        let ranks = try Checkpoint.factoredRanks(config: json, configuration: configuration, path: directory + "/config.json")
+        // A compressed checkpoint names the form of each compressed module (see `Checkpoint`).
+        let forms = try Checkpoint.moduleForms(config: json, configuration: configuration, path: directory + "/config.json")
         let tensors = try SafetensorsDirectory(directory: directory)
         let roles = TensorRole.all(for: configuration)
-        var known = Set(roles.map(\.huggingFaceName))
-        for id in ranks.keys {
-            known.remove(TensorRole.projection(id).huggingFaceName)
-            known.insert(id.huggingFaceModule + ".left")
-            known.insert(id.huggingFaceModule + ".right")
-        }
+        let (added, replaced) = Checkpoint.tensorNames(of: forms)
+        var known = Set(roles.map(\.huggingFaceName)).subtracting(replaced).union(added)
         // A tied model may still carry lm_head.weight (transformers ties it on load): it is ignored.
         if configuration.tiedEmbeddings { known.insert(TensorRole.outputHead.huggingFaceName) }
         // Older checkpoints store the RoPE inverse frequencies, which the configuration determines.
@@ -93,26 +89,19 @@ public enum HuggingFaceLoader {
         for name in tensors.tensorNames {
             if let (_, info) = tensors.info(named: name) { tensorTypes[info.type, default: 0] += 1 }
         }
-        var factored: [ProjectionID: LowRankLinear] = [:]
-        for (id, rank) in ranks {
-            let s = configuration.shape(of: id.kind)
-            func factor(_ suffix: String, _ shape: [Int]) throws -> Matrix<Float> {
-                let name = id.huggingFaceModule + suffix
-                guard let (file, info) = tensors.info(named: name) else { throw ModelFormatError.missingTensor(path: directory, tensor: name) }
-                guard info.shape == shape else { throw ModelFormatError.shapeMismatch(path: directory, tensor: name, expected: shape, found: info.shape) }
-                typeByRole[id.kind.shortName, default: []].insert(info.type)
-                return Matrix(rows: shape[0], columns: shape[1], storage: file.floats(of: info))
-            }
-            factored[id] = LowRankLinear(left: try factor(".left", [s.outputs, rank]), right: try factor(".right", [rank, s.inputs]))
+        let groups = try Checkpoint.loadGroups(forms, configuration: configuration, tensors: tensors, directory: directory) {
+            typeByRole[$0, default: []].insert($1)
         }
+        // Every projection of a compressed group was read into its form above.
+        let inGroups = Set(groups.keys.flatMap { g in g.site.projections.map { ProjectionID(layer: g.layer, kind: $0) } })
         let assembler = WeightAssembler(configuration: configuration, path: directory) { role in
-            if case .projection(let id) = role, factored[id] != nil { return ([0, 0], []) }  // no dense weight
+            if case .projection(let id) = role, inGroups.contains(id) { return ([0, 0], []) }  // no dense weight
             guard let (file, info) = tensors.info(named: role.huggingFaceName) else { return nil }
             typeByRole[role.group, default: []].insert(info.type)
             return (info.shape, file.floats(of: info))
         }
-        var weights = try assembler.assemble(factored: Set(factored.keys))
-        weights.factored = factored
+        var weights = try assembler.assemble(factored: inGroups)
+        weights.compressedGroups = groups
 
         let tokenizerPath = directory + "/tokenizer.json"
         guard FileManager.default.fileExists(atPath: tokenizerPath) else {

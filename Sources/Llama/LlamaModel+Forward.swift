@@ -67,13 +67,7 @@ extension LlamaModel {
             }
         }
         report(.projectionInput(layer: l, site: .attentionInput), ws.normed, t, h, observer)
-        if t == 1 {
-            Linear.applyOneRow(ws.normed, layer.query, into: ws.query, layer.key, into: keys, layer.value, into: values, scratch: ws.scratch)
-        } else {
-            layer.query.apply(ws.normed, rows: t, ldx: h, into: ws.query, ldy: qw, scratch: ws.scratch)
-            layer.key.apply(ws.normed, rows: t, ldx: h, into: keys, ldy: kvw, scratch: ws.scratch)
-            layer.value.apply(ws.normed, rows: t, ldx: h, into: values, ldy: kvw, scratch: ws.scratch)
-        }
+        layer.attentionInput.apply(ws.normed, rows: t, ldx: h, into: [ws.query, keys, values], ldy: [qw, kvw, kvw], scratch: ws.scratch)
         if let segments {
             for s in segments {
                 applyRotary(ws.query + s.rows.lowerBound * qw, rows: s.rows.count, heads: c.attentionHeads, firstPosition: s.firstPosition,
@@ -88,7 +82,7 @@ extension LlamaModel {
             attend(layer: l, rows: t, firstPosition: start, cache: cache, workspace: ws)
         }
         report(.projectionInput(layer: l, site: .attentionOutput), ws.attention, t, qw, observer)
-        layer.output.apply(ws.attention, rows: t, ldx: qw, into: ws.normed, ldy: h, scratch: ws.scratch)
+        layer.attentionOutput.apply(ws.attention, rows: t, ldx: qw, into: [ws.normed], ldy: [h], scratch: ws.scratch)
         VectorMath.add(ws.normed, into: ws.hidden, count: t * h)
 
         // MLP block.
@@ -98,15 +92,10 @@ extension LlamaModel {
             }
         }
         report(.projectionInput(layer: l, site: .mlpInput), ws.normed, t, h, observer)
-        if t == 1 {
-            Linear.applyOneRow(ws.normed, layer.gate, into: ws.gate, layer.up, into: ws.up, scratch: ws.scratch)
-        } else {
-            layer.gate.apply(ws.normed, rows: t, ldx: h, into: ws.gate, ldy: inter, scratch: ws.scratch)
-            layer.up.apply(ws.normed, rows: t, ldx: h, into: ws.up, ldy: inter, scratch: ws.scratch)
-        }
+        layer.mlpInput.apply(ws.normed, rows: t, ldx: h, into: [ws.gate, ws.up], ldy: [inter, inter], scratch: ws.scratch)
         VectorMath.siluMultiply(ws.gate, ws.up, count: t * inter)
         report(.projectionInput(layer: l, site: .mlpHidden), ws.gate, t, inter, observer)
-        layer.down.apply(ws.gate, rows: t, ldx: inter, into: ws.normed, ldy: h, scratch: ws.scratch)
+        layer.mlpHidden.apply(ws.gate, rows: t, ldx: inter, into: [ws.normed], ldy: [h], scratch: ws.scratch)
         VectorMath.add(ws.normed, into: ws.hidden, count: t * h)
         report(.layerOutput(layer: l), ws.hidden, t, h, observer)
     }

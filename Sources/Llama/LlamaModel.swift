@@ -1,45 +1,7 @@
 import LinearAlgebra
 
-/// One decoder layer ready to run.
-public struct DecoderLayer: Sendable, Equatable {
-    public var attentionNorm: [Float]  // [hidden]
-    public var mlpNorm: [Float]  // [hidden]
-    public var query: Linear  // [heads·d × hidden]
-    public var key: Linear  // [kvHeads·d × hidden]
-    public var value: Linear  // [kvHeads·d × hidden]
-    public var output: Linear  // [hidden × heads·d]
-    public var gate: Linear  // [intermediate × hidden]
-    public var up: Linear  // [intermediate × hidden]
-    public var down: Linear  // [hidden × intermediate]
-
-    public subscript(kind: ProjectionKind) -> Linear {
-        get {
-            switch kind {
-            case .query: query
-            case .key: key
-            case .value: value
-            case .output: output
-            case .gate: gate
-            case .up: up
-            case .down: down
-            }
-        }
-        set {
-            switch kind {
-            case .query: query = newValue
-            case .key: key = newValue
-            case .value: value = newValue
-            case .output: output = newValue
-            case .gate: gate = newValue
-            case .up: up = newValue
-            case .down: down = newValue
-            }
-        }
-    }
-}
-
-/// A Llama-family model that runs: embedding, decoder layers with swappable linear layers, final
-/// norm and output head (tied or separate).
+/// A Llama-family model that runs: embedding, decoder layers whose projection groups take any
+/// layer form, final norm and output head (tied or separate).
 public struct LlamaModel: Sendable {
     public var configuration: LlamaConfiguration
     public var tokenEmbedding: Matrix<Float>  // [vocabulary × hidden]
@@ -48,18 +10,19 @@ public struct LlamaModel: Sendable {
     /// `[vocabulary × hidden]`; the token embedding when tied.
     public var outputHead: Linear
 
-    /// Builds the runnable model; `precision` chooses how projection and head weights are stored.
+    /// Builds the runnable model; `precision` chooses how projection weights, low-rank factors
+    /// and the head are stored.
     public init(configuration: LlamaConfiguration, weights: LlamaWeights, precision: WeightPrecision = .float32) {
         self.configuration = configuration
         tokenEmbedding = weights.tokenEmbedding
         layers = weights.layers.enumerated().map { l, w in
-            func linear(_ kind: ProjectionKind) -> Linear {
-                if let factors = weights.factored[ProjectionID(layer: l, kind: kind)] { return .lowRank(factors) }
-                return .dense(DenseLinear(w[kind], precision: precision))
+            var layer = DecoderLayer(attentionNorm: w.attentionNorm, mlpNorm: w.mlpNorm) { kind in
+                .dense(DenseLinear(w[kind], precision: precision))
             }
-            return DecoderLayer(attentionNorm: w.attentionNorm, mlpNorm: w.mlpNorm,
-                                query: linear(.query), key: linear(.key), value: linear(.value), output: linear(.output),
-                                gate: linear(.gate), up: linear(.up), down: linear(.down))
+            for site in InputSite.allCases {
+                if let group = weights.compressedGroups[GroupID(layer: l, site: site)] { layer[site] = group.converted(to: precision) }
+            }
+            return layer
         }
         finalNorm = weights.finalNorm
         outputHead = .dense(DenseLinear(weights.outputHead ?? weights.tokenEmbedding, precision: precision))
@@ -70,18 +33,59 @@ public struct LlamaModel: Sendable {
         set { layers[id.layer][id.kind] = newValue }
     }
 
-    /// Largest scratch any layer needs for `rows` input rows (half-precision weights widened for a
-    /// batched product; the `[rows × rank]` intermediate of a low-rank layer).
+    public subscript(id: GroupID) -> ProjectionGroup {
+        get { layers[id.layer][id.site] }
+        set { layers[id.layer][id.site] = newValue }
+    }
+
+    /// Runs every low-rank factor at `fraction` of its stored rank, rounded up (1 restores the
+    /// stored ranks). Nothing is copied: products read a prefix of each factor.
+    public mutating func setActiveRank(fraction: Double) {
+        for l in layers.indices { for site in InputSite.allCases { layers[l][site].setActiveRank(fraction: fraction) } }
+    }
+
+    /// The same model with every projection, factor and the head stored at `precision`.
+    public func converted(to precision: WeightPrecision) -> LlamaModel {
+        var out = self
+        for l in layers.indices { for site in InputSite.allCases { out.layers[l][site] = layers[l][site].converted(to: precision) } }
+        out.outputHead = outputHead.converted(to: precision)
+        return out
+    }
+
+    /// Largest scratch any group needs for `rows` input rows (half-precision weights widened for a
+    /// batched product; the `[rows × rank]` intermediates of low-rank layers).
     func scratchCount(rows: Int) -> Int {
         var m = outputHead.scratchCount(rows: rows)
-        for layer in layers { for kind in ProjectionKind.allCases { m = max(m, layer[kind].scratchCount(rows: rows)) } }
+        for layer in layers { for group in layer.groups { m = max(m, group.scratchCount(rows: rows)) } }
         return max(m, 1)
     }
 
-    /// Bytes of weights read per decoded token (all projections and the head).
+    /// Bytes of weights read per decoded token (all projections at their active ranks, and the head).
     public var weightBytes: Int {
         var total = outputHead.byteCount
-        for layer in layers { for kind in ProjectionKind.allCases { total += layer[kind].byteCount } }
+        for layer in layers { for group in layer.groups { total += group.byteCount } }
         return total
+    }
+
+    /// Stored projection parameters (every form counted as stored).
+    public var projectionParameters: Int {
+        layers.reduce(0) { $0 + $1.groups.reduce(0) { $0 + $1.parameterCount } }
+    }
+}
+
+/// One projection group: the projections of one layer that read one input site.
+public struct GroupID: Hashable, Codable, Sendable, Comparable, CustomStringConvertible {
+    public var layer: Int
+    public var site: InputSite
+
+    public init(layer: Int, site: InputSite) {
+        self.layer = layer
+        self.site = site
+    }
+
+    public var description: String { "\(layer).\(site.rawValue)" }
+
+    public static func < (a: GroupID, b: GroupID) -> Bool {
+        (a.layer, InputSite.allCases.firstIndex(of: a.site)!) < (b.layer, InputSite.allCases.firstIndex(of: b.site)!)
     }
 }

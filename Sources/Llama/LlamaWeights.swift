@@ -60,12 +60,23 @@ public struct LlamaWeights: Sendable, Equatable {
     public var finalNorm: [Float]  // [hidden]
     /// `[vocabulary × hidden]`; nil when the head is tied to `tokenEmbedding`.
     public var outputHead: Matrix<Float>?
-    /// Projections stored as low-rank factors (a compressed checkpoint). Their dense slot in
-    /// `layers` is an empty `[0 × 0]` matrix: the dense weight does not exist.
-    public var factored: [ProjectionID: LowRankLinear] = [:]
+    /// Projection groups of a compressed checkpoint, loaded straight into their form. A projection
+    /// that has a group here has an empty `[0 × 0]` dense slot in `layers`: no dense weight exists.
+    public var compressedGroups: [GroupID: ProjectionGroup] = [:]
 
     /// True when every projection is dense (what compression starts from).
-    public var isDense: Bool { factored.isEmpty }
+    public var isDense: Bool { compressedGroups.isEmpty }
+
+    /// The low-rank projections of a compressed checkpoint (views into their groups).
+    public var factored: [ProjectionID: LowRankLinear] {
+        var out: [ProjectionID: LowRankLinear] = [:]
+        for (id, group) in compressedGroups {
+            for (kind, member) in zip(id.site.projections, group.members) {
+                if let l = member.lowRank { out[ProjectionID(layer: id.layer, kind: kind)] = l }
+            }
+        }
+        return out
+    }
 
     public init(tokenEmbedding: Matrix<Float>, layers: [LlamaLayerWeights], finalNorm: [Float], outputHead: Matrix<Float>?) {
         self.tokenEmbedding = tokenEmbedding

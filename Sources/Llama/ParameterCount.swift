@@ -19,12 +19,28 @@ public struct ParameterCount: Codable, Equatable, Sendable {
         self.projections = projections
     }
 
-    /// Actual counts of a (possibly compressed) model: a factored projection counts rank·(m + n).
-    public init(configuration c: LlamaConfiguration, factored: [ProjectionID: LowRankLinear]) {
+    /// Actual counts of a (possibly compressed) model: each compressed group counts what it stores.
+    /// A shared right factor is counted under the group's first projection kind; a left basis shared
+    /// across layers counts once, under the first layer that uses it.
+    public init(configuration c: LlamaConfiguration, compressedGroups: [GroupID: ProjectionGroup]) {
         self.init(configuration: c)
-        for (id, f) in factored {
-            let s = c.shape(of: id.kind)
-            projections[id.kind, default: 0] += f.parameterCount - s.outputs * s.inputs
+        var countedBases: Set<SharedBasisID> = []
+        for (id, group) in compressedGroups.sorted(by: { $0.key < $1.key }) {
+            for kind in id.site.projections {
+                let s = c.shape(of: kind)
+                projections[kind, default: 0] -= s.outputs * s.inputs
+            }
+            switch group.layout {
+            case .separate(let members):
+                for (kind, member) in zip(id.site.projections, members) {
+                    var count = member.parameterCount
+                    if let basis = member.lowRank?.basis, !countedBases.insert(basis).inserted { count -= member.lowRank!.left.count }
+                    projections[kind, default: 0] += count
+                }
+            case .sharedRight(let shared):
+                projections[id.site.projections[0], default: 0] += shared.right.parameterCount
+                for (kind, left) in zip(id.site.projections, shared.lefts) { projections[kind, default: 0] += left.count }
+            }
         }
     }
 

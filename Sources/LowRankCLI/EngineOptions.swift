@@ -10,16 +10,25 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Worker threads for attention heads and matrix blocks (default: all cores).")
     var threads: Int?
 
+    @Option(help: ArgumentHelp("Run each low-rank factor at this fraction of its stored rank, rounded up (0 < F ≤ 1; 1 = as stored).",
+                               valueName: "F"))
+    var activeRank: Double = 1
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        guard activeRank > 0 && activeRank <= 1 else {
+            throw ValidationError("--active-rank must be in (0, 1]: the fraction of each low-rank factor's stored rank to run")
+        }
     }
 
     /// The runnable model. The loaded Float32 layer weights are released afterwards (the runtime
     /// model holds what it needs), so half-precision storage does not keep both copies alive.
     func makeModel(_ loaded: inout LoadedModel) -> LlamaModel {
         if let threads { Parallel.workers = threads }
-        let model = LlamaModel(configuration: loaded.configuration, weights: loaded.weights, precision: weights)
+        var model = LlamaModel(configuration: loaded.configuration, weights: loaded.weights, precision: weights)
+        if activeRank < 1 { model.setActiveRank(fraction: activeRank) }
         loaded.weights.layers.removeAll()
+        loaded.weights.compressedGroups.removeAll()
         loaded.weights.outputHead = nil
         return model
     }

@@ -46,7 +46,7 @@ struct Info: ParsableCommand {
     func run() throws {
         let loaded = try loadModel(model)
         let c = loaded.configuration
-        let counts = ParameterCount(configuration: c, factored: loaded.weights.factored)
+        let counts = ParameterCount(configuration: c, compressedGroups: loaded.weights.compressedGroups)
         let t = loaded.tokenizer
         let report = Report(
             path: loaded.source.path, format: loaded.source.format.rawValue, architecture: "llama",
@@ -61,7 +61,7 @@ struct Info: ParsableCommand {
                              specialTokens: t.addedTokenIDs.count,
                              chatTemplate: loaded.chatTemplate.map { _ in "ChatML" }),
             lowRankProjections: loaded.weights.factored.count,
-            blas: "OpenBLAS \(BLASRuntime.coreName) kernels, \(BLASRuntime.threadCount) thread(s)")
+            blas: BLASRuntime.summary)
         if json {
             try Terminal.printJSON(report)
             return

@@ -6,7 +6,7 @@ import TestSupport
 /// own Float16 and bit-shift bfloat16 conversions.
 @Suite("Decode kernels match their reference twins", .serialized)
 struct DecodeKernelTests {
-    static let shapes = [(rows: 7, inputs: 37), (rows: 8, inputs: 64), (rows: 13, inputs: 576)]
+    static let shapes = [(rows: 7, inputs: 37), (rows: 8, inputs: 64), (rows: 13, inputs: 576), (rows: 4, inputs: 230), (rows: 3, inputs: 5)]
 
     func reference(_ w: [Float], rows: Int, inputs: Int, x: [Float]) -> [Float] {
         (0..<rows).map { r in (0..<inputs).reduce(Float(0)) { $0 + w[r * inputs + $1] * x[$1] } }
@@ -37,6 +37,36 @@ struct DecodeKernelTests {
                 } } }
                 for r in 0..<rows { #expect(abs(y[r] - expected[r]) < 1e-4, "\(format) \(rows)×\(inputs) row \(r)") }
             }
+        }
+    }
+
+    /// A row stride larger than the row length runs a prefix of each row (a factor at an active
+    /// rank): the same values as the kernel on a compact copy of that prefix, bit for bit.
+    @Test(arguments: [false, true])
+    func aRowStrideRunsThePrefixOfEachRow(portable: Bool) {
+        DecodeKernels.forcePortable(portable)
+        defer { DecodeKernels.forcePortable(false) }
+        var rng = SeededGenerator(seed: 44)
+        for (rows, ld, inputs) in [(5, 230, 117), (9, 64, 64), (3, 100, 7)] {
+            let w = rng.floats(rows * ld, scale: 1), x = rng.floats(ld, scale: 1)
+            let compact = (0..<rows).flatMap { r in w[(r * ld)..<(r * ld + inputs)] }
+            var strided = [Float](repeating: 0, count: rows), dense = strided
+            w.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in strided.withUnsafeMutableBufferPointer {
+                DecodeKernels.gemv(wp.baseAddress!, ld: ld, inputs: inputs, rows: 0..<rows, x: xp.baseAddress!, y: $0.baseAddress!)
+            } } }
+            compact.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in dense.withUnsafeMutableBufferPointer {
+                DecodeKernels.gemv(wp.baseAddress!, inputs: inputs, rows: 0..<rows, x: xp.baseAddress!, y: $0.baseAddress!)
+            } } }
+            #expect(strided == dense, "\(rows) × \(inputs) of \(ld)")
+            let expected = reference(compact, rows: rows, inputs: inputs, x: Array(x.prefix(inputs)))
+            for r in 0..<rows { #expect(abs(strided[r] - expected[r]) < 1e-4) }
+            let halves = w.map { Float16($0).bitPattern }
+            var y16 = [Float](repeating: 0, count: rows)
+            halves.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in y16.withUnsafeMutableBufferPointer {
+                DecodeKernels.gemv(wp.baseAddress!, format: .float16, ld: ld, inputs: inputs, rows: 0..<rows, x: xp.baseAddress!, y: $0.baseAddress!)
+            } } }
+            let expected16 = reference(compact.map { Float(Float16($0)) }, rows: rows, inputs: inputs, x: Array(x.prefix(inputs)))
+            for r in 0..<rows { #expect(abs(y16[r] - expected16[r]) < 1e-4) }
         }
     }
 

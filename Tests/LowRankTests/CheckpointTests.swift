@@ -33,7 +33,7 @@ struct CheckpointTests {
         let tokens = [5, 80, 2, 33, 190]
         #expect(reloaded.score(tokens, keepLogitsAt: [4]).logits[4]! == compressed.score(tokens, keepLogitsAt: [4]).logits[4]!)
         #expect(loaded.chatTemplate == Self.tiny.chatTemplate)
-        let counts = ParameterCount(configuration: loaded.configuration, factored: loaded.weights.factored)
+        let counts = ParameterCount(configuration: loaded.configuration, compressedGroups: loaded.weights.compressedGroups)
         #expect(counts.projectionTotal == report.projectionParametersAfter)
     }
 
@@ -66,27 +66,33 @@ struct CheckpointTests {
         try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: dir.file("ck/config.json")))
     }
 
-    @Test func aRankLargerThanTheShapeIsRejected() throws {
-        let dir = TemporaryDirectory()
-        var config = try writeCheckpoint(dir)
+    func setModule(_ dir: TemporaryDirectory, _ config: [String: Any], _ module: String, _ entry: [String: Any]) throws {
+        var config = config
         var lowRank = config["low_rank"] as! [String: Any]
-        var projections = lowRank["projections"] as! [String: Any]
-        projections["model.layers.0.self_attn.k_proj"] = ["rank": 40]
-        lowRank["projections"] = projections
+        var modules = lowRank["modules"] as! [String: Any]
+        modules[module] = entry
+        lowRank["modules"] = modules
         config["low_rank"] = lowRank
         try rewrite(dir, config)
-        #expect(throws: ModelFormatError.self) { try ModelLoader.load(dir.file("ck")) }
+    }
+
+    @Test func aRankLargerThanTheShapeIsRejected() throws {
+        let dir = TemporaryDirectory()
+        let config = try writeCheckpoint(dir)
+        try setModule(dir, config, "model.layers.0.self_attn.k_proj", ["form": "low_rank", "rank": 40])  // k is [32 × 64]
+        do {
+            _ = try ModelLoader.load(dir.file("ck"))
+            Issue.record("loaded")
+        } catch let error as ModelFormatError {
+            guard case .invalidValue(_, "low_rank.modules.model.layers.0.self_attn.k_proj", let reason) = error else { Issue.record("\(error)"); return }
+            #expect(reason == "rank 40 exceeds 32")
+        }
     }
 
     @Test func aFactorOfTheWrongShapeIsNamed() throws {
         let dir = TemporaryDirectory()
-        var config = try writeCheckpoint(dir)
-        var lowRank = config["low_rank"] as! [String: Any]
-        var projections = lowRank["projections"] as! [String: Any]
-        projections["model.layers.1.mlp.down_proj"] = ["rank": 12]  // the tensors hold rank 26
-        lowRank["projections"] = projections
-        config["low_rank"] = lowRank
-        try rewrite(dir, config)
+        let config = try writeCheckpoint(dir)
+        try setModule(dir, config, "model.layers.1.mlp.down_proj", ["form": "low_rank", "rank": 12])  // the tensors hold rank 26
         do {
             _ = try ModelLoader.load(dir.file("ck"))
             Issue.record("loaded")
@@ -94,6 +100,33 @@ struct CheckpointTests {
             guard case .shapeMismatch(_, let tensor, _, _) = error else { Issue.record("\(error)"); return }
             #expect(tensor.hasPrefix("model.layers.1.mlp.down_proj."))
         }
+    }
+
+    @Test func anUnknownFormIsNamed() throws {
+        let dir = TemporaryDirectory()
+        let config = try writeCheckpoint(dir)
+        try setModule(dir, config, "model.layers.1.mlp.down_proj", ["form": "tucker", "rank": 26])
+        do {
+            _ = try ModelLoader.load(dir.file("ck"))
+            Issue.record("loaded")
+        } catch let error as ModelFormatError {
+            guard case .invalidValue(_, "low_rank.modules.model.layers.1.mlp.down_proj.form", _) = error else { Issue.record("\(error)"); return }
+        }
+    }
+
+    /// Checkpoints written before layer forms (format 1: `projections` with ranks, `.left`/`.right`
+    /// tensors) load into the same model.
+    @Test func aFormatOneCheckpointStillLoads() throws {
+        let dir = TemporaryDirectory()
+        var config = try writeCheckpoint(dir)
+        let (compressed, _) = try Self.compressedTiny()
+        let modules = (config["low_rank"] as! [String: Any])["modules"] as! [String: Any]
+        var projections: [String: Any] = [:]
+        for (module, entry) in modules { projections[module] = ["rank": (entry as! [String: Any])["rank"]!] }
+        config["low_rank"] = ["format_version": 1, "projections": projections]
+        try rewrite(dir, config)
+        let loaded = try ModelLoader.load(dir.file("ck"))
+        #expect(LlamaModel(configuration: loaded.configuration, weights: loaded.weights).layers == compressed.layers)
     }
 
     @Test func anUnknownFormatVersionIsRejected() throws {

@@ -38,7 +38,7 @@ struct LayerwiseCalibrationTests {
                                                            recipe: CompressionRecipe(method: .svdLLM, removedFraction: 0.3, calibrateOn: .compressed),
                                                            calibration: calibration)
         #expect(sequential.layers[0] == dense.layers[0])
-        #expect(sequential.layers[1].query != dense.layers[1].query)
+        #expect(sequential.layers[1][.query] != dense.layers[1][.query])
         #expect(report.calibrationTokens == 30)
         // Two windows' streams plus one layer's statistics at most: 4 Gram matrices of 64, 64, 64, 96.
         #expect(report.peakCalibrationBytes < 30 * 64 * 4 + (3 * 64 * 64 + 96 * 96) * 8 + 30 * 96 * 8 + 4 * 96 * 8 + 1)

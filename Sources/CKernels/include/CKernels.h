@@ -7,12 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// y[r] = sum_i w[r * inputs + i] * x[i] for r in [row_begin, row_end); w is float32.
-void lowrank_gemv_f32(const float *w, const float *x, float *y, size_t row_begin, size_t row_end, size_t inputs);
+/// y[r] = sum_{i < inputs} w[r * ld + i] * x[i] for r in [row_begin, row_end); w is float32. ld (the
+/// row stride, >= inputs) lets a product use the first `inputs` columns of a wider matrix: a low-rank
+/// factor run at an active rank below its stored rank.
+void lowrank_gemv_f32(const float *w, size_t ld, const float *x, float *y, size_t row_begin, size_t row_end, size_t inputs);
 /// The same with IEEE half-precision weights.
-void lowrank_gemv_f16(const uint16_t *w, const float *x, float *y, size_t row_begin, size_t row_end, size_t inputs);
+void lowrank_gemv_f16(const uint16_t *w, size_t ld, const float *x, float *y, size_t row_begin, size_t row_end, size_t inputs);
 /// The same with bfloat16 weights.
-void lowrank_gemv_bf16(const uint16_t *w, const float *x, float *y, size_t row_begin, size_t row_end, size_t inputs);
+void lowrank_gemv_bf16(const uint16_t *w, size_t ld, const float *x, float *y, size_t row_begin, size_t row_end, size_t inputs);
 /// out[i] = (float)h[i] for i in [0, count): half precision.
 void lowrank_widen_f16(const uint16_t *h, float *out, size_t count);
 /// out[i] = (float)h[i]: bfloat16.

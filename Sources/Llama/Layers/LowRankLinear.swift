@@ -1,0 +1,89 @@
+import LinearAlgebra
+
+/// Which projections share one left basis across consecutive layers (Basis Sharing): the basis of
+/// `kind` for `layers`.
+public struct SharedBasisID: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
+    public var kind: ProjectionKind
+    public var layers: Range<Int>
+
+    public init(kind: ProjectionKind, layers: Range<Int>) {
+        self.kind = kind
+        self.layers = layers
+    }
+
+    public var description: String { "\(kind.shortName) of layers \(layers.lowerBound)–\(layers.upperBound - 1)" }
+
+    public static func < (a: SharedBasisID, b: SharedBasisID) -> Bool {
+        (a.kind, a.layers.lowerBound) < (b.kind, b.layers.lowerBound)
+    }
+}
+
+/// A rank-r projection `y = left · (right · x)`, `left` `[outputs × rank]`, `right` `[rank × inputs]`.
+/// It runs at an `activeRank` r′ ≤ r: the first r′ rows of the right factor and the first r′
+/// columns of the left one, read in place (no copy), so r′ can change between tokens.
+public struct LowRankLinear: Sendable, Equatable {
+    public let left: WeightMatrix  // [outputs × rank]
+    public let right: RightFactor  // [rank × inputs]
+    /// Set when `left` is a basis shared with the same projection of other layers (its storage is
+    /// shared too; the checkpoint stores it once).
+    public let basis: SharedBasisID?
+    public private(set) var activeRank: Int
+
+    public init(left: WeightMatrix, right: RightFactor, basis: SharedBasisID? = nil) {
+        precondition(left.columns == right.rank, "left [\(left.rows) × \(left.columns)] and right [\(right.rank) × \(right.inputs)] do not chain")
+        self.left = left
+        self.right = right
+        self.basis = basis
+        activeRank = right.rank
+    }
+
+    /// Plain Float32 factors (the form compression produces).
+    public init(left: Matrix<Float>, right: Matrix<Float>, precision: WeightPrecision = .float32) {
+        self.init(left: WeightMatrix(left, precision: precision), right: .plain(WeightMatrix(right, precision: precision)))
+    }
+
+    public var outputs: Int { left.rows }
+    public var inputs: Int { right.inputs }
+    /// The stored rank.
+    public var rank: Int { right.rank }
+    public var precision: WeightPrecision { left.precision }
+    /// Stored parameters: `rank·(outputs + inputs)`, less the skipped identity block when skipped.
+    public var parameterCount: Int { left.count + right.parameterCount }
+    /// Bytes of weights read per use at the active rank.
+    public var byteCount: Int { right.byteCount(activeRank: activeRank) + left.byteCount(rows: outputs, columns: activeRank) }
+
+    /// Runs the first `rank` rows/columns (1 ≤ rank ≤ the stored rank).
+    public mutating func setActiveRank(_ rank: Int) {
+        precondition(rank >= 1 && rank <= self.rank, "active rank \(rank) is outside 1...\(self.rank)")
+        activeRank = rank
+    }
+
+    public func converted(to precision: WeightPrecision) -> LowRankLinear {
+        var out = LowRankLinear(left: left.converted(to: precision), right: right.converted(to: precision), basis: basis)
+        out.activeRank = activeRank
+        return out
+    }
+
+    /// The product `left[:, 0..<r′] · right[0..<r′, :]` as a dense `[outputs × inputs]` matrix.
+    public var reconstruction: Matrix<Float> {
+        let r = activeRank
+        let b = left.prefix(rows: outputs, columns: r), a = right.matrix(activeRank: r)
+        var out = [Float](repeating: 0, count: outputs * inputs)
+        for i in 0..<outputs { for k in 0..<r { let v = b[i, k]; for j in 0..<inputs { out[i * inputs + j] += v * a[k, j] } } }
+        return Matrix(rows: outputs, columns: inputs, storage: out)
+    }
+
+    /// `y[rows × outputs] = (x · rightᵀ) · leftᵀ` at the active rank, through `scratch`
+    /// (`scratchCount(rows:)` floats: the `[rows × r]` intermediate, then the right factor's needs).
+    func apply(_ x: UnsafePointer<Float>, rows t: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
+               scratch: UnsafeMutablePointer<Float>) {
+        let r = activeRank
+        let z = scratch, rest = scratch + t * rank
+        right.multiply(x, rows: t, ldx: ldx, into: z, ldz: r, activeRank: r, scratch: rest)
+        left.multiply(z, rows: t, ldx: r, into: y, ldy: ldy, activeRows: outputs, activeColumns: r, scratch: rest)
+    }
+
+    func scratchCount(rows t: Int) -> Int {
+        t * rank + max(right.scratchCount(rows: t), left.scratchCount(rows: left.rows))
+    }
+}

@@ -1,0 +1,164 @@
+import LinearAlgebra
+
+/// The right factor of a low-rank projection: it maps an input `x [inputs]` to `z [rank]`.
+public enum RightFactor: Sendable, Equatable {
+    /// `z = A x`, `A` `[rank × inputs]`.
+    case plain(WeightMatrix)
+    /// SkipCat's block skipping: `z = x_sel + A′ x_rest` (see `SkippedRightFactor`).
+    case skipped(SkippedRightFactor)
+
+    public var rank: Int {
+        switch self {
+        case .plain(let a): a.rows
+        case .skipped(let s): s.rank
+        }
+    }
+
+    public var inputs: Int {
+        switch self {
+        case .plain(let a): a.columns
+        case .skipped(let s): s.inputs
+        }
+    }
+
+    /// Stored values: `rank · inputs`, or `rank · (inputs − rank)` when skipped (the identity block is
+    /// not stored; the channel permutation is bookkeeping, not parameters).
+    public var parameterCount: Int {
+        switch self {
+        case .plain(let a): a.count
+        case .skipped(let s): s.remainder.count
+        }
+    }
+
+    public var precision: WeightPrecision {
+        switch self {
+        case .plain(let a): a.precision
+        case .skipped(let s): s.remainder.precision
+        }
+    }
+
+    /// Bytes of weights a product at `activeRank` reads.
+    public func byteCount(activeRank r: Int) -> Int {
+        switch self {
+        case .plain(let a): a.byteCount(rows: r, columns: a.columns)
+        case .skipped(let s): s.remainder.byteCount(rows: r, columns: s.remainder.columns)
+        }
+    }
+
+    public func converted(to precision: WeightPrecision) -> RightFactor {
+        switch self {
+        case .plain(let a): .plain(a.converted(to: precision))
+        case .skipped(let s): .skipped(s.converted(to: precision))
+        }
+    }
+
+    /// The equivalent dense `[r × inputs]` matrix of the first `r` rows, in the original channel order.
+    public func matrix(activeRank r: Int) -> Matrix<Float> {
+        switch self {
+        case .plain(let a): return a.prefix(rows: r, columns: a.columns)
+        case .skipped(let s):
+            let rem = s.remainder.matrix
+            var out = [Float](repeating: 0, count: r * s.inputs)
+            for j in 0..<r {
+                out[j * s.inputs + s.selected[j]] = 1
+                for (k, channel) in s.rest.enumerated() { out[j * s.inputs + channel] = rem[j, k] }
+            }
+            return Matrix(rows: r, columns: s.inputs, storage: out)
+        }
+    }
+
+    /// Floats of gather buffer a skipped factor needs per input row (`inputs − rank`; 0 when plain).
+    var gatherCount: Int {
+        switch self {
+        case .plain: 0
+        case .skipped(let s): s.rest.count
+        }
+    }
+
+    /// Scratch for a batched product of `rows` rows: the gathered inputs and the widened weight.
+    func scratchCount(rows t: Int) -> Int {
+        switch self {
+        case .plain(let a): a.scratchCount(rows: a.rows)
+        case .skipped(let s): t * s.rest.count + s.remainder.scratchCount(rows: s.remainder.rows)
+        }
+    }
+
+    /// One input row, before a decode region: a skipped factor gathers `x_rest` into `gathered`.
+    @inline(__always)
+    func prepareOneRow(_ x: UnsafePointer<Float>, gathered: UnsafeMutablePointer<Float>) {
+        if case .skipped(let s) = self { s.gather(x, rows: 1, ldx: s.inputs, into: gathered) }
+    }
+
+    /// `z[j]` for j in `part` (j < the active rank), one input row; part of a fused decode region.
+    @inline(__always)
+    func applyOneRow(_ part: Range<Int>, x: UnsafePointer<Float>, gathered: UnsafePointer<Float>, into z: UnsafeMutablePointer<Float>) {
+        switch self {
+        case .plain(let a): a.gemvRows(part, columns: a.columns, x: x, y: z)
+        case .skipped(let s):
+            s.remainder.gemvRows(part, columns: s.remainder.columns, x: gathered, y: z)
+            s.selected.withUnsafeBufferPointer { sel in for j in part { z[j] += x[sel[j]] } }
+        }
+    }
+
+    /// `z[t × r] = x[t × inputs] · (first r rows)ᵀ` for any number of rows.
+    func multiply(_ x: UnsafePointer<Float>, rows t: Int, ldx: Int, into z: UnsafeMutablePointer<Float>, ldz: Int,
+                  activeRank r: Int, scratch: UnsafeMutablePointer<Float>) {
+        switch self {
+        case .plain(let a):
+            a.multiply(x, rows: t, ldx: ldx, into: z, ldy: ldz, activeRows: r, activeColumns: a.columns, scratch: scratch)
+        case .skipped(let s):
+            let gathered = scratch, widened = scratch + t * s.rest.count
+            s.gather(x, rows: t, ldx: ldx, into: gathered)
+            s.remainder.multiply(gathered, rows: t, ldx: s.rest.count, into: z, ldy: ldz, activeRows: r,
+                                 activeColumns: s.rest.count, scratch: widened)
+            s.selected.withUnsafeBufferPointer { sel in
+                for row in 0..<t { for j in 0..<r { z[row * ldz + j] += x[row * ldx + sel[j]] } }
+            }
+        }
+    }
+}
+
+/// A right factor `A [r × n]` rewritten so its identity block is never stored or multiplied
+/// (SkipCat, `../shared/research/algorithms.md` §7): with `A₁` the r columns `selected` (chosen by
+/// pivoted QR) and `A₂` the others, `B·A·x = B′(x_sel + A′ x_rest)` where `B′ = B·A₁` and
+/// `A′ = A₁⁻¹A₂`. This type holds `selected`, `rest` and `A′`; `B′` is the left factor.
+public struct SkippedRightFactor: Sendable, Equatable {
+    public let inputs: Int
+    /// The input channels that pass through unchanged, `[rank]`: `z_j = x[selected[j]] + A′_j · x_rest`.
+    public let selected: [Int]
+    /// The other channels in ascending order, `[inputs − rank]`.
+    public let rest: [Int]
+    /// `A′` `[rank × (inputs − rank)]`.
+    public let remainder: WeightMatrix
+
+    /// - Precondition: `selected` and `rest` together are a permutation of `0..<inputs`, and
+    ///   `remainder` is `[selected.count × rest.count]`.
+    public init(inputs: Int, selected: [Int], remainder: WeightMatrix) {
+        let chosen = Set(selected)
+        precondition(chosen.count == selected.count && selected.allSatisfy { $0 >= 0 && $0 < inputs },
+                     "selected channels must be distinct and within 0..<\(inputs)")
+        self.inputs = inputs
+        self.selected = selected
+        rest = (0..<inputs).filter { !chosen.contains($0) }
+        precondition(remainder.rows == selected.count && remainder.columns == rest.count,
+                     "A′ is [\(remainder.rows) × \(remainder.columns)], expected [\(selected.count) × \(rest.count)]")
+        self.remainder = remainder
+    }
+
+    public var rank: Int { selected.count }
+
+    public func converted(to precision: WeightPrecision) -> SkippedRightFactor {
+        SkippedRightFactor(inputs: inputs, selected: selected, remainder: remainder.converted(to: precision))
+    }
+
+    /// `out[t × (inputs − rank)]` = the `rest` channels of each row of `x`.
+    func gather(_ x: UnsafePointer<Float>, rows t: Int, ldx: Int, into out: UnsafeMutablePointer<Float>) {
+        let n = rest.count
+        rest.withUnsafeBufferPointer { rest in
+            for row in 0..<t {
+                let source = x + row * ldx, target = out + row * n
+                for k in 0..<n { target[k] = source[rest[k]] }
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import LinearAlgebra
+
+/// How a weight is kept in memory. Computation is always Float32; half-precision storage halves
+/// the bytes read per decoded token (decode is memory-bound). Applies to dense weights and to
+/// low-rank factors alike.
+public enum WeightPrecision: String, Sendable, Codable, CaseIterable {
+    case float32 = "f32"
+    case float16 = "f16"
+    case bfloat16 = "bf16"
+
+    public var bytesPerValue: Int { self == .float32 ? 4 : 2 }
+}
+
+/// A row-major weight `[rows × columns]` at a storage precision. Products may use a prefix of its
+/// rows and of its columns (a low-rank factor at an active rank below its stored rank) without
+/// copying: the row stride stays `columns`.
+public struct WeightMatrix: Sendable, Equatable {
+    public let rows: Int
+    public let columns: Int
+    public let precision: WeightPrecision
+    /// Exactly one of the two is non-empty (unless the matrix is empty).
+    let float32: [Float]
+    let half: [UInt16]
+
+    public init(_ m: Matrix<Float>, precision: WeightPrecision = .float32) {
+        rows = m.rows
+        columns = m.columns
+        self.precision = precision
+        switch precision {
+        case .float32:
+            float32 = m.storage
+            half = []
+        case .float16:
+            float32 = []
+            half = m.storage.map { Float16($0).bitPattern }
+        case .bfloat16:
+            float32 = []
+            half = m.storage.map(HalfPrecision.bfloat16Bits)
+        }
+    }
+
+    /// The weight as Float32 (exactly what the kernels multiply by).
+    public var matrix: Matrix<Float> {
+        switch precision {
+        case .float32: return Matrix(rows: rows, columns: columns, storage: float32)
+        case .float16, .bfloat16:
+            var out = [Float](repeating: 0, count: rows * columns)
+            if !out.isEmpty {
+                out.withUnsafeMutableBufferPointer { o in
+                    half.withUnsafeBufferPointer { h in DecodeKernels.widen(h.baseAddress!, format: precision.halfFormat!, count: h.count, into: o.baseAddress!) }
+                }
+            }
+            return Matrix(rows: rows, columns: columns, storage: out)
+        }
+    }
+
+    /// The same weight kept at `precision` (rounded from its Float32 values; unchanged if equal).
+    public func converted(to precision: WeightPrecision) -> WeightMatrix {
+        precision == self.precision ? self : WeightMatrix(matrix, precision: precision)
+    }
+
+    /// Rows `0..<rows` and columns `0..<columns` as a new Float32 matrix (a truncated factor).
+    public func prefix(rows r: Int, columns n: Int) -> Matrix<Float> {
+        let m = matrix
+        var out = [Float](repeating: 0, count: r * n)
+        for i in 0..<r { for j in 0..<n { out[i * n + j] = m.storage[i * columns + j] } }
+        return Matrix(rows: r, columns: n, storage: out)
+    }
+
+    public var count: Int { rows * columns }
+    /// Bytes read by a product over rows `0..<r` and columns `0..<n`.
+    public func byteCount(rows r: Int, columns n: Int) -> Int { r * n * precision.bytesPerValue }
+
+    /// `y[i] = W[i, 0..<n] · x` for i in `part` (one input row; part of a fused decode region).
+    @inline(__always)
+    func gemvRows(_ part: Range<Int>, columns n: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        switch precision {
+        case .float32:
+            float32.withUnsafeBufferPointer { DecodeKernels.gemv($0.baseAddress!, ld: columns, inputs: n, rows: part, x: x, y: y) }
+        case .float16, .bfloat16:
+            half.withUnsafeBufferPointer {
+                DecodeKernels.gemv($0.baseAddress!, format: precision.halfFormat!, ld: columns, inputs: n, rows: part, x: x, y: y)
+            }
+        }
+    }
+
+    /// Floats of scratch `multiply` needs for more than one row: half-precision rows are widened
+    /// once per call, then multiplied by sgemm.
+    func scratchCount(rows r: Int) -> Int { precision == .float32 ? 0 : r * columns }
+
+    /// `y[t × r] = x[t × n] · W[0..<r, 0..<n]ᵀ` (row strides `ldx`, `ldy`). One row runs the decode
+    /// kernels split over the workers; more rows run sgemm split by output columns. `scratch` holds
+    /// `scratchCount(rows: r)` floats.
+    func multiply(_ x: UnsafePointer<Float>, rows t: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
+                  activeRows r: Int, activeColumns n: Int, scratch: UnsafeMutablePointer<Float>) {
+        if t == 1 {
+            let parts = Parallel.partCount(r, minimum: 128)
+            let box = UncheckedSendableBox((self, x, y))  // each part writes a disjoint slice of y
+            Parallel.forEach(parts) { p in
+                let (w, x, y) = box.value
+                w.gemvRows(Parallel.part(p, of: parts, count: r), columns: n, x: x, y: y)
+            }
+            return
+        }
+        switch precision {
+        case .float32:
+            float32.withUnsafeBufferPointer { w in
+                Self.gemm(w.baseAddress!, ld: columns, rows: r, columns: n, x, t: t, ldx: ldx, y, ldy: ldy)
+            }
+        case .float16, .bfloat16:
+            half.withUnsafeBufferPointer { h in
+                DecodeKernels.widen(h.baseAddress!, format: precision.halfFormat!, count: r * columns, into: scratch)
+            }
+            Self.gemm(scratch, ld: columns, rows: r, columns: n, x, t: t, ldx: ldx, y, ldy: ldy)
+        }
+    }
+
+    /// Float32 `y[t × r] = x[t × n] · W[r × n]ᵀ` (W's row stride `ld`), split by output columns
+    /// across the workers when there is enough work.
+    static func gemm(_ w: UnsafePointer<Float>, ld: Int, rows r: Int, columns n: Int,
+                     _ x: UnsafePointer<Float>, t: Int, ldx: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int) {
+        let parts = Parallel.partCount(r, minimum: 128)
+        let box = UncheckedSendableBox((w, x, y))  // disjoint column blocks of y
+        Parallel.forEach(parts) { p in
+            let (w, x, y) = box.value
+            let block = Parallel.part(p, of: parts, count: r)
+            BLAS.gemmNT(m: t, n: block.count, k: n, a: x, lda: ldx, b: w + block.lowerBound * ld, ldb: ld,
+                        c: y + block.lowerBound, ldc: ldy)
+        }
+    }
+}

@@ -1,0 +1,262 @@
+import Foundation
+import Testing
+import LinearAlgebra
+import Llama
+import LowRank
+import ModelFormats
+import TestSupport
+
+/// Every layer form in the engine against its dense reconstruction, the active rank against a
+/// truncated checkpoint, block skipping against the factorisation it came from, and grouped
+/// decoding against member-by-member products.
+@Suite("Layer forms")
+struct LayerFormTests {
+    static let tiny = TinyLlama(seed: 57)
+    static let tokens = [4, 90, 17, 200, 33, 61, 8, 150, 12, 99]
+
+    /// Truncated-SVD factors of `w` at `rank` (Float32).
+    static func factors(_ w: Matrix<Float>, rank: Int) throws -> (left: Matrix<Float>, right: Matrix<Float>) {
+        let f = try ScaledSVD.factorize(Matrix(rows: w.rows, columns: w.columns, storage: w.storage.map(Double.init)), rank: rank, scaling: .identity)
+        return (Matrix(rows: f.left.rows, columns: f.left.columns, storage: f.left.storage.map(Float.init)),
+                Matrix(rows: f.right.rows, columns: f.right.columns, storage: f.right.storage.map(Float.init)))
+    }
+
+    /// The factors of the stacked members of a site (one shared right factor, one left block each).
+    static func sharedFactors(_ ws: [Matrix<Float>], rank: Int) throws -> (lefts: [Matrix<Float>], right: Matrix<Float>) {
+        let n = ws[0].columns
+        let stacked = Matrix(rows: ws.reduce(0) { $0 + $1.rows }, columns: n, storage: ws.flatMap(\.storage))
+        let (left, right) = try factors(stacked, rank: rank)
+        var lefts: [Matrix<Float>] = [], row = 0
+        for w in ws {
+            lefts.append(Matrix(rows: w.rows, columns: rank, storage: Array(left.storage[(row * rank)..<((row + w.rows) * rank)])))
+            row += w.rows
+        }
+        return (lefts, right)
+    }
+
+    /// A model with every form: layer 0 q/k/v share a skipped right factor, o is skipped, gate/up
+    /// share a plain one, down is plain low-rank on a basis shared with layer 1's down; layer 1
+    /// has separate low-rank q, dense k/v, and separate skipped gate.
+    static func everyFormModel(precision: WeightPrecision = .float32) throws -> LlamaModel {
+        let w = tiny.weights
+        var model = LlamaModel(configuration: tiny.configuration, weights: w)
+        let qkv = try sharedFactors([w.layers[0].query, w.layers[0].key, w.layers[0].value], rank: 20)
+        let skippedQKV = try BlockSkipping.skip(left: Matrix(rows: 128, columns: 20, storage: qkv.lefts.flatMap(\.storage)), right: qkv.right)
+        var lefts: [WeightMatrix] = [], row = 0
+        for l in qkv.lefts {
+            lefts.append(WeightMatrix(Matrix(rows: l.rows, columns: 20, storage: Array(skippedQKV.left.storage[(row * 20)..<((row + l.rows) * 20)]))))
+            row += l.rows
+        }
+        model.layers[0].attentionInput = ProjectionGroup(site: .attentionInput,
+                                                         layout: .sharedRight(SharedRightGroup(right: .skipped(skippedQKV.right), lefts: lefts)))
+        let o = try factors(w.layers[0].output, rank: 24)
+        let skippedO = try BlockSkipping.skip(left: o.left, right: o.right)
+        model.layers[0][.output] = .lowRank(LowRankLinear(left: WeightMatrix(skippedO.left), right: .skipped(skippedO.right)))
+        let gu = try sharedFactors([w.layers[0].gate, w.layers[0].up], rank: 30)
+        model.layers[0].mlpInput = ProjectionGroup(site: .mlpInput, layout: .sharedRight(SharedRightGroup(
+            right: .plain(WeightMatrix(gu.right)), lefts: gu.lefts.map { WeightMatrix($0) })))
+        // Basis Sharing: one left basis for down of layers 0 and 1, per-layer coefficients C_l = Bᵀ W_l.
+        var side = [Float]()  // [W_0 W_1], [64 × 192]
+        for r in 0..<64 {
+            let range = (r * 96)..<((r + 1) * 96)
+            side += w.layers[0].down.storage[range]
+            side += w.layers[1].down.storage[range]
+        }
+        let basisFactors = try factors(Matrix(rows: 64, columns: 192, storage: side), rank: 28)
+        let basis = WeightMatrix(basisFactors.left)
+        let id = SharedBasisID(kind: .down, layers: 0..<2)
+        for l in 0..<2 {
+            var c = [Float](repeating: 0, count: 28 * 96)
+            for k in 0..<28 { for j in 0..<96 { c[k * 96 + j] = basisFactors.right[k, l * 96 + j] } }
+            let coefficients = Matrix(rows: 28, columns: 96, storage: c)
+            model.layers[l][.down] = .lowRank(LowRankLinear(left: basis, right: .plain(WeightMatrix(coefficients)), basis: id))
+        }
+        let q1 = try factors(w.layers[1].query, rank: 16)
+        model.layers[1][.query] = .lowRank(LowRankLinear(left: q1.left, right: q1.right))
+        let g1 = try factors(w.layers[1].gate, rank: 40)
+        let skippedG = try BlockSkipping.skip(left: g1.left, right: g1.right)
+        model.layers[1][.gate] = .lowRank(LowRankLinear(left: WeightMatrix(skippedG.left), right: .skipped(skippedG.right)))
+        let o1 = try factors(w.layers[1].output, rank: 30)
+        model.layers[1][.output] = .lowRank(LowRankLinear(left: o1.left, right: o1.right))
+        return precision == .float32 ? model : model.converted(to: precision)
+    }
+
+    /// `x [t × n] · Wᵀ` in Float64.
+    static func reference(_ x: [Float], rows t: Int, _ w: Matrix<Float>) -> [Double] {
+        var y = [Double](repeating: 0, count: t * w.rows)
+        for r in 0..<t { for i in 0..<w.rows { var s = 0.0; for j in 0..<w.columns { s += Double(x[r * w.columns + j]) * Double(w[i, j]) }; y[r * w.rows + i] = s } }
+        return y
+    }
+
+    static func relativeError(_ a: [Float], _ b: [Double]) -> Double {
+        var num = 0.0, den = 0.0
+        for (x, y) in zip(a, b) { num += (Double(x) - y) * (Double(x) - y); den += y * y }
+        return (num / den).squareRoot()
+    }
+
+    /// Runs `group` on `x [t × inputs]` and returns each member's output.
+    static func run(_ group: ProjectionGroup, _ x: [Float], rows t: Int) -> [[Float]] {
+        let members = group.members
+        var outputs = members.map { [Float](repeating: .nan, count: t * $0.outputs) }
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, group.scratchCount(rows: t)))
+        defer { scratch.deallocate() }
+        let pointers = outputs.indices.map { i in UnsafeMutablePointer<Float>.allocate(capacity: outputs[i].count) }
+        defer { pointers.forEach { $0.deallocate() } }
+        x.withUnsafeBufferPointer { xp in
+            group.apply(xp.baseAddress!, rows: t, ldx: members[0].inputs, into: pointers, ldy: members.map(\.outputs), scratch: scratch)
+        }
+        for i in outputs.indices { outputs[i] = Array(UnsafeBufferPointer(start: pointers[i], count: outputs[i].count)) }
+        return outputs
+    }
+
+    @Test(arguments: [WeightPrecision.float32, .float16, .bfloat16])
+    func everyFormEqualsItsDenseReconstructionForOneRowAndMany(precision: WeightPrecision) throws {
+        let model = try Self.everyFormModel(precision: precision)
+        var rng = SeededGenerator(seed: 3)
+        var checked = 0
+        for layer in model.layers {
+            for group in layer.groups {
+                let n = group.members[0].inputs
+                for t in [1, 7] {
+                    let x = rng.floats(t * n, scale: 1)
+                    for (member, y) in zip(group.members, Self.run(group, x, rows: t)) {
+                        let error = Self.relativeError(y, Self.reference(x, rows: t, member.reconstruction))
+                        #expect(error < 1e-5, "\(group.site) rows \(t) \(precision): relative error \(error)")
+                        checked += 1
+                    }
+                }
+            }
+        }
+        #expect(checked == 2 * 2 * 7)
+    }
+
+    @Test func theWholeModelInEveryFormMatchesTheDenseModelOfItsReconstructions() throws {
+        let model = try Self.everyFormModel()
+        var dense = Self.tiny.weights
+        for l in 0..<2 { for kind in ProjectionKind.allCases { dense[ProjectionID(layer: l, kind: kind)] = model[ProjectionID(layer: l, kind: kind)].reconstruction } }
+        let reference = LlamaModel(configuration: Self.tiny.configuration, weights: dense)
+        let positions = Set(Self.tokens.indices)
+        let a = model.score(Self.tokens, keepLogitsAt: positions), b = reference.score(Self.tokens, keepLogitsAt: positions)
+        for p in Self.tokens.indices { for (x, y) in zip(a.logits[p]!, b.logits[p]!) { #expect(abs(x - y) < 1e-4) } }
+        let greedy = Generator(model: model, capacity: 32, prefillRows: 4).generate(prompt: Self.tokens, maxTokens: 8, sampling: .greedy, stopTokens: [])
+        let expected = Generator(model: reference, capacity: 32, prefillRows: 4).generate(prompt: Self.tokens, maxTokens: 8, sampling: .greedy, stopTokens: [])
+        #expect(greedy.tokens == expected.tokens)
+    }
+
+    @Test func skippingIsAnExactRewriteOfTheFactorisation() throws {
+        var rng = SeededGenerator(seed: 8)
+        for selection in BlockSkipping.Selection.allCases {
+            let w = Matrix(rows: 48, columns: 40, storage: rng.floats(48 * 40, scale: 0.2))
+            let (left, right) = try Self.factors(w, rank: 12)
+            let skipped = try BlockSkipping.skip(left: left, right: right, selection: selection)
+            let before = LowRankLinear(left: left, right: right), after = LowRankLinear(left: WeightMatrix(skipped.left), right: .skipped(skipped.right))
+            #expect(after.parameterCount == 12 * (48 + 40 - 12))
+            #expect(skipped.right.selected.count == 12 && Set(skipped.right.selected + skipped.right.rest) == Set(0..<40))
+            for t in [1, 5] {
+                let x = rng.floats(t * 40, scale: 1)
+                let y = Self.run(ProjectionGroup(site: .attentionOutput, layout: .separate([.lowRank(after)])), x, rows: t)[0]
+                let yBefore = Self.run(ProjectionGroup(site: .attentionOutput, layout: .separate([.lowRank(before)])), x, rows: t)[0]
+                let error = Self.relativeError(y, yBefore.map(Double.init))
+                #expect(error < 1e-5, "\(selection) rows \(t): \(error)")
+            }
+        }
+    }
+
+    @Test func pivotingKeepsTheRemainderSmallerThanTheLeadingColumns() throws {
+        // A right factor whose leading r columns are nearly dependent: the leading block's inverse
+        // blows A′ up; pivoting picks well-conditioned columns.
+        var rng = SeededGenerator(seed: 21)
+        var right = Matrix(rows: 4, columns: 12, storage: rng.floats(48, scale: 1))
+        for i in 0..<4 { right[i, 1] = right[i, 0] + 1e-4 * Float(i) }
+        let left = Matrix(rows: 6, columns: 4, storage: rng.floats(24, scale: 1))
+        let pivoted = try BlockSkipping.skip(left: left, right: right, selection: .pivoted)
+        let leading = try BlockSkipping.skip(left: left, right: right, selection: .leading)
+        #expect(pivoted.maxAbsRemainder < 100)
+        #expect(leading.maxAbsRemainder > 100 * pivoted.maxAbsRemainder)
+    }
+
+    /// The active rank reads a prefix of each factor in place; the same logits come from a model
+    /// built from copies of those prefixes (rows 1 and many, bit for bit).
+    @Test(arguments: [WeightPrecision.float32, .float16])
+    func anActiveRankGivesTheLogitsOfACheckpointTruncatedToIt(precision: WeightPrecision) throws {
+        let w = Self.tiny.weights
+        var full = LlamaModel(configuration: Self.tiny.configuration, weights: w)
+        var truncated = full
+        let fraction = 0.55
+        for l in 0..<2 {
+            for kind in ProjectionKind.allCases where kind.inputSite != .mlpInput {
+                let (left, right) = try Self.factors(w[ProjectionID(layer: l, kind: kind)], rank: 20)
+                full[ProjectionID(layer: l, kind: kind)] = .lowRank(LowRankLinear(left: left, right: right))
+                let r = Int((fraction * 20).rounded(.up))
+                let cut = LowRankLinear(left: WeightMatrix(left).prefix(rows: left.rows, columns: r), right: WeightMatrix(right).prefix(rows: r, columns: right.columns))
+                truncated[ProjectionID(layer: l, kind: kind)] = .lowRank(cut)
+            }
+            let gu = try Self.sharedFactors([w.layers[l].gate, w.layers[l].up], rank: 30)
+            full.layers[l].mlpInput = ProjectionGroup(site: .mlpInput, layout: .sharedRight(SharedRightGroup(
+                right: .plain(WeightMatrix(gu.right)), lefts: gu.lefts.map { WeightMatrix($0) })))
+            let r = Int((fraction * 30).rounded(.up))
+            truncated.layers[l].mlpInput = ProjectionGroup(site: .mlpInput, layout: .sharedRight(SharedRightGroup(
+                right: .plain(WeightMatrix(WeightMatrix(gu.right).prefix(rows: r, columns: 64))),
+                lefts: gu.lefts.map { WeightMatrix(WeightMatrix($0).prefix(rows: $0.rows, columns: r)) })))
+        }
+        full = full.converted(to: precision)
+        truncated = truncated.converted(to: precision)
+        let fullBytes = full.weightBytes
+        full.setActiveRank(fraction: fraction)
+        #expect(full.weightBytes == truncated.weightBytes && full.weightBytes < fullBytes)
+        let positions = Set(Self.tokens.indices)
+        #expect(full.score(Self.tokens, keepLogitsAt: positions).logits == truncated.score(Self.tokens, keepLogitsAt: positions).logits)
+        let a = Generator(model: full, capacity: 32, prefillRows: 4).generate(prompt: Self.tokens, maxTokens: 8, sampling: .greedy, stopTokens: [])
+        let b = Generator(model: truncated, capacity: 32, prefillRows: 4).generate(prompt: Self.tokens, maxTokens: 8, sampling: .greedy, stopTokens: [])
+        #expect(a.tokens == b.tokens)
+        // One row, bit for bit: the decode kernels read the prefix with the stored row stride.
+        var rng = SeededGenerator(seed: 2)
+        for l in 0..<2 {
+            for site in InputSite.allCases {
+                let x = rng.floats(full.layers[l][site].members[0].inputs, scale: 1)
+                #expect(Self.run(full.layers[l][site], x, rows: 1) == Self.run(truncated.layers[l][site], x, rows: 1), "layer \(l) \(site)")
+            }
+        }
+        full.setActiveRank(fraction: 1)
+        #expect(full.weightBytes == fullBytes)
+    }
+
+    /// Decoding one row fuses a group into two parallel regions; it must give exactly what the
+    /// members give one by one.
+    @Test func groupedDecodingOfACompressedModelEqualsUngrouped() throws {
+        let model = try Self.everyFormModel()
+        var rng = SeededGenerator(seed: 9)
+        for layer in model.layers {
+            for group in layer.groups {
+                let x = rng.floats(group.members[0].inputs, scale: 1)
+                let grouped = Self.run(group, x, rows: 1)
+                for (i, member) in group.members.enumerated() {
+                    let alone = Self.run(ProjectionGroup(site: .attentionOutput, layout: .separate([member])), x, rows: 1)[0]
+                    #expect(alone == grouped[i], "\(group.site) member \(i)")
+                }
+            }
+        }
+    }
+
+    @Test func everyFormSavesAndReloadsBitExactlyWithItsParameterCount() throws {
+        let model = try Self.everyFormModel()
+        let dir = TemporaryDirectory()
+        try Checkpoint.write(model, tokenizer: try Self.tiny.tokenizer(), chatTemplate: nil, to: dir.file("ck"))
+        let loaded = try ModelLoader.load(dir.file("ck"))
+        let reloaded = LlamaModel(configuration: loaded.configuration, weights: loaded.weights)
+        #expect(reloaded.layers == model.layers)
+        let positions = Set(Self.tokens.indices)
+        #expect(reloaded.score(Self.tokens, keepLogitsAt: positions).logits == model.score(Self.tokens, keepLogitsAt: positions).logits)
+        // The parameters the forms store equal the elements of the tensors in model.safetensors
+        // (less the embedding, the norms and the skipped layers' channel selections).
+        let file = try SafetensorsFile(path: dir.file("ck/model.safetensors"))
+        var stored = 0
+        for info in file.tensors where !info.name.hasSuffix("_selection") && !info.name.contains("norm") && !info.name.contains("embed_tokens") {
+            stored += info.elementCount
+        }
+        let counts = ParameterCount(configuration: loaded.configuration, compressedGroups: loaded.weights.compressedGroups)
+        #expect(counts.projectionTotal == stored)
+        // Basis Sharing stores the basis once: 64 × 28, not twice.
+        #expect(file.tensors.map(\.name).filter { $0.hasPrefix("model.shared_bases.down_proj") } == ["model.shared_bases.down_proj.layers_0_1.left"])
+    }
+}
