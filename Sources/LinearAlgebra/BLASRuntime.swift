@@ -27,40 +27,42 @@ public enum BLASRuntime {
         openblas_set_num_threads(Int32(count))
     }
 
-    /// What `prepareProcess` decided, for `lowrank info --verbose` style reporting.
-    public enum Decision: Equatable, Sendable {
-        case keptUserSetting(String)
-        case alreadyFast(String)
-        case noAVX512(String)
-        case reexecFailed(String)
+    /// What `prepareProcess` decided (`BLASKernelChoice.decide`).
+    public nonisolated(unsafe) private(set) static var decision: BLASKernelChoice.Decision?
+
+    /// One line for reports: the kernel family in use, how it was chosen, and the threads per call.
+    public static var summary: String {
+        let how: String = switch decision {
+        case .keepUserSetting?: "set by OPENBLAS_CORETYPE"
+        case .keepAVX512?: "OpenBLAS's own choice"
+        case .keepNoAVX512?: "OpenBLAS's own choice; the CPU has no AVX-512"
+        case .reexecute?, .reexecuteFailed?: "chosen by lowrank for this CPU's AVX-512"
+        case nil: "OpenBLAS's own choice"
+        }
+        return "OpenBLAS \(coreName) kernels (\(how)), \(threadCount) thread(s) per call"
     }
 
-    /// Call first thing in `main`. If the user did not set `OPENBLAS_CORETYPE`, the CPU has AVX-512
-    /// and OpenBLAS chose its AVX2 kernels, re-executes the binary with `OPENBLAS_CORETYPE=SkylakeX`
-    /// (does not return on success). Then sets one BLAS thread unless `OPENBLAS_NUM_THREADS` was
-    /// given: on these 2-core machines one thread was never slower (toolchain notes §2.1).
+    /// Call first thing in `main`. Applies `BLASKernelChoice.decide`: when OpenBLAS picked kernels
+    /// without AVX-512 on a CPU that has it, and the user did not set `OPENBLAS_CORETYPE`,
+    /// re-executes the binary with the best AVX-512 kernels for the CPU's flags (does not return on
+    /// success). Then sets one BLAS thread unless `OPENBLAS_NUM_THREADS` was given: on these 2-core
+    /// machines one thread was never slower (toolchain notes §2.1).
     @discardableResult
-    public static func prepareProcess() -> Decision {
+    public static func prepareProcess() -> BLASKernelChoice.Decision {
         let initial = initialEnvironment()
-        let decision: Decision
-        if let user = initial["OPENBLAS_CORETYPE"] {
-            decision = .keptUserSetting(user)
-        } else if coreName != "Haswell" {
-            decision = .alreadyFast(coreName)
-        } else if !CPUFeatures.current.hasAVX512F {
-            decision = .noAVX512(coreName)
-        } else if initial[reexecMarker] != nil {
-            decision = .reexecFailed(coreName)
-        } else {
-            setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
+        var choice = BLASKernelChoice.decide(current: coreName, flags: CPUFeatures.current.flags, userSetting: initial["OPENBLAS_CORETYPE"],
+                                             alreadyReexecuted: initial[reexecMarker] != nil)
+        if case .reexecute(let kernel) = choice {
+            setenv("OPENBLAS_CORETYPE", kernel, 1)
             setenv(reexecMarker, "1", 1)
             execv("/proc/self/exe", CommandLine.unsafeArgv)
-            decision = .reexecFailed(coreName)  // execv only returns on failure
+            choice = .reexecuteFailed(coreName)  // execv only returns on failure
         }
+        decision = choice
         if initial["OPENBLAS_NUM_THREADS"] == nil && initial["OMP_NUM_THREADS"] == nil {
             setThreadCount(1)
         }
-        return decision
+        return choice
     }
 
     /// The environment the process was started with. OpenBLAS itself exports

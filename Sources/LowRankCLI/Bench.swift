@@ -40,6 +40,8 @@ struct Bench: ParsableCommand {
         var prefill_runs: [Double]
         var decode_runs: [Double]
         var weights: String
+        /// Fraction of each low-rank factor's stored rank that ran (`--active-rank`).
+        var active_rank: Double
         var weight_bytes_per_token: Int
         var decode_weight_gigabytes_per_second: Double
         var sgemm_gflops_one_call: Double
@@ -79,11 +81,11 @@ struct Bench: ParsableCommand {
             prefill_tokens_per_second: median(prefill), decode_tokens_per_second: decodeRate,
             time_to_first_token_seconds: median(firstToken), peak_rss_bytes: peakRSSBytes(),
             prompt_tokens: promptTokens, decode_tokens: decodeTokens, runs: runs, prefill_runs: prefill, decode_runs: decode,
-            weights: engine.weights.rawValue, weight_bytes_per_token: runtime.weightBytes,
+            weights: engine.weights.rawValue, active_rank: engine.activeRank, weight_bytes_per_token: runtime.weightBytes,
             decode_weight_gigabytes_per_second: Double(runtime.weightBytes) * decodeRate / 1e9,
             sgemm_gflops_one_call: gflops,
             sgemm_shape: "[\(promptTokens) × \(loaded.configuration.hiddenSize)] · [\(loaded.configuration.intermediateSize) × \(loaded.configuration.hiddenSize)]ᵀ",
-            threads: Parallel.workers, blas: "OpenBLAS \(BLASRuntime.coreName), \(BLASRuntime.threadCount) thread(s) per call",
+            threads: Parallel.workers, blas: BLASRuntime.summary,
             model: loaded.source.path, model_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)))
         if json {
             try Terminal.printJSON(report)

@@ -83,6 +83,7 @@ struct Compress: ParsableCommand {
         var factorisation_seconds: Double
         var total_seconds: Double
         var peak_rss_bytes: Int
+        var blas: String
     }
 
     func run() throws {
@@ -128,7 +129,7 @@ struct Compress: ParsableCommand {
             calibration_tokens: calibrationTokens, report: report,
             removed_projection_fraction: report.removedProjectionFraction, removed_model_fraction: report.removedModelFraction,
             calibration_seconds: calibrationSeconds, factorisation_seconds: report.factorisationSeconds,
-            total_seconds: (clock.now - started).seconds, peak_rss_bytes: peakRSSBytes())
+            total_seconds: (clock.now - started).seconds, peak_rss_bytes: peakRSSBytes(), blas: BLASRuntime.summary)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         try Checkpoint.write(compressed, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate, to: output,

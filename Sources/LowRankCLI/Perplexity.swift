@@ -1,6 +1,7 @@
 import ArgumentParser
 import Evaluation
 import Foundation
+import LinearAlgebra
 import Llama
 import ModelFormats
 
@@ -50,6 +51,8 @@ struct Perplexity: ParsableCommand {
         var model: String
         var model_sha256: String
         var weights: String
+        /// Fraction of each low-rank factor's stored rank that ran (`--active-rank`).
+        var active_rank: Double
         var dataset: String
         var dataset_file: String
         var dataset_sha256: String
@@ -57,6 +60,7 @@ struct Perplexity: ParsableCommand {
         var limit: Int?
         /// For a compressed checkpoint: its method, budget, calibration set and seed.
         var compression: CheckpointProvenance?
+        var blas: String
         var lowrank_version: String
     }
 
@@ -88,9 +92,9 @@ struct Perplexity: ParsableCommand {
         }
         let file = corpus.path(dataDirectory: dataDirectory)
         let recipe = Recipe(model: loaded.source.path, model_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)),
-                            weights: engine.weights.rawValue, dataset: corpus.name, dataset_file: file,
+                            weights: engine.weights.rawValue, active_rank: engine.activeRank, dataset: corpus.name, dataset_file: file,
                             dataset_sha256: try SHA256.hexDigest(ofFile: file), joining: corpus.joining, limit: limit,
-                            compression: provenance, lowrank_version: lowrankVersion)
+                            compression: provenance, blas: BLASRuntime.summary, lowrank_version: lowrankVersion)
         let report = Report(perplexity: result.perplexity, mean_nll: result.meanNLL, tokens: result.tokens, windows: result.windows,
                             protocol: result.protocol, window_length: result.windowLength, available_windows: result.availableWindows,
                             corpus_tokens: result.corpusTokens, non_finite_positions: result.nonFinitePositions,
