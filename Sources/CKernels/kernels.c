@@ -38,6 +38,18 @@ static void gemv_bf16_portable(const uint16_t *w, size_t ld, const float *x, flo
     for (size_t r = b; r < e; r++) { float s = 0; for (size_t i = 0; i < n; i++) s += bf16_to_float(w[r * ld + i]) * x[i]; y[r] = s; }
 }
 
+// y[0..n) = sum_{k in [b, e)} x[k] * w[k * ld + 0..n): the transposed product, one weight row at a time.
+#define GEMV_T_PORTABLE(NAME, T, WIDEN)                                                                     \
+    static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {     \
+        for (size_t j = 0; j < n; j++) y[j] = 0;                                                             \
+        for (size_t k = b; k < e; k++) { const T *wr = w + k * ld; float xk = x[k];                        \
+            for (size_t j = 0; j < n; j++) y[j] += xk * WIDEN(wr[j]); }                                    \
+    }
+static inline float identity_f(float v) { return v; }
+GEMV_T_PORTABLE(gemv_t_f32_portable, float, identity_f)
+GEMV_T_PORTABLE(gemv_t_f16_portable, uint16_t, half_to_float)
+GEMV_T_PORTABLE(gemv_t_bf16_portable, uint16_t, bf16_to_float)
+
 #if defined(__x86_64__)
 // ---- AVX-512: one row at a time, 64 values per step in four independent accumulators. Streaming
 // one row after another measured about twice the bandwidth of interleaving four rows (the hardware
@@ -80,6 +92,32 @@ AVX512 static inline __m512 load_bf16_masked(const uint16_t *p, __mmask16 m) {
 GEMV_AVX512(gemv_f32_avx512, float, load_f32, load_f32_masked)
 GEMV_AVX512(gemv_f16_avx512, uint16_t, load_f16, load_f16_masked)
 GEMV_AVX512(gemv_bf16_avx512, uint16_t, load_bf16, load_bf16_masked)
+
+// The transposed product streams the rows of W one after another (each row once, sequentially),
+// accumulating into y, which stays in L1 (n ≤ a few thousand floats): a low-rank left factor kept
+// as Bᵀ [rank × outputs], where one worker's share of the rank is a contiguous block of rows.
+#define GEMV_T_AVX512(NAME, T, LOAD, LOAD_MASKED)                                                           \
+    AVX512 static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {\
+        size_t full = n & ~(size_t)15;                                                                       \
+        __mmask16 m = (__mmask16)((1u << (n - full)) - 1);                                                   \
+        for (size_t j = 0; j < n; j++) y[j] = 0;                                                             \
+        for (size_t k = b; k < e; k++) {                                                                     \
+            const T *wr = w + k * ld;                                                                        \
+            __m512 xk = _mm512_set1_ps(x[k]);                                                                \
+            size_t j = 0;                                                                                    \
+            for (; j + 64 <= full; j += 64) {                                                                \
+                _mm512_storeu_ps(y + j, _mm512_fmadd_ps(LOAD(wr + j), xk, _mm512_loadu_ps(y + j)));          \
+                _mm512_storeu_ps(y + j + 16, _mm512_fmadd_ps(LOAD(wr + j + 16), xk, _mm512_loadu_ps(y + j + 16))); \
+                _mm512_storeu_ps(y + j + 32, _mm512_fmadd_ps(LOAD(wr + j + 32), xk, _mm512_loadu_ps(y + j + 32))); \
+                _mm512_storeu_ps(y + j + 48, _mm512_fmadd_ps(LOAD(wr + j + 48), xk, _mm512_loadu_ps(y + j + 48))); \
+            }                                                                                                \
+            for (; j < full; j += 16) _mm512_storeu_ps(y + j, _mm512_fmadd_ps(LOAD(wr + j), xk, _mm512_loadu_ps(y + j))); \
+            if (m) _mm512_mask_storeu_ps(y + full, m, _mm512_fmadd_ps(LOAD_MASKED(wr + full, m), xk, _mm512_maskz_loadu_ps(m, y + full))); \
+        }                                                                                                    \
+    }
+GEMV_T_AVX512(gemv_t_f32_avx512, float, load_f32, load_f32_masked)
+GEMV_T_AVX512(gemv_t_f16_avx512, uint16_t, load_f16, load_f16_masked)
+GEMV_T_AVX512(gemv_t_bf16_avx512, uint16_t, load_bf16, load_bf16_masked)
 
 AVX512 static void widen_f16_avx512(const uint16_t *h, float *out, size_t count) {
     size_t i = 0;
@@ -129,6 +167,24 @@ void lowrank_gemv_bf16(const uint16_t *w, size_t ld, const float *x, float *y, s
     if (use_avx512()) { gemv_bf16_avx512(w, ld, x, y, b, e, n); return; }
 #endif
     gemv_bf16_portable(w, ld, x, y, b, e, n);
+}
+void lowrank_gemv_t_f32(const float *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
+#if defined(__x86_64__)
+    if (use_avx512()) { gemv_t_f32_avx512(w, ld, x, y, b, e, n); return; }
+#endif
+    gemv_t_f32_portable(w, ld, x, y, b, e, n);
+}
+void lowrank_gemv_t_f16(const uint16_t *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
+#if defined(__x86_64__)
+    if (use_avx512()) { gemv_t_f16_avx512(w, ld, x, y, b, e, n); return; }
+#endif
+    gemv_t_f16_portable(w, ld, x, y, b, e, n);
+}
+void lowrank_gemv_t_bf16(const uint16_t *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
+#if defined(__x86_64__)
+    if (use_avx512()) { gemv_t_bf16_avx512(w, ld, x, y, b, e, n); return; }
+#endif
+    gemv_t_bf16_portable(w, ld, x, y, b, e, n);
 }
 void lowrank_widen_f16(const uint16_t *h, float *out, size_t count) {
 #if defined(__x86_64__)

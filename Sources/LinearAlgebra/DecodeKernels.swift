@@ -33,6 +33,24 @@ public enum DecodeKernels {
         }
     }
 
+    /// `y[j] = Σ_{k ∈ rows} x[k] · W[k, j]` for j in `0..<outputs` (overwrites y): the transposed
+    /// product over a block of rows of W (row stride `ld`).
+    @inline(__always)
+    public static func gemvTransposed(_ w: UnsafePointer<Float>, ld: Int, outputs: Int, rows: Range<Int>, x: UnsafePointer<Float>,
+                                      y: UnsafeMutablePointer<Float>) {
+        lowrank_gemv_t_f32(w, ld, x, y, rows.lowerBound, rows.upperBound, outputs)
+    }
+
+    /// The same with 16-bit weights.
+    @inline(__always)
+    public static func gemvTransposed(_ w: UnsafePointer<UInt16>, format: HalfFormat, ld: Int, outputs: Int, rows: Range<Int>,
+                                      x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        switch format {
+        case .float16: lowrank_gemv_t_f16(w, ld, x, y, rows.lowerBound, rows.upperBound, outputs)
+        case .bfloat16: lowrank_gemv_t_bf16(w, ld, x, y, rows.lowerBound, rows.upperBound, outputs)
+        }
+    }
+
     /// `out[i] = Float(h[i])`.
     @inline(__always)
     public static func widen(_ h: UnsafePointer<UInt16>, format: HalfFormat, count: Int, into out: UnsafeMutablePointer<Float>) {

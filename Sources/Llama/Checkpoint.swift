@@ -285,27 +285,27 @@ public enum Checkpoint {
             let remainder = try matrix(FactorRole.rightRemainder(owner).huggingFaceName, [r, n - r], group: group)
             return .skipped(SkippedRightFactor(inputs: n, selected: selected, remainder: WeightMatrix(remainder)))
         }
-        var bases: [SharedBasisID: WeightMatrix] = [:]
+        var bases: [SharedBasisID: LeftFactor] = [:]
         var groups: [GroupID: [ProjectionKind: Linear]] = [:]
         var shared: [GroupID: ProjectionGroup] = [:]
         for form in forms {
             switch form {
             case .lowRank(let id, let r, let skipped, let basis):
                 let s = c.shape(of: id.kind)
-                let left: WeightMatrix
+                let left: LeftFactor
                 if let basis {
                     if let existing = bases[basis] {
-                        guard existing.columns == r else {
+                        guard existing.rank == r else {
                             throw ModelFormatError.invalidValue(path: directory, key: id.huggingFaceModule,
-                                                                reason: "rank \(r) differs from its shared basis (\(existing.columns))")
+                                                                reason: "rank \(r) differs from its shared basis (\(existing.rank))")
                         }
                         left = existing
                     } else {
-                        left = WeightMatrix(try matrix(FactorRole.sharedBasis(basis).huggingFaceName, [s.outputs, r], group: id.kind.shortName))
+                        left = LeftFactor(try matrix(FactorRole.sharedBasis(basis).huggingFaceName, [s.outputs, r], group: id.kind.shortName))
                         bases[basis] = left
                     }
                 } else {
-                    left = WeightMatrix(try matrix(FactorRole.left(id).huggingFaceName, [s.outputs, r], group: id.kind.shortName))
+                    left = LeftFactor(try matrix(FactorRole.left(id).huggingFaceName, [s.outputs, r], group: id.kind.shortName))
                 }
                 let rightFactor = try right(.projection(id), rank: r, inputs: s.inputs, skipped: skipped, group: id.kind.shortName)
                 groups[form.group, default: [:]][id.kind] = .lowRank(LowRankLinear(left: left, right: rightFactor, basis: basis))
@@ -313,7 +313,7 @@ public enum Checkpoint {
                 let inputs = c.shape(of: g.site.projections[0]).inputs
                 let rightFactor = try right(.group(g), rank: r, inputs: inputs, skipped: skipped, group: g.site.huggingFaceGroupName)
                 let lefts = try g.site.projections.map { kind in
-                    WeightMatrix(try matrix(FactorRole.left(ProjectionID(layer: g.layer, kind: kind)).huggingFaceName,
+                    LeftFactor(try matrix(FactorRole.left(ProjectionID(layer: g.layer, kind: kind)).huggingFaceName,
                                             [c.shape(of: kind).outputs, r], group: kind.shortName))
                 }
                 shared[g] = ProjectionGroup(site: g.site, layout: .sharedRight(SharedRightGroup(right: rightFactor, lefts: lefts)))

@@ -249,9 +249,13 @@ extension LlamaModel {
                     let out = ws.attention + blockStart * qw + head * d
                     let visible = firstPosition + blockStart + blockRows  // keys seen by the block's last row
                     if blockRows == 1 {
-                        BLAS.gemv(rows: visible, columns: d, alpha: scale, a: k, lda: kvw, x: q, y: scores)
+                        // Decoding: the project's decode kernels (OpenBLAS's sgemv ran these 64-wide
+                        // strided shapes at a third of the memory bandwidth). q is scaled first.
+                        let scaled = scores + ws.contextCapacity
+                        for i in 0..<d { scaled[i] = q[i] * scale }
+                        DecodeKernels.gemv(k, ld: kvw, inputs: d, rows: 0..<visible, x: scaled, y: scores)
                         VectorMath.softmax(scores, count: visible)
-                        BLAS.gemvTransposed(rows: visible, columns: d, a: v, lda: kvw, x: scores, y: out)
+                        DecodeKernels.gemvTransposed(v, ld: kvw, outputs: d, rows: 0..<visible, x: scores, y: out)
                     } else {
                         BLAS.gemmNT(m: blockRows, n: visible, k: d, alpha: scale, a: q, lda: qw, b: k, ldb: kvw,
                                     c: scores, ldc: visible)

@@ -40,7 +40,8 @@ public final class Workspace: @unchecked Sendable {
         gate = buffer(rows * c.intermediateSize)
         up = buffer(rows * c.intermediateSize)
         let workers = max(1, min(Parallel.workers, c.attentionHeads))
-        scores = (0..<workers).map { _ in buffer(min(rows, Self.attentionBlock) * contextCapacity) }
+        // Per worker: a block of scores, and (decoding) the scaled query after `contextCapacity` floats.
+        scores = (0..<workers).map { _ in buffer(max(min(rows, Self.attentionBlock) * contextCapacity, contextCapacity + c.headDimension)) }
         scratchCount = model.scratchCount(rows: rows)
         scratch = buffer(scratchCount)
         owned = [hidden, normed, query, attention, gate, up, scratch] + scores

@@ -70,6 +70,33 @@ struct DecodeKernelTests {
         }
     }
 
+    /// The transposed product (a left factor kept as Bᵀ) over a block of rows, in every format.
+    @Test(arguments: [false, true])
+    func theTransposedProductOverABlockOfRowsMatchesPlainLoops(portable: Bool) {
+        DecodeKernels.forcePortable(portable)
+        defer { DecodeKernels.forcePortable(false) }
+        var rng = SeededGenerator(seed: 45)
+        for (rows, outputs, block) in [(20, 576, 3..<17), (7, 37, 0..<7), (5, 64, 2..<2), (9, 100, 4..<9)] {
+            let w = rng.floats(rows * outputs, scale: 1), x = rng.floats(rows, scale: 1)
+            func expected(_ widen: (Int) -> Float) -> [Float] {
+                (0..<outputs).map { j in block.reduce(Float(0)) { $0 + x[$1] * widen($1 * outputs + j) } }
+            }
+            var y = [Float](repeating: .nan, count: outputs)
+            w.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer {
+                DecodeKernels.gemvTransposed(wp.baseAddress!, ld: outputs, outputs: outputs, rows: block, x: xp.baseAddress!, y: $0.baseAddress!)
+            } } }
+            for (a, b) in zip(y, expected { w[$0] }) { #expect(abs(a - b) < 1e-4, "f32 \(rows) × \(outputs) rows \(block)") }
+            let f16 = w.map { Float16($0).bitPattern }, bf16 = w.map { UInt16($0.bitPattern >> 16) }
+            for (bits, format, widen) in [(f16, HalfFormat.float16, { (i: Int) in Float(Float16(bitPattern: f16[i])) }),
+                                          (bf16, .bfloat16, { (i: Int) in Float(bitPattern: UInt32(bf16[i]) << 16) })] {
+                bits.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer {
+                    DecodeKernels.gemvTransposed(wp.baseAddress!, format: format, ld: outputs, outputs: outputs, rows: block, x: xp.baseAddress!, y: $0.baseAddress!)
+                } } }
+                for (a, b) in zip(y, expected(widen)) { #expect(abs(a - b) < 1e-4, "\(format) \(rows) × \(outputs)") }
+            }
+        }
+    }
+
     @Test(arguments: [false, true])
     func wideningIsExactIncludingSubnormalsInfinitiesAndNaN(portable: Bool) {
         DecodeKernels.forcePortable(portable)

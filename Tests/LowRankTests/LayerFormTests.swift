@@ -42,19 +42,19 @@ struct LayerFormTests {
         var model = LlamaModel(configuration: tiny.configuration, weights: w)
         let qkv = try sharedFactors([w.layers[0].query, w.layers[0].key, w.layers[0].value], rank: 20)
         let skippedQKV = try BlockSkipping.skip(left: Matrix(rows: 128, columns: 20, storage: qkv.lefts.flatMap(\.storage)), right: qkv.right)
-        var lefts: [WeightMatrix] = [], row = 0
+        var lefts: [LeftFactor] = [], row = 0
         for l in qkv.lefts {
-            lefts.append(WeightMatrix(Matrix(rows: l.rows, columns: 20, storage: Array(skippedQKV.left.storage[(row * 20)..<((row + l.rows) * 20)]))))
+            lefts.append(LeftFactor(Matrix(rows: l.rows, columns: 20, storage: Array(skippedQKV.left.storage[(row * 20)..<((row + l.rows) * 20)]))))
             row += l.rows
         }
         model.layers[0].attentionInput = ProjectionGroup(site: .attentionInput,
                                                          layout: .sharedRight(SharedRightGroup(right: .skipped(skippedQKV.right), lefts: lefts)))
         let o = try factors(w.layers[0].output, rank: 24)
         let skippedO = try BlockSkipping.skip(left: o.left, right: o.right)
-        model.layers[0][.output] = .lowRank(LowRankLinear(left: WeightMatrix(skippedO.left), right: .skipped(skippedO.right)))
+        model.layers[0][.output] = .lowRank(LowRankLinear(left: LeftFactor(skippedO.left), right: .skipped(skippedO.right)))
         let gu = try sharedFactors([w.layers[0].gate, w.layers[0].up], rank: 30)
         model.layers[0].mlpInput = ProjectionGroup(site: .mlpInput, layout: .sharedRight(SharedRightGroup(
-            right: .plain(WeightMatrix(gu.right)), lefts: gu.lefts.map { WeightMatrix($0) })))
+            right: .plain(WeightMatrix(gu.right)), lefts: gu.lefts.map { LeftFactor($0) })))
         // Basis Sharing: one left basis for down of layers 0 and 1, per-layer coefficients C_l = Bᵀ W_l.
         var side = [Float]()  // [W_0 W_1], [64 × 192]
         for r in 0..<64 {
@@ -63,7 +63,7 @@ struct LayerFormTests {
             side += w.layers[1].down.storage[range]
         }
         let basisFactors = try factors(Matrix(rows: 64, columns: 192, storage: side), rank: 28)
-        let basis = WeightMatrix(basisFactors.left)
+        let basis = LeftFactor(basisFactors.left)
         let id = SharedBasisID(kind: .down, layers: 0..<2)
         for l in 0..<2 {
             var c = [Float](repeating: 0, count: 28 * 96)
@@ -75,7 +75,7 @@ struct LayerFormTests {
         model.layers[1][.query] = .lowRank(LowRankLinear(left: q1.left, right: q1.right))
         let g1 = try factors(w.layers[1].gate, rank: 40)
         let skippedG = try BlockSkipping.skip(left: g1.left, right: g1.right)
-        model.layers[1][.gate] = .lowRank(LowRankLinear(left: WeightMatrix(skippedG.left), right: .skipped(skippedG.right)))
+        model.layers[1][.gate] = .lowRank(LowRankLinear(left: LeftFactor(skippedG.left), right: .skipped(skippedG.right)))
         let o1 = try factors(w.layers[1].output, rank: 30)
         model.layers[1][.output] = .lowRank(LowRankLinear(left: o1.left, right: o1.right))
         return precision == .float32 ? model : model.converted(to: precision)
@@ -149,7 +149,7 @@ struct LayerFormTests {
             let w = Matrix(rows: 48, columns: 40, storage: rng.floats(48 * 40, scale: 0.2))
             let (left, right) = try Self.factors(w, rank: 12)
             let skipped = try BlockSkipping.skip(left: left, right: right, selection: selection)
-            let before = LowRankLinear(left: left, right: right), after = LowRankLinear(left: WeightMatrix(skipped.left), right: .skipped(skipped.right))
+            let before = LowRankLinear(left: left, right: right), after = LowRankLinear(left: LeftFactor(skipped.left), right: .skipped(skipped.right))
             #expect(after.parameterCount == 12 * (48 + 40 - 12))
             #expect(skipped.right.selected.count == 12 && Set(skipped.right.selected + skipped.right.rest) == Set(0..<40))
             for t in [1, 5] {
@@ -193,11 +193,11 @@ struct LayerFormTests {
             }
             let gu = try Self.sharedFactors([w.layers[l].gate, w.layers[l].up], rank: 30)
             full.layers[l].mlpInput = ProjectionGroup(site: .mlpInput, layout: .sharedRight(SharedRightGroup(
-                right: .plain(WeightMatrix(gu.right)), lefts: gu.lefts.map { WeightMatrix($0) })))
+                right: .plain(WeightMatrix(gu.right)), lefts: gu.lefts.map { LeftFactor($0) })))
             let r = Int((fraction * 30).rounded(.up))
             truncated.layers[l].mlpInput = ProjectionGroup(site: .mlpInput, layout: .sharedRight(SharedRightGroup(
                 right: .plain(WeightMatrix(WeightMatrix(gu.right).prefix(rows: r, columns: 64))),
-                lefts: gu.lefts.map { WeightMatrix(WeightMatrix($0).prefix(rows: $0.rows, columns: r)) })))
+                lefts: gu.lefts.map { LeftFactor(WeightMatrix($0).prefix(rows: $0.rows, columns: r)) })))
         }
         full = full.converted(to: precision)
         truncated = truncated.converted(to: precision)

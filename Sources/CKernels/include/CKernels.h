@@ -15,6 +15,11 @@ void lowrank_gemv_f32(const float *w, size_t ld, const float *x, float *y, size_
 void lowrank_gemv_f16(const uint16_t *w, size_t ld, const float *x, float *y, size_t row_begin, size_t row_end, size_t inputs);
 /// The same with bfloat16 weights.
 void lowrank_gemv_bf16(const uint16_t *w, size_t ld, const float *x, float *y, size_t row_begin, size_t row_end, size_t inputs);
+/// y[j] = sum_{k in [k_begin, k_end)} x[k] * w[k * ld + j] for j in [0, outputs): the transposed
+/// product, streaming rows k of w in order (a left factor stored as B^T [rank x outputs]).
+void lowrank_gemv_t_f32(const float *w, size_t ld, const float *x, float *y, size_t k_begin, size_t k_end, size_t outputs);
+void lowrank_gemv_t_f16(const uint16_t *w, size_t ld, const float *x, float *y, size_t k_begin, size_t k_end, size_t outputs);
+void lowrank_gemv_t_bf16(const uint16_t *w, size_t ld, const float *x, float *y, size_t k_begin, size_t k_end, size_t outputs);
 /// out[i] = (float)h[i] for i in [0, count): half precision.
 void lowrank_widen_f16(const uint16_t *h, float *out, size_t count);
 /// out[i] = (float)h[i]: bfloat16.

@@ -22,15 +22,15 @@ public struct SharedBasisID: Hashable, Sendable, Codable, Comparable, CustomStri
 /// It runs at an `activeRank` r′ ≤ r: the first r′ rows of the right factor and the first r′
 /// columns of the left one, read in place (no copy), so r′ can change between tokens.
 public struct LowRankLinear: Sendable, Equatable {
-    public let left: WeightMatrix  // [outputs × rank]
+    public let left: LeftFactor  // B [outputs × rank], kept as Bᵀ
     public let right: RightFactor  // [rank × inputs]
     /// Set when `left` is a basis shared with the same projection of other layers (its storage is
     /// shared too; the checkpoint stores it once).
     public let basis: SharedBasisID?
     public private(set) var activeRank: Int
 
-    public init(left: WeightMatrix, right: RightFactor, basis: SharedBasisID? = nil) {
-        precondition(left.columns == right.rank, "left [\(left.rows) × \(left.columns)] and right [\(right.rank) × \(right.inputs)] do not chain")
+    public init(left: LeftFactor, right: RightFactor, basis: SharedBasisID? = nil) {
+        precondition(left.rank == right.rank, "left [\(left.outputs) × \(left.rank)] and right [\(right.rank) × \(right.inputs)] do not chain")
         self.left = left
         self.right = right
         self.basis = basis
@@ -39,10 +39,10 @@ public struct LowRankLinear: Sendable, Equatable {
 
     /// Plain Float32 factors (the form compression produces).
     public init(left: Matrix<Float>, right: Matrix<Float>, precision: WeightPrecision = .float32) {
-        self.init(left: WeightMatrix(left, precision: precision), right: .plain(WeightMatrix(right, precision: precision)))
+        self.init(left: LeftFactor(left, precision: precision), right: .plain(WeightMatrix(right, precision: precision)))
     }
 
-    public var outputs: Int { left.rows }
+    public var outputs: Int { left.outputs }
     public var inputs: Int { right.inputs }
     /// The stored rank.
     public var rank: Int { right.rank }
@@ -50,7 +50,7 @@ public struct LowRankLinear: Sendable, Equatable {
     /// Stored parameters: `rank·(outputs + inputs)`, less the skipped identity block when skipped.
     public var parameterCount: Int { left.count + right.parameterCount }
     /// Bytes of weights read per use at the active rank.
-    public var byteCount: Int { right.byteCount(activeRank: activeRank) + left.byteCount(rows: outputs, columns: activeRank) }
+    public var byteCount: Int { right.byteCount(activeRank: activeRank) + left.byteCount(activeRank: activeRank) }
 
     /// Runs the first `rank` rows/columns (1 ≤ rank ≤ the stored rank).
     public mutating func setActiveRank(_ rank: Int) {
@@ -67,7 +67,7 @@ public struct LowRankLinear: Sendable, Equatable {
     /// The product `left[:, 0..<r′] · right[0..<r′, :]` as a dense `[outputs × inputs]` matrix.
     public var reconstruction: Matrix<Float> {
         let r = activeRank
-        let b = left.prefix(rows: outputs, columns: r), a = right.matrix(activeRank: r)
+        let b = left.prefix(rank: r), a = right.matrix(activeRank: r)
         var out = [Float](repeating: 0, count: outputs * inputs)
         for i in 0..<outputs { for k in 0..<r { let v = b[i, k]; for j in 0..<inputs { out[i * inputs + j] += v * a[k, j] } } }
         return Matrix(rows: outputs, columns: inputs, storage: out)
@@ -80,10 +80,10 @@ public struct LowRankLinear: Sendable, Equatable {
         let r = activeRank
         let z = scratch, rest = scratch + t * rank
         right.multiply(x, rows: t, ldx: ldx, into: z, ldz: r, activeRank: r, scratch: rest)
-        left.multiply(z, rows: t, ldx: r, into: y, ldy: ldy, activeRows: outputs, activeColumns: r, scratch: rest)
+        left.multiply(z, rows: t, ldz: r, into: y, ldy: ldy, activeRank: r, scratch: rest)
     }
 
     func scratchCount(rows t: Int) -> Int {
-        t * rank + max(right.scratchCount(rows: t), left.scratchCount(rows: left.rows))
+        t * rank + max(right.scratchCount(rows: t), left.scratchCount())
     }
 }

@@ -4,11 +4,11 @@ import LinearAlgebra
 /// (SkipCat's "Cat": q/k/v or gate/up factorised together). All members run at one active rank.
 public struct SharedRightGroup: Sendable, Equatable {
     public let right: RightFactor  // [rank × inputs]
-    public let lefts: [WeightMatrix]  // member i: [outputs_i × rank]
+    public let lefts: [LeftFactor]  // member i: [outputs_i × rank]
     public private(set) var activeRank: Int
 
-    public init(right: RightFactor, lefts: [WeightMatrix]) {
-        precondition(!lefts.isEmpty && lefts.allSatisfy { $0.columns == right.rank }, "every left block must have \(right.rank) columns")
+    public init(right: RightFactor, lefts: [LeftFactor]) {
+        precondition(!lefts.isEmpty && lefts.allSatisfy { $0.rank == right.rank }, "every left block must have \(right.rank) columns")
         self.right = right
         self.lefts = lefts
         activeRank = right.rank
@@ -17,7 +17,7 @@ public struct SharedRightGroup: Sendable, Equatable {
     public var rank: Int { right.rank }
     public var parameterCount: Int { right.parameterCount + lefts.reduce(0) { $0 + $1.count } }
     public var byteCount: Int {
-        right.byteCount(activeRank: activeRank) + lefts.reduce(0) { $0 + $1.byteCount(rows: $1.rows, columns: activeRank) }
+        right.byteCount(activeRank: activeRank) + lefts.reduce(0) { $0 + $1.byteCount(activeRank: activeRank) }
     }
 
     public mutating func setActiveRank(_ rank: Int) {
@@ -127,18 +127,20 @@ public struct ProjectionGroup: Sendable, Equatable {
 
     /// Floats of scratch `apply` and `applyOneRow` need for `rows` input rows.
     public func scratchCount(rows t: Int) -> Int {
+        let partials = max(0, Parallel.workers - 1)
         switch layout {
         case .separate(let members):
-            // One row: every low-rank member's z and gathered input side by side; more rows: one
-            // member at a time.
+            // One row: every low-rank member's z, gathered input and the other workers' partial
+            // outputs side by side; more rows: one member at a time.
             let oneRow = members.reduce(0) { total, m in
                 guard case .lowRank(let l) = m else { return total }
-                return total + l.rank + l.right.gatherCount
+                return total + l.rank + l.right.gatherCount + partials * l.outputs
             }
             return max(oneRow, members.map { $0.scratchCount(rows: t) }.max() ?? 0)
         case .sharedRight(let shared):
-            let widen = shared.lefts.map { $0.scratchCount(rows: $0.rows) }.max() ?? 0
-            return t * shared.rank + max(shared.right.scratchCount(rows: t), widen, shared.right.gatherCount)
+            let widen = shared.lefts.map { $0.scratchCount() }.max() ?? 0
+            let oneRow = shared.rank + shared.right.gatherCount + partials * shared.lefts.reduce(0) { $0 + $1.outputs }
+            return max(t * shared.rank + max(shared.right.scratchCount(rows: t), widen), oneRow)
         }
     }
 
@@ -158,74 +160,80 @@ public struct ProjectionGroup: Sendable, Equatable {
             let z = scratch, rest = scratch + t * shared.rank
             shared.right.multiply(x, rows: t, ldx: ldx, into: z, ldz: r, activeRank: r, scratch: rest)
             for (i, left) in shared.lefts.enumerated() {
-                left.multiply(z, rows: t, ldx: r, into: outputs[i], ldy: ldy[i], activeRows: left.rows, activeColumns: r, scratch: rest)
+                left.multiply(z, rows: t, ldz: r, into: outputs[i], ldy: ldy[i], activeRank: r, scratch: rest)
             }
         }
     }
 
-    /// One input row through every member in at most two parallel regions: worker p computes part
-    /// p of every dense output and of every right factor's z, then part p of every left product.
+    /// One input row through every member in one parallel region. Worker p computes part p of
+    /// the rows of every dense member, and for a low-rank member its share p of the active rank:
+    /// z_p = A_p x (those rows of the right factor), then B_p z_p (those columns of the left
+    /// factor) into its own partial output; the partials are summed after the region. So the
+    /// right and left products need no synchronisation between them, and a compressed group costs
+    /// one region, as a dense one does.
     public func applyOneRow(_ x: UnsafePointer<Float>, into outputs: [UnsafeMutablePointer<Float>], scratch: UnsafeMutablePointer<Float>) {
+        let workers = Parallel.workers
         switch layout {
         case .separate(let members):
-            // Lay out each low-rank member's z and gathered input in the scratch.
-            var zs: [UnsafeMutablePointer<Float>?] = []
-            var gathers: [UnsafeMutablePointer<Float>] = []
-            var offset = 0
-            var largest = 0
-            var anyLowRank = false
+            // Scratch per low-rank member: z [rank], gathered x_rest, then (workers − 1) partial outputs.
+            var zs: [UnsafeMutablePointer<Float>] = [], gathers: [UnsafeMutablePointer<Float>] = [], partials: [UnsafeMutablePointer<Float>] = []
+            var offset = 0, largest = 0
             for m in members {
                 switch m {
                 case .dense(let d):
-                    zs.append(nil)
-                    gathers.append(scratch)
+                    zs.append(scratch); gathers.append(scratch); partials.append(scratch)
                     largest = max(largest, d.outputs)
                 case .lowRank(let l):
-                    anyLowRank = true
                     zs.append(scratch + offset)
                     gathers.append(scratch + offset + l.rank)
+                    partials.append(scratch + offset + l.rank + l.right.gatherCount)
                     l.right.prepareOneRow(x, gathered: scratch + offset + l.rank)
-                    offset += l.rank + l.right.gatherCount
+                    offset += l.rank + l.right.gatherCount + (workers - 1) * l.outputs
                     largest = max(largest, l.outputs)
                 }
             }
             let parts = Parallel.partCount(largest, minimum: 128)
-            let box = UncheckedSendableBox((members, x, outputs, zs, gathers))  // each part writes disjoint rows of each output and z
+            let box = UncheckedSendableBox((members, x, outputs, zs, gathers, partials))  // disjoint rows, rank slices and partials per part
             Parallel.forEach(parts) { p in
-                let (members, x, outputs, zs, gathers) = box.value
+                let (members, x, outputs, zs, gathers, partials) = box.value
                 for (i, m) in members.enumerated() {
                     switch m {
                     case .dense(let d):
                         d.weight.gemvRows(Parallel.part(p, of: parts, count: d.outputs), columns: d.inputs, x: x, y: outputs[i])
                     case .lowRank(let l):
-                        l.right.applyOneRow(Parallel.part(p, of: parts, count: l.activeRank), x: x, gathered: gathers[i], into: zs[i]!)
+                        let slice = Parallel.part(p, of: parts, count: l.activeRank)
+                        l.right.applyOneRow(slice, x: x, gathered: gathers[i], into: zs[i])
+                        let target = p == 0 ? outputs[i] : partials[i] + (p - 1) * l.outputs
+                        l.left.applyOneRow(ranks: slice, z: zs[i], into: target)
                     }
                 }
             }
-            guard anyLowRank else { return }
-            Parallel.forEach(parts) { p in
-                let (members, _, outputs, zs, _) = box.value
-                for (i, m) in members.enumerated() {
-                    guard case .lowRank(let l) = m else { continue }
-                    l.left.gemvRows(Parallel.part(p, of: parts, count: l.outputs), columns: l.activeRank, x: zs[i]!, y: outputs[i])
-                }
+            for (i, m) in members.enumerated() {
+                guard case .lowRank(let l) = m else { continue }
+                for p in 1..<max(1, parts) { VectorMath.add(partials[i] + (p - 1) * l.outputs, into: outputs[i], count: l.outputs) }
             }
         case .sharedRight(let shared):
-            let z = scratch, gathered = scratch + shared.rank
+            let z = scratch, gathered = scratch + shared.rank, partialBase = gathered + shared.right.gatherCount
             shared.right.prepareOneRow(x, gathered: gathered)
+            let total = shared.lefts.reduce(0) { $0 + $1.outputs }
             let r = shared.activeRank
-            let largest = shared.lefts.map(\.rows).max() ?? 0
-            let parts = Parallel.partCount(max(largest, r), minimum: 128)
-            let box = UncheckedSendableBox((shared, x, outputs, z, gathered))  // disjoint rows of z, then of each output
+            let parts = Parallel.partCount(max(total, r), minimum: 128)
+            let box = UncheckedSendableBox((shared, x, outputs, z, gathered, partialBase))  // disjoint rank slices and partials per part
             Parallel.forEach(parts) { p in
-                let (shared, x, _, z, gathered) = box.value
-                shared.right.applyOneRow(Parallel.part(p, of: parts, count: r), x: x, gathered: gathered, into: z)
-            }
-            Parallel.forEach(parts) { p in
-                let (shared, _, outputs, z, _) = box.value
+                let (shared, x, outputs, z, gathered, partialBase) = box.value
+                let slice = Parallel.part(p, of: parts, count: r)
+                shared.right.applyOneRow(slice, x: x, gathered: gathered, into: z)
+                var row = 0
                 for (i, left) in shared.lefts.enumerated() {
-                    left.gemvRows(Parallel.part(p, of: parts, count: left.rows), columns: r, x: z, y: outputs[i])
+                    let target = p == 0 ? outputs[i] : partialBase + (p - 1) * total + row
+                    left.applyOneRow(ranks: slice, z: z, into: target)
+                    row += left.outputs
                 }
+            }
+            var row = 0
+            for (i, left) in shared.lefts.enumerated() {
+                for p in 1..<max(1, parts) { VectorMath.add(partialBase + (p - 1) * total + row, into: outputs[i], count: left.outputs) }
+                row += left.outputs
             }
         }
     }

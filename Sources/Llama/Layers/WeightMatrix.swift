@@ -84,6 +84,43 @@ public struct WeightMatrix: Sendable, Equatable {
         }
     }
 
+    /// `y[j] = Σ_{k ∈ rows} x[k] · W[k, j]` for every column j (overwrites y): the transposed
+    /// product over a block of rows, each streamed once in order.
+    @inline(__always)
+    func gemvTransposed(rows: Range<Int>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        switch precision {
+        case .float32:
+            float32.withUnsafeBufferPointer { DecodeKernels.gemvTransposed($0.baseAddress!, ld: columns, outputs: columns, rows: rows, x: x, y: y) }
+        case .float16, .bfloat16:
+            half.withUnsafeBufferPointer {
+                DecodeKernels.gemvTransposed($0.baseAddress!, format: precision.halfFormat!, ld: columns, outputs: columns, rows: rows, x: x, y: y)
+            }
+        }
+    }
+
+    /// `y[t × columns] = x[t × r] · W[0..<r, :]` for more than one row (sgemm, split by output
+    /// columns over the workers). `scratch` holds `scratchCount(rows: r)` floats.
+    func multiplyTransposed(_ x: UnsafePointer<Float>, rows t: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
+                            activeRows r: Int, scratch: UnsafeMutablePointer<Float>) {
+        let run = { (w: UnsafePointer<Float>) in
+            let parts = Parallel.partCount(self.columns, minimum: 128)
+            let box = UncheckedSendableBox((w, x, y))  // disjoint column blocks of y
+            let n = self.columns
+            Parallel.forEach(parts) { p in
+                let (w, x, y) = box.value
+                let block = Parallel.part(p, of: parts, count: n)
+                BLAS.gemmNN(m: t, n: block.count, k: r, a: x, lda: ldx, b: w + block.lowerBound, ldb: n, c: y + block.lowerBound, ldc: ldy)
+            }
+        }
+        switch precision {
+        case .float32:
+            float32.withUnsafeBufferPointer { run($0.baseAddress!) }
+        case .float16, .bfloat16:
+            half.withUnsafeBufferPointer { DecodeKernels.widen($0.baseAddress!, format: precision.halfFormat!, count: r * columns, into: scratch) }
+            run(scratch)
+        }
+    }
+
     /// Floats of scratch `multiply` needs for more than one row: half-precision rows are widened
     /// once per call, then multiplied by sgemm.
     func scratchCount(rows r: Int) -> Int { precision == .float32 ? 0 : r * columns }

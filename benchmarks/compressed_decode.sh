@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Decode speed of compressed checkpoints against the dense model, in one run (issue 11):
+# `lowrank bench --json` on the dense model and on each checkpoint, in f32 and f16, plus the last
+# checkpoint at --active-rank 0.5. Prints each speed-up beside its weight-byte ratio and the
+# criterion (speed-up ≥ 0.9 × byte ratio). Runs are interleaved (dense, 20%, 40%, dense, ...) so a
+# change in the machine's load affects every row alike.
+# Usage: benchmarks/compressed_decode.sh RUNS CHECKPOINT_20 CHECKPOINT_40 [extra bench flags...]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+source "$here/../scripts/env.sh"
+RUNS="$1"; C20="$2"; C40="$3"; shift 3
+BIN="${LOWRANK_BIN:-$(swift build "${SWIFT_FLAGS[@]}" --show-bin-path)/lowrank}"
+out="$(mktemp)"
+for weights in f32 f16; do
+    for model in "$MODEL_PATH" "$C20" "$C40" "$C40@0.5"; do
+        path="${model%@*}"; active=1
+        [ "$model" != "$path" ] && active="${model#*@}"
+        echo "== bench $path --weights $weights --active-rank $active" >&2
+        "$BIN" bench "$path" --weights "$weights" --active-rank "$active" --runs "$RUNS" --json "$@" 2>/dev/null \
+            | python3 -c "import json,sys; r=json.load(sys.stdin); r['label']=sys.argv[1]; print(json.dumps(r))" "$model" >> "$out"
+    done
+done
+python3 - "$out" "$MODEL_PATH" "$C40" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+dense_path, c40 = sys.argv[2], sys.argv[3]
+print(f"| model | weights | active rank | decode tok/s | prefill tok/s | weight MB/token | byte ratio | speed-up | ≥ 0.9 × byte ratio |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+for r in rows:
+    base_label = dense_path if r["label"] != c40 + "@0.5" else c40
+    base = next(b for b in rows if b["label"] == base_label and b["weights"] == r["weights"])
+    ratio = base["weight_bytes_per_token"] / r["weight_bytes_per_token"]
+    speed = r["decode_tokens_per_second"] / base["decode_tokens_per_second"]
+    ok = "yes" if speed >= 0.9 * ratio else "no"
+    name = r["label"].split("/")[-1]
+    print(f"| {name} | {r['weights']} | {r['active_rank']} | {r['decode_tokens_per_second']:.1f} | {r['prefill_tokens_per_second']:.0f} | "
+          f"{r['weight_bytes_per_token']/1e6:.1f} | {ratio:.3f} | {speed:.3f} | {ok if r is not base else '–'} |")
+print()
+print("blas:", rows[0]["blas"], "| threads:", rows[0]["threads"])
+PY
