@@ -16,10 +16,22 @@ public enum Parallel {
         }
     }
 
-    /// Runs `body(i)` for i in 0..<iterations, spread over the workers (a persistent `WorkerPool`).
-    /// Sequential for one iteration or one worker.
+    nonisolated(unsafe) private static var limit: Int?
+
+    /// Workers the parallel regions use now, at most `workers` (buffers are sized for `workers`).
+    /// Decoding lowers it to 1 when measurement shows that the other cores are busy elsewhere
+    /// (`DecodeThreadGovernor`); nil restores `workers`.
+    public static var activeWorkers: Int {
+        get { min(workers, limit ?? workers) }
+        set { limit = max(1, newValue) }
+    }
+
+    public static func resetActiveWorkers() { limit = nil }
+
+    /// Runs `body(i)` for i in 0..<iterations, spread over the active workers (a persistent
+    /// `WorkerPool`). Sequential for one iteration or one active worker.
     public static func forEach(_ iterations: Int, _ body: (Int) -> Void) {
-        if iterations <= 1 || workers <= 1 {
+        if iterations <= 1 || activeWorkers <= 1 {
             for i in 0..<iterations { body(i) }
             return
         }
@@ -31,7 +43,7 @@ public enum Parallel {
     /// items. (Finer parts were measured slower for streaming kernels: docs/BENCHMARKS.md.)
     @inline(__always)
     public static func partCount(_ count: Int, minimum: Int) -> Int {
-        max(1, min(workers, count / max(1, minimum)))
+        max(1, min(activeWorkers, count / max(1, minimum)))
     }
 
     /// Part `p` of `parts` equal contiguous parts of `0..<count` (no allocation, for per-token use).

@@ -60,7 +60,16 @@ public final class Generator {
         var reason = StopReason.maximumTokens
         var firstTokenAt = started
         var row = lastRow
+        var governor = DecodeThreadGovernor(workers: Parallel.workers)
+        defer { Parallel.resetActiveWorkers() }
+        var tokenStarted = clock.now
         while generated.count < maxTokens {
+            if generated.count > 0 {
+                let now = clock.now
+                governor.record(seconds: (now - tokenStarted).seconds)
+                tokenStarted = now
+                Parallel.activeWorkers = governor.workersForNextToken()
+            }
             model.logits(workspace: workspace, rows: row..<(row + 1), into: logits.baseAddress!)
             let token = sampler.next(UnsafeBufferPointer(logits))
             generated.append(token)

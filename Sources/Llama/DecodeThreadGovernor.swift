@@ -1,0 +1,62 @@
+/// Chooses, by measuring, how many workers decoding uses: all of them, or one.
+///
+/// Decoding is a chain of short parallel regions (about 150 per token); each waits for its
+/// slowest worker. When another process keeps a core busy, a worker is descheduled for whole
+/// scheduler slices and every region waits for it: measured on a loaded machine, two threads
+/// decoded at 12 tokens/s and one at 21 (issue 11). So the generator times each token and, now
+/// and then, decodes one token with the other setting (a probe); if the probe is more than 10%
+/// faster than the running average, the setting switches. Probes become rarer while they keep
+/// losing (every 64 tokens, doubling to every 1024), so a quiet machine loses at most about 1%
+/// of its tokens to probing.
+public struct DecodeThreadGovernor: Sendable {
+    public let workers: Int
+    /// The setting in use between probes, and the one probed.
+    public private(set) var primary: Int
+    private var other: Int
+    /// Exponential average of the seconds per token with `primary`.
+    private var average: Double?
+    private var untilProbe = Self.firstProbe
+    private var period = Self.basePeriod
+    private var probing = false
+
+    static let firstProbe = 3
+    static let basePeriod = 64
+    static let longestPeriod = 1024
+    /// A probe must be this much faster to switch.
+    static let margin = 0.9
+
+    public init(workers: Int) {
+        self.workers = max(1, workers)
+        primary = self.workers
+        other = 1
+    }
+
+    /// Workers for the next token.
+    public mutating func workersForNextToken() -> Int {
+        guard workers > 1 else { return 1 }
+        if untilProbe <= 0, average != nil {
+            probing = true
+            return other
+        }
+        return primary
+    }
+
+    /// The seconds the last token took, with the setting `workersForNextToken` gave.
+    public mutating func record(seconds: Double) {
+        guard workers > 1, seconds.isFinite, seconds > 0 else { return }
+        if probing {
+            probing = false
+            if let average, seconds < Self.margin * average {
+                swap(&primary, &other)
+                self.average = seconds
+                period = Self.basePeriod
+            } else {
+                period = min(2 * period, Self.longestPeriod)
+            }
+            untilProbe = period
+            return
+        }
+        average = average.map { 0.75 * $0 + 0.25 * seconds } ?? seconds
+        untilProbe -= 1
+    }
+}
