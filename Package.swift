@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "Tokenization", dependencies: ["ModelFormats"]),
         .target(name: "Llama", dependencies: ["LinearAlgebra", "ModelFormats", "Tokenization"]),
         .target(name: "Evaluation", dependencies: ["Llama", "Tokenization"]),
-        .target(name: "LowRank", dependencies: ["Llama", "LinearAlgebra"]),
+        .target(name: "LowRank", dependencies: ["Llama", "LinearAlgebra", "ModelFormats"]),
         .executableTarget(
             name: "LowRankCLI",
             dependencies: [

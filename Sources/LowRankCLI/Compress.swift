@@ -68,24 +68,6 @@ struct Compress: ParsableCommand {
         guard alpha > 0 else { throw ValidationError("--alpha must be positive") }
     }
 
-    struct Summary: Encodable {
-        var lowrank_version: String
-        var source_model: String
-        var source_sha256: String
-        var recipe: CompressionRecipe
-        var calibration_file: String?
-        var calibration_sha256: String?
-        var calibration_tokens: Int?
-        var report: CompressionReport
-        var removed_projection_fraction: Double
-        var removed_model_fraction: Double
-        var calibration_seconds: Double
-        var factorisation_seconds: Double
-        var total_seconds: Double
-        var peak_rss_bytes: Int
-        var blas: String
-    }
-
     func run() throws {
         let clock = ContinuousClock()
         let started = clock.now
@@ -122,18 +104,14 @@ struct Compress: ParsableCommand {
             }
         } catch let error as CompressionError { throw CLIError(error.description) }
         let calibrationSeconds = report.calibrationSeconds
-        let summary = Summary(
+        let summary = CompressionRecord(
             lowrank_version: lowrankVersion, source_model: loaded.source.path,
             source_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)), recipe: recipe,
             calibration_file: calibrationFile, calibration_sha256: try calibrationFile.map { try SHA256.hexDigest(ofFile: $0) },
-            calibration_tokens: calibrationTokens, report: report,
-            removed_projection_fraction: report.removedProjectionFraction, removed_model_fraction: report.removedModelFraction,
-            calibration_seconds: calibrationSeconds, factorisation_seconds: report.factorisationSeconds,
-            total_seconds: (clock.now - started).seconds, peak_rss_bytes: peakRSSBytes(), blas: BLASRuntime.summary)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            calibration_tokens: calibrationTokens, report: report, total_seconds: (clock.now - started).seconds,
+            peak_rss_bytes: peakRSSBytes(), blas: BLASRuntime.summary)
         try Checkpoint.write(compressed, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate, to: output,
-                             extraFiles: ["compression.json": try encoder.encode(summary)])
+                             extraFiles: [CompressionRecord.fileName: try summary.encoded()])
         if json {
             try Terminal.printJSON(summary)
             return

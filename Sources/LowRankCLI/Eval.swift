@@ -3,6 +3,7 @@ import Evaluation
 import Foundation
 import LinearAlgebra
 import Llama
+import LowRank
 import ModelFormats
 
 struct Eval: ParsableCommand {
@@ -65,7 +66,7 @@ struct Eval: ParsableCommand {
         var model: String
         var model_sha256: String
         /// For a compressed checkpoint: its method, budget, calibration set and seed.
-        var compression: CheckpointProvenance?
+        var compression: CompressionRecord.Provenance?
         var weights: String
         /// Fraction of each low-rank factor's stored rank that ran (`--active-rank`).
         var active_rank: Double
@@ -78,7 +79,7 @@ struct Eval: ParsableCommand {
         let clock = ContinuousClock()
         let started = clock.now
         var loaded = try loadModel(model)
-        let provenance = try CheckpointProvenance.read(loaded)
+        let provenance = try CompressionRecord.Provenance.read(loaded)
         let runtime = LlamaLanguageModel(engine.makeModel(&loaded), rowsPerPass: rowsPerPass)
         let directory = dataDirectory ?? defaultDataDirectory()
         let tokenizer = loaded.tokenizer

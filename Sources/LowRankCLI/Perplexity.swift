@@ -3,6 +3,7 @@ import Evaluation
 import Foundation
 import LinearAlgebra
 import Llama
+import LowRank
 import ModelFormats
 
 struct Perplexity: ParsableCommand {
@@ -59,7 +60,7 @@ struct Perplexity: ParsableCommand {
         var joining: String
         var limit: Int?
         /// For a compressed checkpoint: its method, budget, calibration set and seed.
-        var compression: CheckpointProvenance?
+        var compression: CompressionRecord.Provenance?
         var blas: String
         var lowrank_version: String
     }
@@ -71,7 +72,7 @@ struct Perplexity: ParsableCommand {
 
     func run() throws {
         var loaded = try loadModel(model)
-        let provenance = try CheckpointProvenance.read(loaded)
+        let provenance = try CompressionRecord.Provenance.read(loaded)
         let runtime = engine.makeModel(&loaded)
         let corpus = Corpus(argument: dataset)
         let dataDirectory = dataDirectory ?? defaultDataDirectory()
