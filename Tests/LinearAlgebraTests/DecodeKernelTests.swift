@@ -6,7 +6,9 @@ import TestSupport
 /// own Float16 and bit-shift bfloat16 conversions.
 @Suite("Decode kernels match their reference twins", .serialized)
 struct DecodeKernelTests {
-    static let shapes = [(rows: 7, inputs: 37), (rows: 8, inputs: 64), (rows: 13, inputs: 576), (rows: 4, inputs: 230), (rows: 3, inputs: 5)]
+    // Rows of 16 or more run the blocked short-row kernel (inputs < 256) with its transposing reduction.
+    static let shapes = [(rows: 7, inputs: 37), (rows: 8, inputs: 64), (rows: 13, inputs: 576), (rows: 4, inputs: 230), (rows: 3, inputs: 5),
+                         (rows: 37, inputs: 64), (rows: 33, inputs: 7), (rows: 48, inputs: 230), (rows: 17, inputs: 300)]
 
     func reference(_ w: [Float], rows: Int, inputs: Int, x: [Float]) -> [Float] {
         (0..<rows).map { r in (0..<inputs).reduce(Float(0)) { $0 + w[r * inputs + $1] * x[$1] } }
@@ -47,7 +49,7 @@ struct DecodeKernelTests {
         DecodeKernels.forcePortable(portable)
         defer { DecodeKernels.forcePortable(false) }
         var rng = SeededGenerator(seed: 44)
-        for (rows, ld, inputs) in [(5, 230, 117), (9, 64, 64), (3, 100, 7)] {
+        for (rows, ld, inputs) in [(5, 230, 117), (9, 64, 64), (3, 100, 7), (40, 192, 64)] {
             let w = rng.floats(rows * ld, scale: 1), x = rng.floats(ld, scale: 1)
             let compact = (0..<rows).flatMap { r in w[(r * ld)..<(r * ld + inputs)] }
             var strided = [Float](repeating: 0, count: rows), dense = strided
