@@ -18,8 +18,13 @@ public struct DecodeThreadGovernor: Sendable {
     private var untilProbe = Self.firstProbe
     private var period = Self.basePeriod
     private var probing = false
+    /// Probe tokens measured so far in this probe, and the slowest of them.
+    private var probeTokens = 0
+    private var probeSeconds = 0.0
+    /// Tokens per probe: the slower one decides, so one lucky token does not switch the setting.
+    static let probeLength = 2
 
-    static let firstProbe = 3
+    static let firstProbe = 8
     static let basePeriod = 64
     static let longestPeriod = 1024
     /// A probe must be this much faster to switch.
@@ -45,7 +50,13 @@ public struct DecodeThreadGovernor: Sendable {
     public mutating func record(seconds: Double) {
         guard workers > 1, seconds.isFinite, seconds > 0 else { return }
         if probing {
+            probeTokens += 1
+            probeSeconds = max(probeSeconds, seconds)
+            guard probeTokens >= Self.probeLength else { return }
+            let seconds = probeSeconds
             probing = false
+            probeTokens = 0
+            probeSeconds = 0
             if let average, seconds < Self.margin * average {
                 swap(&primary, &other)
                 self.average = seconds

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import LinearAlgebra
 
 /// Why generation stopped.
@@ -39,6 +42,11 @@ public final class Generator {
 
     deinit { logits.deallocate() }
 
+    /// `LOWRANK_TRACE_GOVERNOR=1` prints each decoded token's time and the worker count chosen
+    /// for the next one; `LOWRANK_DECODE_GOVERNOR=off` keeps every worker (for measurements).
+    static let traceGovernor = getenv("LOWRANK_TRACE_GOVERNOR") != nil
+    static let governorEnabled = String(cString: getenv("LOWRANK_DECODE_GOVERNOR") ?? strdup("on")) != "off"
+
     /// Generates up to `maxTokens` tokens after `prompt`. Stops after emitting one of `stopTokens`
     /// (it is included). `onToken` sees each token as it is chosen and may return false to stop.
     public func generate(prompt: [Int], maxTokens: Int, sampling: SamplingSettings, stopTokens: Set<Int>,
@@ -64,11 +72,13 @@ public final class Generator {
         defer { Parallel.resetActiveWorkers() }
         var tokenStarted = clock.now
         while generated.count < maxTokens {
-            if generated.count > 0 {
+            if generated.count > 0 && Self.governorEnabled {
                 let now = clock.now
-                governor.record(seconds: (now - tokenStarted).seconds)
+                let seconds = (now - tokenStarted).seconds
+                governor.record(seconds: seconds)
                 tokenStarted = now
                 Parallel.activeWorkers = governor.workersForNextToken()
+                if Self.traceGovernor { FileHandle.standardError.write(Data("token \(generated.count): \(seconds) s; next with \(Parallel.activeWorkers) worker(s)\n".utf8)) }
             }
             model.logits(workspace: workspace, rows: row..<(row + 1), into: logits.baseAddress!)
             let token = sampler.next(UnsafeBufferPointer(logits))
