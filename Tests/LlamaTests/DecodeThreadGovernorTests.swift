@@ -20,7 +20,7 @@ struct DecodeThreadGovernorTests {
         let used = Self.run(&governor, tokens: 2000) { $0 == 2 ? 0.010 : 0.017 }
         #expect(governor.primary == 2)
         let probes = used.filter { $0 == 1 }.count
-        #expect(probes >= 2 && probes <= 8, "\(probes) probes")
+        #expect(probes >= 4 && probes <= 12, "\(probes) probe tokens")  // two tokens per probe, probes ever rarer
     }
 
     @Test func aBusyCoreMovesDecodingToOneWorkerAndBackWhenItIsFree() {
