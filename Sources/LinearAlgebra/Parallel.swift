@@ -9,7 +9,7 @@ public enum Parallel {
     /// Number of workers; defaults to the active processor count (capped at 8). Set it before the
     /// first parallel region (the pool is created once).
     public static var workers: Int {
-        get { configuredWorkers > 0 ? configuredWorkers : min(8, ProcessInfo_activeProcessorCount()) }
+        get { configuredWorkers > 0 ? configuredWorkers : defaultWorkers }
         set {
             configuredWorkers = max(1, newValue)
             pool = nil
@@ -17,6 +17,10 @@ public enum Parallel {
     }
 
     nonisolated(unsafe) private static var limit: Int?
+    /// Read once: `sysconf(_SC_NPROCESSORS_ONLN)` reads sysfs on every call, and the regions ask
+    /// for the worker count several hundred times per decoded token (measured: a visible share of
+    /// decode time in `perf`, in kernel path lookups).
+    private static let defaultWorkers = min(8, ProcessInfo_activeProcessorCount())
 
     /// Workers the parallel regions use now, at most `workers` (buffers are sized for `workers`).
     /// Decoding lowers it to 1 when measurement shows that the other cores are busy elsewhere

@@ -7,7 +7,7 @@
 /// and then, decodes one token with the other setting (a probe); if the probe is more than 10%
 /// faster than the running average, the setting switches. Probes become rarer while they keep
 /// losing (every 64 tokens, doubling to every 1024), so a quiet machine loses at most about 1%
-/// of its tokens to probing.
+/// of its tokens to probing. A `Generator` keeps its governor across generations.
 public struct DecodeThreadGovernor: Sendable {
     public let workers: Int
     /// The setting in use between probes, and the one probed.
@@ -24,7 +24,7 @@ public struct DecodeThreadGovernor: Sendable {
     /// Tokens per probe: the slower one decides, so one lucky token does not switch the setting.
     static let probeLength = 2
 
-    static let firstProbe = 8
+    static let firstProbe = 4
     static let basePeriod = 64
     static let longestPeriod = 1024
     /// A probe must be this much faster to switch.

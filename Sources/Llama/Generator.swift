@@ -44,6 +44,9 @@ public final class Generator {
 
     /// `LOWRANK_TRACE_GOVERNOR=1` prints each decoded token's time and the worker count chosen
     /// for the next one; `LOWRANK_DECODE_GOVERNOR=off` keeps every worker (for measurements).
+    /// Kept across generations, so what one generation learnt about the machine's load carries over.
+    private var governor = DecodeThreadGovernor(workers: Parallel.workers)
+
     static let traceGovernor = getenv("LOWRANK_TRACE_GOVERNOR") != nil
     static let governorEnabled = String(cString: getenv("LOWRANK_DECODE_GOVERNOR") ?? strdup("on")) != "off"
 
@@ -68,7 +71,6 @@ public final class Generator {
         var reason = StopReason.maximumTokens
         var firstTokenAt = started
         var row = lastRow
-        var governor = DecodeThreadGovernor(workers: Parallel.workers)
         defer { Parallel.resetActiveWorkers() }
         var tokenStarted = clock.now
         while generated.count < maxTokens {
