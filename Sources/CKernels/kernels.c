@@ -158,6 +158,29 @@ GEMV_AVX512(gemv_bf16_avx512, uint16_t, load_bf16, load_bf16_masked)
             if (m) _mm512_mask_storeu_ps(y + full, m, _mm512_fmadd_ps(LOAD_MASKED(wr + full, m), xk, _mm512_maskz_loadu_ps(m, y + full))); \
         }                                                                                                    \
     }
+// Narrow outputs (attention: a head of 64 values, summed over every cached position): y lives in
+// up to 8 registers for the whole block of rows instead of a load and store per row.
+#define GEMV_T_NARROW_AVX512(NAME, T, LOAD_MASKED)                                                          \
+    AVX512 static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {\
+        __m512 acc[8];                                                                                       \
+        __mmask16 m[8];                                                                                      \
+        size_t chunks = (n + 15) / 16;                                                                       \
+        for (size_t c = 0; c < 8; c++) {                                                                     \
+            acc[c] = _mm512_setzero_ps();                                                                    \
+            size_t left = c * 16 < n ? n - c * 16 : 0;                                                       \
+            m[c] = (__mmask16)(left >= 16 ? 0xFFFF : ((1u << left) - 1));                                    \
+        }                                                                                                    \
+        for (size_t k = b; k < e; k++) {                                                                     \
+            const T *wr = w + k * ld;                                                                        \
+            __m512 xk = _mm512_set1_ps(x[k]);                                                                \
+            for (size_t c = 0; c < chunks; c++) acc[c] = _mm512_fmadd_ps(LOAD_MASKED(wr + 16 * c, m[c]), xk, acc[c]); \
+        }                                                                                                    \
+        for (size_t c = 0; c < chunks; c++) _mm512_mask_storeu_ps(y + 16 * c, m[c], acc[c]);                 \
+    }
+GEMV_T_NARROW_AVX512(gemv_t_narrow_f32_avx512, float, load_f32_masked)
+GEMV_T_NARROW_AVX512(gemv_t_narrow_f16_avx512, uint16_t, load_f16_masked)
+GEMV_T_NARROW_AVX512(gemv_t_narrow_bf16_avx512, uint16_t, load_bf16_masked)
+
 GEMV_T_AVX512(gemv_t_f32_avx512, float, load_f32, load_f32_masked)
 GEMV_T_AVX512(gemv_t_f16_avx512, uint16_t, load_f16, load_f16_masked)
 GEMV_T_AVX512(gemv_t_bf16_avx512, uint16_t, load_bf16, load_bf16_masked)
@@ -213,19 +236,19 @@ void lowrank_gemv_bf16(const uint16_t *w, size_t ld, const float *x, float *y, s
 }
 void lowrank_gemv_t_f32(const float *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
 #if defined(__x86_64__)
-    if (use_avx512()) { gemv_t_f32_avx512(w, ld, x, y, b, e, n); return; }
+    if (use_avx512()) { if (n <= 128) gemv_t_narrow_f32_avx512(w, ld, x, y, b, e, n); else gemv_t_f32_avx512(w, ld, x, y, b, e, n); return; }
 #endif
     gemv_t_f32_portable(w, ld, x, y, b, e, n);
 }
 void lowrank_gemv_t_f16(const uint16_t *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
 #if defined(__x86_64__)
-    if (use_avx512()) { gemv_t_f16_avx512(w, ld, x, y, b, e, n); return; }
+    if (use_avx512()) { if (n <= 128) gemv_t_narrow_f16_avx512(w, ld, x, y, b, e, n); else gemv_t_f16_avx512(w, ld, x, y, b, e, n); return; }
 #endif
     gemv_t_f16_portable(w, ld, x, y, b, e, n);
 }
 void lowrank_gemv_t_bf16(const uint16_t *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
 #if defined(__x86_64__)
-    if (use_avx512()) { gemv_t_bf16_avx512(w, ld, x, y, b, e, n); return; }
+    if (use_avx512()) { if (n <= 128) gemv_t_narrow_bf16_avx512(w, ld, x, y, b, e, n); else gemv_t_bf16_avx512(w, ld, x, y, b, e, n); return; }
 #endif
     gemv_t_bf16_portable(w, ld, x, y, b, e, n);
 }
