@@ -18,6 +18,8 @@ public enum BLASKernelChoice {
         case keepNoAVX512(String)
         /// Re-execute once with `OPENBLAS_CORETYPE` set to this kernel family.
         case reexecute(String)
+        /// This is the re-executed process, running the AVX-512 kernels lowrank chose.
+        case reexecuted(String)
         /// A re-executed process still runs these (the variable was ignored); do not loop.
         case reexecuteFailed(String)
     }
@@ -33,11 +35,13 @@ public enum BLASKernelChoice {
     ///   - flags: the CPU's flags (`/proc/cpuinfo`).
     ///   - userSetting: `OPENBLAS_CORETYPE` as the process was started, if set.
     ///   - alreadyReexecuted: this process is the re-executed one.
+    ///   A re-executed process sees the `OPENBLAS_CORETYPE` lowrank set, so there it is not the user's.
     public static func decide(current: String, flags: Set<String>, userSetting: String?, alreadyReexecuted: Bool) -> Decision {
+        let isAVX512 = avx512Kernels.contains { $0.lowercased() == current.lowercased() }
+        if alreadyReexecuted { return isAVX512 ? .reexecuted(current) : .reexecuteFailed(current) }
         if let userSetting { return .keepUserSetting(userSetting) }
-        if avx512Kernels.contains(where: { $0.lowercased() == current.lowercased() }) { return .keepAVX512(current) }
+        if isAVX512 { return .keepAVX512(current) }
         guard requiredFlags.isSubset(of: flags) else { return .keepNoAVX512(current) }
-        if alreadyReexecuted { return .reexecuteFailed(current) }
         return .reexecute(flags.contains("avx512_bf16") ? "Cooperlake" : "SkylakeX")
     }
 }

@@ -36,7 +36,8 @@ public enum BLASRuntime {
         case .keepUserSetting?: "set by OPENBLAS_CORETYPE"
         case .keepAVX512?: "OpenBLAS's own choice"
         case .keepNoAVX512?: "OpenBLAS's own choice; the CPU has no AVX-512"
-        case .reexecute?, .reexecuteFailed?: "chosen by lowrank for this CPU's AVX-512"
+        case .reexecute?, .reexecuted?: "chosen by lowrank for this CPU's AVX-512"
+        case .reexecuteFailed?: "OpenBLAS ignored lowrank's choice of AVX-512 kernels"
         case nil: "OpenBLAS's own choice"
         }
         return "OpenBLAS \(coreName) kernels (\(how)), \(threadCount) thread(s) per call"
