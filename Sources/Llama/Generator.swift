@@ -48,7 +48,7 @@ public final class Generator {
     private var governor = DecodeThreadGovernor(workers: Parallel.workers)
 
     static let traceGovernor = getenv("LOWRANK_TRACE_GOVERNOR") != nil
-    static let governorEnabled = String(cString: getenv("LOWRANK_DECODE_GOVERNOR") ?? strdup("on")) != "off"
+    static let governorEnabled = getenv("LOWRANK_DECODE_GOVERNOR").map { String(cString: $0) } != "off"
 
     /// Generates up to `maxTokens` tokens after `prompt`. Stops after emitting one of `stopTokens`
     /// (it is included). `onToken` sees each token as it is chosen and may return false to stop.

@@ -19,8 +19,8 @@ public struct SharedBasisID: Hashable, Sendable, Codable, Comparable, CustomStri
 }
 
 /// A rank-r projection `y = left · (right · x)`, `left` `[outputs × rank]`, `right` `[rank × inputs]`.
-/// It runs at an `activeRank` r′ ≤ r: the first r′ rows of the right factor and the first r′
-/// columns of the left one, read in place (no copy), so r′ can change between tokens.
+/// It runs at an `activeRank` r′ ≤ r: the first r′ rows of the right factor and of Bᵀ (the left
+/// factor as kept in memory), read in place (no copy), so r′ can change between tokens.
 public struct LowRankLinear: Sendable, Equatable {
     public let left: LeftFactor  // B [outputs × rank], kept as Bᵀ
     public let right: RightFactor  // [rank × inputs]

@@ -41,9 +41,8 @@ public struct SharedRightGroup: Sendable, Equatable {
 
 /// The projections that read one input site, applied together: q/k/v (attention input), o,
 /// gate/up (MLP input), down. Members are separate (each dense or low-rank) or share one right
-/// factor. Decoding one row runs each group in at most two parallel regions (right factors and
-/// dense members, then left factors), whatever the forms, so a compressed model pays no more
-/// synchronisation per projection than the dense one.
+/// factor. Decoding one row runs each group in one parallel region (`applyOneRow`), whatever the
+/// forms, so a compressed model pays no more synchronisation per token than the dense one.
 public struct ProjectionGroup: Sendable, Equatable {
     public enum Layout: Sendable, Equatable {
         case separate([Linear])
