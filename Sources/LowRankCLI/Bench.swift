@@ -59,7 +59,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         var loaded = try loadModel(model)
-        let runtime = engine.makeModel(&loaded)
+        let runtime = try engine.makeModel(&loaded)
         let seed = loaded.tokenizer.encode(
             "The lighthouse keeper climbed the spiral stairs each evening, counting the steps as the sea grew dark. ")
         let prompt = (0..<promptTokens).map { seed[$0 % seed.count] }

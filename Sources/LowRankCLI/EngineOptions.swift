@@ -23,7 +23,11 @@ struct EngineOptions: ParsableArguments {
 
     /// The runnable model. The loaded Float32 layer weights are released afterwards (the runtime
     /// model holds what it needs), so half-precision storage does not keep both copies alive.
-    func makeModel(_ loaded: inout LoadedModel) -> LlamaModel {
+    func makeModel(_ loaded: inout LoadedModel) throws -> LlamaModel {
+        if activeRank < 1 && loaded.weights.isDense {
+            throw CLIError("--active-rank \(activeRank): \(loaded.source.path) has no low-rank factors (a dense model always runs at full rank); "
+                + "pass a checkpoint made by lowrank compress, or drop the option")
+        }
         if let threads { Parallel.workers = threads }
         var model = LlamaModel(configuration: loaded.configuration, weights: loaded.weights, precision: weights)
         if activeRank < 1 { model.setActiveRank(fraction: activeRank) }

@@ -80,7 +80,7 @@ struct Eval: ParsableCommand {
         let started = clock.now
         var loaded = try loadModel(model)
         let provenance = try CompressionRecord.Provenance.read(loaded)
-        let runtime = LlamaLanguageModel(engine.makeModel(&loaded), rowsPerPass: rowsPerPass)
+        let runtime = LlamaLanguageModel(try engine.makeModel(&loaded), rowsPerPass: rowsPerPass)
         let directory = dataDirectory ?? defaultDataDirectory()
         let tokenizer = loaded.tokenizer
         let evaluation = MultipleChoiceEvaluation(encode: { tokenizer.encode($0) })

@@ -47,7 +47,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         var loaded = try loadModel(model)
-        let runtime = engine.makeModel(&loaded)
+        let runtime = try engine.makeModel(&loaded)
         let text: String
         if chat {
             guard let template = loaded.chatTemplate else {

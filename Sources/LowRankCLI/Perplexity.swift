@@ -73,7 +73,7 @@ struct Perplexity: ParsableCommand {
     func run() throws {
         var loaded = try loadModel(model)
         let provenance = try CompressionRecord.Provenance.read(loaded)
-        let runtime = engine.makeModel(&loaded)
+        let runtime = try engine.makeModel(&loaded)
         let corpus = Corpus(argument: dataset)
         let dataDirectory = dataDirectory ?? defaultDataDirectory()
         let text: String

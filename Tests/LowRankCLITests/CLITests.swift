@@ -216,6 +216,14 @@ struct CLITests {
         #expect(output.stderr.contains("--remove"))
     }
 
+    @Test func anActiveRankOnADenseModelIsRejectedAndNamed() throws {
+        let output = try CLI.run(["logits", try Fixtures.requireSmolLM2(), "--ids", "1,2,3", "--active-rank", "0.5", "--json"])
+        #expect(output.status == 1)
+        #expect(output.stderr.contains("--active-rank 0.5") && output.stderr.contains("has no low-rank factors"), "\(output.stderr)")
+        let outside = try CLI.run(["logits", try Fixtures.requireSmolLM2(), "--ids", "1,2,3", "--active-rank", "1.5", "--json"])
+        #expect(outside.status != 0 && outside.stderr.contains("--active-rank must be in (0, 1]"), "\(outside.stderr)")
+    }
+
     static func blas(_ environment: [String: String]) throws -> String {
         let output = try CLI.run(["info", try Fixtures.requireSmolLM2(), "--json"], environment: environment)
         let json = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
