@@ -51,6 +51,23 @@ public enum DecodeKernels {
         }
     }
 
+    /// Grouped-query attention scores while decoding: `scores[g · stride + (r − positions.lowerBound)]
+    /// = q_g · K[r]` for the `group` query heads `q [group × headSize]` that share one key head, and
+    /// cached keys K (row stride `ld`) at `positions`. Each key row is read from memory once.
+    @inline(__always)
+    public static func attentionScores(keys k: UnsafePointer<Float>, ld: Int, queries q: UnsafePointer<Float>, group: Int,
+                                       headSize d: Int, positions: Range<Int>, into scores: UnsafeMutablePointer<Float>, stride: Int) {
+        lowrank_attend_scores_f32(k, ld, q, group, d, scores, stride, positions.lowerBound, positions.upperBound)
+    }
+
+    /// The weighted values of a group: `out[g · headSize + j] = Σ_r p[g · stride + (r − lower)] · V[r, j]`
+    /// over `positions` (overwrites `out [group × headSize]`). Each value row is read once.
+    @inline(__always)
+    public static func attentionValues(values v: UnsafePointer<Float>, ld: Int, weights p: UnsafePointer<Float>, stride: Int,
+                                       group: Int, headSize d: Int, positions: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        lowrank_attend_values_f32(v, ld, p, stride, group, d, out, positions.lowerBound, positions.upperBound)
+    }
+
     /// `out[i] = Float(h[i])`.
     @inline(__always)
     public static func widen(_ h: UnsafePointer<UInt16>, format: HalfFormat, count: Int, into out: UnsafeMutablePointer<Float>) {

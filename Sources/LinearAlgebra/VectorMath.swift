@@ -95,11 +95,10 @@ public enum VectorMath {
 
     // MARK: softmax
 
-    /// In-place softmax of `x[0..<count]`; returns log(Σ e^(x − max)) + max (the logsumexp).
-    @discardableResult
+    /// `x[i] = e^(x[i] − shift)` in place over `x[0..<count]`; returns Σ x[i] (softmax without the
+    /// normalisation: decode attention merges such partial states across workers).
     @inline(__always)
-    public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) -> Float {
-        let m = maximum(x, count: count)
+    public static func exponentiate(_ x: UnsafeMutablePointer<Float>, count: Int, shift m: Float) -> Float {
         let shift = Lanes(repeating: m)
         var acc = Lanes()
         var i = 0
@@ -111,8 +110,17 @@ public enum VectorMath {
         }
         var sum = acc.sum()
         while i < count { x[i] = exp(x[i] - m); sum += x[i]; i += 1 }
+        return sum
+    }
+
+    /// In-place softmax of `x[0..<count]`; returns log(Σ e^(x − max)) + max (the logsumexp).
+    @discardableResult
+    @inline(__always)
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) -> Float {
+        let m = maximum(x, count: count)
+        let sum = exponentiate(x, count: count, shift: m)
         let inverse = Lanes(repeating: 1 / sum)
-        i = 0
+        var i = 0
         while i + 16 <= count {
             let v = UnsafeRawPointer(x + i).loadUnaligned(as: Lanes.self)
             UnsafeMutableRawPointer(x + i).storeBytes(of: v * inverse, as: Lanes.self)

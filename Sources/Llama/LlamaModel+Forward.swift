@@ -228,6 +228,7 @@ extension LlamaModel {
     /// `ws.attention`. Query head h reads KV head h / (heads / kvHeads) (Hugging Face `repeat_kv`).
     /// Scores use sgemm/sgemv in blocks of queries, each block only against the keys it can see.
     private func attend(layer l: Int, rows: Int, firstPosition: Int, cache: KVCache, workspace ws: Workspace) {
+        if rows == 1 { return attendOne(layer: l, position: firstPosition, cache: cache, workspace: ws) }
         let c = configuration
         let d = c.headDimension, qw = c.queryWidth, kvw = c.keyValueWidth
         let group = c.attentionHeads / c.keyValueHeads
@@ -248,29 +249,79 @@ extension LlamaModel {
                     let q = ws.query + blockStart * qw + head * d
                     let out = ws.attention + blockStart * qw + head * d
                     let visible = firstPosition + blockStart + blockRows  // keys seen by the block's last row
-                    if blockRows == 1 {
-                        // Decoding: the project's decode kernels (OpenBLAS's sgemv ran these 64-wide
-                        // strided shapes at a third of the memory bandwidth). q is scaled first.
-                        let scaled = scores + ws.contextCapacity
-                        for i in 0..<d { scaled[i] = q[i] * scale }
-                        DecodeKernels.gemv(k, ld: kvw, inputs: d, rows: 0..<visible, x: scaled, y: scores)
-                        VectorMath.softmax(scores, count: visible)
-                        DecodeKernels.gemvTransposed(v, ld: kvw, outputs: d, rows: 0..<visible, x: scores, y: out)
-                    } else {
-                        BLAS.gemmNT(m: blockRows, n: visible, k: d, alpha: scale, a: q, lda: qw, b: k, ldb: kvw,
-                                    c: scores, ldc: visible)
-                        for r in 0..<blockRows {
-                            let row = scores + r * visible
-                            let seen = firstPosition + blockStart + r + 1
-                            VectorMath.softmax(row, count: seen)
-                            if seen < visible { (row + seen).update(repeating: 0, count: visible - seen) }
-                        }
-                        BLAS.gemmNN(m: blockRows, n: d, k: visible, a: scores, lda: visible, b: v, ldb: kvw, c: out, ldc: qw)
+                    BLAS.gemmNT(m: blockRows, n: visible, k: d, alpha: scale, a: q, lda: qw, b: k, ldb: kvw,
+                                c: scores, ldc: visible)
+                    for r in 0..<blockRows {
+                        let row = scores + r * visible
+                        let seen = firstPosition + blockStart + r + 1
+                        VectorMath.softmax(row, count: seen)
+                        if seen < visible { (row + seen).update(repeating: 0, count: visible - seen) }
                     }
+                    BLAS.gemmNN(m: blockRows, n: d, k: visible, a: scores, lda: visible, b: v, ldb: kvw, c: out, ldc: qw)
                     blockStart += blockRows
                 }
                 head += workers
             }
+        }
+    }
+
+    /// Attention of one new query row (decoding) at `position`. Each cached key and value row is read
+    /// once per token: the query heads that share a key/value head are scored and weighted together
+    /// (OpenBLAS's sgemv ran these 64-wide strided shapes at a third of the memory bandwidth, and one
+    /// head at a time read every row `group` times). The positions are split between workers, each
+    /// keeping an unnormalised softmax state per query head (maximum m, Σ e^(s − m), Σ e^(s − m)·v),
+    /// merged after as in flash-decoding (Dao et al. 2023), so two workers share even 3 key heads evenly.
+    private func attendOne(layer l: Int, position: Int, cache: KVCache, workspace ws: Workspace) {
+        let c = configuration
+        let d = c.headDimension, heads = c.attentionHeads, kvHeads = c.keyValueHeads, kvw = c.keyValueWidth
+        let group = heads / kvHeads
+        let scale = 1 / Float(d).squareRoot()
+        let visible = position + 1
+        // Fewer than 64 positions per worker are not worth a parallel region.
+        let parts = min(ws.scores.count, Parallel.partCount(visible, minimum: 64))
+        let keys = cache.keys[l], values = cache.values[l]
+        // Per part p, in ws.scores[p]: scaled queries [heads × d] | weighted values [heads × d] |
+        // maxima [heads] | sums [heads] | one group's scores [group × positions].
+        let box = UncheckedSendableBox((ws, keys, values))
+        Parallel.forEach(parts) { p in
+            let (ws, keys, values) = box.value
+            let positions = Parallel.part(p, of: parts, count: visible)
+            let n = positions.count
+            let q = ws.scores[p], weighted = q + heads * d, maxima = weighted + heads * d, sums = maxima + heads
+            let scores = sums + heads
+            for i in 0..<(heads * d) { q[i] = ws.query[i] * scale }
+            for kvHead in 0..<kvHeads {
+                let first = kvHead * group  // query heads first ..< first + group read this key head
+                DecodeKernels.attentionScores(keys: keys + kvHead * d, ld: kvw, queries: q + first * d, group: group, headSize: d,
+                                              positions: positions, into: scores, stride: n)
+                for g in 0..<group {
+                    let row = scores + g * n
+                    let m = VectorMath.maximum(row, count: n)
+                    maxima[first + g] = m
+                    sums[first + g] = VectorMath.exponentiate(row, count: n, shift: m)
+                }
+                DecodeKernels.attentionValues(values: values + kvHead * d, ld: kvw, weights: scores, stride: n, group: group,
+                                              headSize: d, positions: positions, into: weighted + first * d)
+            }
+        }
+        for head in 0..<heads {
+            var m = -Float.infinity
+            for p in 0..<parts { m = max(m, ws.scores[p][2 * heads * d + head]) }
+            var total: Float = 0
+            let out = ws.attention + head * d
+            for p in 0..<parts {
+                let state = ws.scores[p]
+                let factor = parts == 1 ? 1 : VectorMath.exp(state[2 * heads * d + head] - m)
+                total += factor * state[2 * heads * d + heads + head]
+                let weighted = state + heads * d + head * d
+                if p == 0 {
+                    for j in 0..<d { out[j] = factor * weighted[j] }
+                } else {
+                    for j in 0..<d { out[j] += factor * weighted[j] }
+                }
+            }
+            let inverse = 1 / total
+            for j in 0..<d { out[j] *= inverse }
         }
     }
 }

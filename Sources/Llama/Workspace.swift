@@ -40,8 +40,11 @@ public final class Workspace: @unchecked Sendable {
         gate = buffer(rows * c.intermediateSize)
         up = buffer(rows * c.intermediateSize)
         let workers = max(1, min(Parallel.workers, c.attentionHeads))
-        // Per worker: a block of scores, and (decoding) the scaled query after `contextCapacity` floats.
-        scores = (0..<workers).map { _ in buffer(max(min(rows, Self.attentionBlock) * contextCapacity, contextCapacity + c.headDimension)) }
+        // Per worker: a block of scores; or, decoding, the state of its share of the positions
+        // (`LlamaModel.attendOne`: scaled queries, weighted values, maxima, sums, a group's scores).
+        let group = c.attentionHeads / c.keyValueHeads
+        let decoding = 2 * c.attentionHeads * (c.headDimension + 1) + group * contextCapacity
+        scores = (0..<workers).map { _ in buffer(max(min(rows, Self.attentionBlock) * contextCapacity, decoding)) }
         scratchCount = model.scratchCount(rows: rows)
         scratch = buffer(scratchCount)
         owned = [hidden, normed, query, attention, gate, up, scratch] + scores

@@ -99,6 +99,48 @@ struct DecodeKernelTests {
         }
     }
 
+    /// Grouped-query decode attention: the query heads of one key head scored together, and their
+    /// weighted values, against plain loops. Head sizes 64 (register sums, groups up to 7 = two
+    /// passes), 16 and 128 (sums in memory) and 24 (not a multiple of 16: the portable loops);
+    /// position ranges that start inside the cache and end off a 16-row block.
+    @Test(arguments: [false, true])
+    func groupedAttentionScoresAndValuesMatchPlainLoops(portable: Bool) {
+        DecodeKernels.forcePortable(portable)
+        defer { DecodeKernels.forcePortable(false) }
+        var rng = SeededGenerator(seed: 46)
+        for (d, group, kvHeads, positions) in [(64, 3, 3, 0..<150), (64, 7, 2, 5..<40), (64, 1, 1, 3..<4), (16, 2, 2, 0..<33),
+                                               (128, 4, 2, 17..<80), (24, 2, 1, 1..<20), (64, 6, 1, 0..<16)] {
+            let ld = kvHeads * d, rows = positions.upperBound
+            let k = rng.floats(rows * ld, scale: 1), v = rng.floats(rows * ld, scale: 1), q = rng.floats(group * d, scale: 1)
+            let n = positions.count, stride = n + 3
+            let kvHead = kvHeads - 1  // the last head: its columns start at an offset inside each row
+            var scores = [Float](repeating: .nan, count: group * stride)
+            k.withUnsafeBufferPointer { kp in q.withUnsafeBufferPointer { qp in scores.withUnsafeMutableBufferPointer {
+                DecodeKernels.attentionScores(keys: kp.baseAddress! + kvHead * d, ld: ld, queries: qp.baseAddress!, group: group,
+                                              headSize: d, positions: positions, into: $0.baseAddress!, stride: stride)
+            } } }
+            for g in 0..<group {
+                for (i, r) in positions.enumerated() {
+                    let expected = (0..<d).reduce(Float(0)) { $0 + q[g * d + $1] * k[r * ld + kvHead * d + $1] }
+                    #expect(abs(scores[g * stride + i] - expected) < 1e-4, "scores d \(d) group \(group) head \(g) row \(r)")
+                }
+                #expect(scores[g * stride + n].isNaN, "the kernel writes only the positions asked for")
+            }
+            let p = rng.floats(group * stride, scale: 1)
+            var out = [Float](repeating: .nan, count: group * d)
+            v.withUnsafeBufferPointer { vp in p.withUnsafeBufferPointer { pp in out.withUnsafeMutableBufferPointer {
+                DecodeKernels.attentionValues(values: vp.baseAddress! + kvHead * d, ld: ld, weights: pp.baseAddress!, stride: stride,
+                                              group: group, headSize: d, positions: positions, into: $0.baseAddress!)
+            } } }
+            for g in 0..<group {
+                for j in 0..<d {
+                    let expected = positions.enumerated().reduce(Float(0)) { $0 + p[g * stride + $1.offset] * v[$1.element * ld + kvHead * d + j] }
+                    #expect(abs(out[g * d + j] - expected) < 1e-4, "values d \(d) group \(group) head \(g) column \(j)")
+                }
+            }
+        }
+    }
+
     @Test(arguments: [false, true])
     func wideningIsExactIncludingSubnormalsInfinitiesAndNaN(portable: Bool) {
         DecodeKernels.forcePortable(portable)

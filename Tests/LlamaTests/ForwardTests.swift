@@ -39,6 +39,26 @@ struct ForwardTests {
         #expect(cache.count == Self.tokens.count)
     }
 
+    /// Past 128 cached positions, decoding splits the positions between workers and merges their
+    /// softmax states; the logits must still be those of one pass over the whole sequence.
+    @Test func decodingALongSequenceSplitBetweenWorkersMatchesOnePass() {
+        let model = LlamaModel(configuration: Self.tiny.configuration, weights: Self.tiny.weights)
+        var rng = SeededGenerator(seed: 9)
+        let tokens = (0..<200).map { _ in Int.random(in: 0..<model.configuration.vocabularySize, using: &rng) }
+        let checked: Set<Int> = [0, 63, 127, 128, 150, 199]
+        let full = model.score(tokens, keepLogitsAt: checked)
+        let cache = KVCache(configuration: model.configuration, capacity: tokens.count)
+        let ws = Workspace(model: model, rows: 1, contextCapacity: tokens.count)
+        var row = [Float](repeating: 0, count: model.configuration.vocabularySize)
+        for p in tokens.indices {
+            model.forward(tokens[p...p], cache: cache, workspace: ws)
+            guard checked.contains(p) else { continue }
+            row.withUnsafeMutableBufferPointer { model.logits(workspace: ws, rows: 0..<1, into: $0.baseAddress!) }
+            let worst = zip(row, full.logits[p]!).map { abs($0 - $1) }.max()!
+            #expect(worst < 1e-5, "position \(p): worst logit difference \(worst)")
+        }
+    }
+
     @Test func prefillInSeveralChunksMatchesOnePass() {
         let model = LlamaModel(configuration: Self.tiny.configuration, weights: Self.tiny.weights)
         let full = model.score(Self.tokens, keepLogitsAt: [11])

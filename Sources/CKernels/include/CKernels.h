@@ -20,6 +20,14 @@ void lowrank_gemv_bf16(const uint16_t *w, size_t ld, const float *x, float *y, s
 void lowrank_gemv_t_f32(const float *w, size_t ld, const float *x, float *y, size_t k_begin, size_t k_end, size_t outputs);
 void lowrank_gemv_t_f16(const uint16_t *w, size_t ld, const float *x, float *y, size_t k_begin, size_t k_end, size_t outputs);
 void lowrank_gemv_t_bf16(const uint16_t *w, size_t ld, const float *x, float *y, size_t k_begin, size_t k_end, size_t outputs);
+/// Grouped-query decode attention, the query heads of one key/value head together: for g < group and
+/// r in [b, e), scores[g * ss + (r - b)] = q[g * d + 0..d) . k[r * ld + 0..d). Each key row is read once.
+void lowrank_attend_scores_f32(const float *k, size_t ld, const float *q, size_t group, size_t d,
+                               float *scores, size_t ss, size_t b, size_t e);
+/// out[g * d + j] = sum_{r in [b, e)} p[g * ps + (r - b)] * v[r * ld + j] for g < group, j < d (overwrites
+/// out): the weighted values of the group, each value row read once.
+void lowrank_attend_values_f32(const float *v, size_t ld, const float *p, size_t ps, size_t group, size_t d,
+                               float *out, size_t b, size_t e);
 /// out[i] = (float)h[i] for i in [0, count): half precision.
 void lowrank_widen_f16(const uint16_t *h, float *out, size_t count);
 /// out[i] = (float)h[i]: bfloat16.
