@@ -55,6 +55,8 @@ extension LlamaModel {
         let start = cache.count
         precondition(t > 0 && t <= ws.rows && start + t <= cache.capacity && start + t <= ws.contextCapacity,
                      "rows \(t) at position \(start) do not fit the cache (\(cache.capacity)) or workspace (\(ws.rows) rows, \(ws.contextCapacity) positions)")
+        precondition(Parallel.workers <= ws.workers,
+                     "the worker count was raised to \(Parallel.workers) after this workspace was sized for \(ws.workers): set it before creating workspaces")
         let h = c.hiddenSize, qw = c.queryWidth, kvw = c.keyValueWidth, inter = c.intermediateSize
         let layer = layers[l]
         let keys = cache.keys[l] + start * kvw

@@ -5,6 +5,9 @@ import LinearAlgebra
 public final class Workspace: @unchecked Sendable {
     public let rows: Int
     public let contextCapacity: Int
+    /// `Parallel.workers` when the buffers were sized: per-worker scratch (partial outputs of the
+    /// groups, attention states) would overflow if the worker count were raised later.
+    public let workers: Int
     /// Query rows per attention block: bounds the score buffers to `[block × context]` per worker.
     static let attentionBlock = 256
 
@@ -28,6 +31,7 @@ public final class Workspace: @unchecked Sendable {
         let c = model.configuration
         self.rows = rows
         self.contextCapacity = contextCapacity
+        self.workers = Parallel.workers
         func buffer(_ n: Int) -> UnsafeMutablePointer<Float> {
             let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
             p.initialize(repeating: 0, count: max(n, 1))
