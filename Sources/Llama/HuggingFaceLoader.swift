@@ -92,10 +92,10 @@ public enum HuggingFaceLoader {
         let groups = try Checkpoint.loadGroups(forms, configuration: configuration, tensors: tensors, directory: directory) {
             typeByRole[$0, default: []].insert($1)
         }
-        // Every projection of a compressed group was read into its form above.
+        // Every projection of a compressed group (its dense members too) was read into the group
+        // above, and gets no entry in the layer weights.
         let inGroups = Set(groups.keys.flatMap { g in g.site.projections.map { ProjectionID(layer: g.layer, kind: $0) } })
         let assembler = WeightAssembler(configuration: configuration, path: directory) { role in
-            if case .projection(let id) = role, inGroups.contains(id) { return ([0, 0], []) }  // no dense weight
             guard let (file, info) = tensors.info(named: role.huggingFaceName) else { return nil }
             typeByRole[role.group, default: []].insert(info.type)
             return (info.shape, file.floats(of: info))

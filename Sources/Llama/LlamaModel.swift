@@ -16,13 +16,10 @@ public struct LlamaModel: Sendable {
         self.configuration = configuration
         tokenEmbedding = weights.tokenEmbedding
         layers = weights.layers.enumerated().map { l, w in
-            var layer = DecoderLayer(attentionNorm: w.attentionNorm, mlpNorm: w.mlpNorm) { kind in
-                .dense(DenseLinear(w[kind], precision: precision))
+            DecoderLayer(attentionNorm: w.attentionNorm, mlpNorm: w.mlpNorm) { site in
+                if let group = weights.compressedGroups[GroupID(layer: l, site: site)] { return group.converted(to: precision) }
+                return ProjectionGroup(site: site, layout: .separate(site.projections.map { .dense(DenseLinear(w[$0], precision: precision)) }))
             }
-            for site in InputSite.allCases {
-                if let group = weights.compressedGroups[GroupID(layer: l, site: site)] { layer[site] = group.converted(to: precision) }
-            }
-            return layer
         }
         finalNorm = weights.finalNorm
         outputHead = .dense(DenseLinear(weights.outputHead ?? weights.tokenEmbedding, precision: precision))

@@ -1,56 +1,56 @@
 import LinearAlgebra
 
 /// The weights of one decoder layer, in Hugging Face layout (Q/K rows in rotate-half order).
+/// A projection that a checkpoint stores compressed has no dense weight here at all: its form is
+/// in `LlamaWeights.compressedGroups` (`dense(_:)` is nil for it, and no placeholder exists).
 public struct LlamaLayerWeights: Sendable, Equatable {
     public var attentionNorm: [Float]  // [hidden]
-    public var query: Matrix<Float>  // [heads·d × hidden]
-    public var key: Matrix<Float>  // [kvHeads·d × hidden]
-    public var value: Matrix<Float>  // [kvHeads·d × hidden]
-    public var output: Matrix<Float>  // [hidden × heads·d]
     public var mlpNorm: [Float]  // [hidden]
-    public var gate: Matrix<Float>  // [intermediate × hidden]
-    public var up: Matrix<Float>  // [intermediate × hidden]
-    public var down: Matrix<Float>  // [hidden × intermediate]
+    /// Dense weights in `ProjectionKind.allCases` order; nil where the projection is compressed.
+    private var projections: [Matrix<Float>?]
 
+    /// A layer whose seven projections are all dense.
     public init(
         attentionNorm: [Float], query: Matrix<Float>, key: Matrix<Float>, value: Matrix<Float>, output: Matrix<Float>,
         mlpNorm: [Float], gate: Matrix<Float>, up: Matrix<Float>, down: Matrix<Float>
     ) {
         self.attentionNorm = attentionNorm
-        self.query = query
-        self.key = key
-        self.value = value
-        self.output = output
         self.mlpNorm = mlpNorm
-        self.gate = gate
-        self.up = up
-        self.down = down
+        projections = [query, key, value, output, gate, up, down]
+        assert(ProjectionKind.allCases == [.query, .key, .value, .output, .gate, .up, .down])
     }
 
+    /// A layer whose dense projections `dense(kind)` gives; nil for a projection stored compressed.
+    public init(attentionNorm: [Float], mlpNorm: [Float], dense: (ProjectionKind) throws -> Matrix<Float>?) rethrows {
+        self.attentionNorm = attentionNorm
+        self.mlpNorm = mlpNorm
+        projections = try ProjectionKind.allCases.map(dense)
+    }
+
+    /// The dense weight of `kind`, or nil when the checkpoint stores that projection compressed.
+    public func dense(_ kind: ProjectionKind) -> Matrix<Float>? { projections[Self.index(kind)] }
+
+    /// The dense weight of a projection that has one (asking for a compressed one is a
+    /// programming error: compression starts from dense models, `Compress` checks `isDense`).
     public subscript(kind: ProjectionKind) -> Matrix<Float> {
         get {
-            switch kind {
-            case .query: query
-            case .key: key
-            case .value: value
-            case .output: output
-            case .gate: gate
-            case .up: up
-            case .down: down
+            guard let m = projections[Self.index(kind)] else {
+                preconditionFailure("\(kind) is stored compressed: it has no dense weight (see LlamaWeights.compressedGroups)")
             }
+            return m
         }
-        set {
-            switch kind {
-            case .query: query = newValue
-            case .key: key = newValue
-            case .value: value = newValue
-            case .output: output = newValue
-            case .gate: gate = newValue
-            case .up: up = newValue
-            case .down: down = newValue
-            }
-        }
+        set { projections[Self.index(kind)] = newValue }
     }
+
+    public var query: Matrix<Float> { get { self[.query] } set { self[.query] = newValue } }  // [heads·d × hidden]
+    public var key: Matrix<Float> { get { self[.key] } set { self[.key] = newValue } }  // [kvHeads·d × hidden]
+    public var value: Matrix<Float> { get { self[.value] } set { self[.value] = newValue } }  // [kvHeads·d × hidden]
+    public var output: Matrix<Float> { get { self[.output] } set { self[.output] = newValue } }  // [hidden × heads·d]
+    public var gate: Matrix<Float> { get { self[.gate] } set { self[.gate] = newValue } }  // [intermediate × hidden]
+    public var up: Matrix<Float> { get { self[.up] } set { self[.up] = newValue } }  // [intermediate × hidden]
+    public var down: Matrix<Float> { get { self[.down] } set { self[.down] = newValue } }  // [hidden × intermediate]
+
+    private static func index(_ kind: ProjectionKind) -> Int { ProjectionKind.allCases.firstIndex(of: kind)! }
 }
 
 /// All weights of a Llama model.
@@ -61,7 +61,7 @@ public struct LlamaWeights: Sendable, Equatable {
     /// `[vocabulary × hidden]`; nil when the head is tied to `tokenEmbedding`.
     public var outputHead: Matrix<Float>?
     /// Projection groups of a compressed checkpoint, loaded straight into their form. A projection
-    /// that has a group here has an empty `[0 × 0]` dense slot in `layers`: no dense weight exists.
+    /// that has a group here has no dense weight in `layers` (`dense(_:)` is nil).
     public var compressedGroups: [GroupID: ProjectionGroup] = [:]
 
     /// True when every projection is dense (what compression starts from).
@@ -98,7 +98,7 @@ public struct LlamaWeights: Sendable, Equatable {
         case .finalNorm: finalNorm
         case .attentionNorm(let layer): layers[layer].attentionNorm
         case .mlpNorm(let layer): layers[layer].mlpNorm
-        case .projection(let id): self[id].storage
+        case .projection(let id): layers[id.layer].dense(id.kind)?.storage
         }
     }
 }

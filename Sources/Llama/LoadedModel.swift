@@ -61,26 +61,22 @@ struct WeightAssembler {
 
     var name: (TensorRole) -> String = { $0.huggingFaceName }
 
-    /// - Parameter factored: projections stored as factors; their dense slot is an empty matrix.
+    /// - Parameter factored: projections stored as factors: they get no dense weight.
     func assemble(factored: Set<ProjectionID> = []) throws -> LlamaWeights {
         let c = configuration
         var layers: [LlamaLayerWeights] = []
         for layer in 0..<c.layerCount {
-            func projection(_ kind: ProjectionKind) throws -> Matrix<Float> {
+            layers.append(try LlamaLayerWeights(attentionNorm: try vector(.attentionNorm(layer: layer)),
+                                                mlpNorm: try vector(.mlpNorm(layer: layer))) { kind in
                 let id = ProjectionID(layer: layer, kind: kind)
-                if factored.contains(id) { return Matrix(rows: 0, columns: 0, storage: []) }
-                return try matrix(.projection(id))
-            }
-            layers.append(LlamaLayerWeights(
-                attentionNorm: try vector(.attentionNorm(layer: layer)),
-                query: factored.contains(ProjectionID(layer: layer, kind: .query)) ? try projection(.query) : transformQK(try projection(.query), c.attentionHeads),
-                key: factored.contains(ProjectionID(layer: layer, kind: .key)) ? try projection(.key) : transformQK(try projection(.key), c.keyValueHeads),
-                value: try projection(.value),
-                output: try projection(.output),
-                mlpNorm: try vector(.mlpNorm(layer: layer)),
-                gate: try projection(.gate),
-                up: try projection(.up),
-                down: try projection(.down)))
+                if factored.contains(id) { return nil }
+                let m = try matrix(.projection(id))
+                switch kind {
+                case .query: return transformQK(m, c.attentionHeads)
+                case .key: return transformQK(m, c.keyValueHeads)
+                default: return m
+                }
+            })
         }
         return LlamaWeights(
             tokenEmbedding: try matrix(.tokenEmbedding),

@@ -37,6 +37,34 @@ struct CheckpointTests {
         #expect(counts.projectionTotal == report.projectionParametersAfter)
     }
 
+    /// A compressed projection loads straight into its form: the loaded weights hold no dense
+    /// matrix for it (not even an empty one). Its group owns every member (a dense neighbour
+    /// reading the same input too); the other groups' projections keep their dense weights.
+    @Test func compressedProjectionsLoadWithNoDenseWeight() throws {
+        var model = LlamaModel(configuration: Self.tiny.configuration, weights: Self.tiny.weights)
+        let w = Self.tiny.weights.layers[1].up  // [96 × 64]
+        let left = Matrix(rows: w.rows, columns: 8, storage: Array(w.storage.prefix(w.rows * 8)))
+        let right = Matrix(rows: 8, columns: w.columns, storage: Array(w.storage.suffix(8 * w.columns)))
+        model[ProjectionID(layer: 1, kind: .up)] = .lowRank(LowRankLinear(left: left, right: right))
+        let dir = TemporaryDirectory()
+        try Checkpoint.write(model, tokenizer: try Self.tiny.tokenizer(), chatTemplate: nil, to: dir.file("ck"))
+        let loaded = try ModelLoader.load(dir.file("ck"))
+        for layer in 0..<2 {
+            for kind in ProjectionKind.allCases {
+                let dense = loaded.weights.layers[layer].dense(kind)
+                if layer == 1 && kind.inputSite == .mlpInput {
+                    #expect(dense == nil, "\(kind) belongs to a compressed group: no dense weight in the layer")
+                    #expect(loaded.weights.values(of: .projection(ProjectionID(layer: 1, kind: kind))) == nil)
+                } else {
+                    #expect(dense == Self.tiny.weights.layers[layer][kind], "layer \(layer) \(kind) stays dense")
+                }
+            }
+        }
+        let group = try #require(loaded.weights.compressedGroups[GroupID(layer: 1, site: .mlpInput)])
+        #expect(group[.gate] == .dense(DenseLinear(Self.tiny.weights.layers[1].gate)))
+        #expect(LlamaModel(configuration: loaded.configuration, weights: loaded.weights).layers == model.layers)
+    }
+
     @Test func uniformRanksRemoveTheRequestedFraction() throws {
         let (_, report) = try Self.compressedTiny(remove: 0.2)
         // q [64 × 64] → r = ⌊0.8·64·64/128⌋ = 25; k/v [32 × 64] → 17; gate/up/down → ⌊0.8·96·64/160⌋ = 30.

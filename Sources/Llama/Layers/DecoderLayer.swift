@@ -23,6 +23,12 @@ public struct DecoderLayer: Sendable, Equatable {
         self.mlpHidden = mlpHidden
     }
 
+    /// A layer whose group at each input site `group(site)` gives.
+    public init(attentionNorm: [Float], mlpNorm: [Float], group: (InputSite) -> ProjectionGroup) {
+        self.init(attentionNorm: attentionNorm, mlpNorm: mlpNorm, attentionInput: group(.attentionInput),
+                  attentionOutput: group(.attentionOutput), mlpInput: group(.mlpInput), mlpHidden: group(.mlpHidden))
+    }
+
     /// A layer whose projections are all separate (`linear(kind)` gives each).
     public init(attentionNorm: [Float], mlpNorm: [Float], _ linear: (ProjectionKind) -> Linear) {
         func group(_ site: InputSite) -> ProjectionGroup { ProjectionGroup(site: site, layout: .separate(site.projections.map(linear))) }
