@@ -3,14 +3,17 @@
 # `lowrank bench --json` on the dense model and on each checkpoint, in f32 and f16, plus the last
 # checkpoint at --active-rank 0.5. Prints each speed-up beside its weight-byte ratio and the
 # criterion (speed-up ≥ 0.9 × byte ratio). Runs are interleaved (dense, 20%, 40%, dense, ...) so a
-# change in the machine's load affects every row alike.
-# Usage: benchmarks/compressed_decode.sh RUNS CHECKPOINT_20 CHECKPOINT_40 [extra bench flags...]
+# change in the machine's load affects every row alike. ROUNDS=n (default 1) repeats the whole
+# interleaved sweep n times and reports each row's median over the rounds (on a shared, noisy host
+# one sweep's ratios moved by ±0.1).
+# Usage: [ROUNDS=n] benchmarks/compressed_decode.sh RUNS CHECKPOINT_20 CHECKPOINT_40 [extra bench flags...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../scripts/env.sh"
 RUNS="$1"; C20="$2"; C40="$3"; shift 3
 BIN="${LOWRANK_BIN:-$(swift build "${SWIFT_FLAGS[@]}" --show-bin-path)/lowrank}"
 out="$(mktemp)"
+for round in $(seq "${ROUNDS:-1}"); do
 for weights in f32 f16; do
     for model in "$MODEL_PATH" "$C20" "$C40" "$C40@0.5"; do
         path="${model%@*}"; active=1
@@ -20,9 +23,20 @@ for weights in f32 f16; do
             | python3 -c "import json,sys; r=json.load(sys.stdin); r['label']=sys.argv[1]; print(json.dumps(r))" "$model" >> "$out"
     done
 done
+done
 python3 - "$out" "$MODEL_PATH" "$C40" <<'PY'
 import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
+import statistics
+runs = [json.loads(l) for l in open(sys.argv[1])]
+rows = []  # one per (label, weights): the median over rounds
+for r in runs:
+    if any(x["label"] == r["label"] and x["weights"] == r["weights"] for x in rows): continue
+    same = [x for x in runs if x["label"] == r["label"] and x["weights"] == r["weights"]]
+    m = dict(r)
+    for key in ("decode_tokens_per_second", "prefill_tokens_per_second"):
+        m[key] = statistics.median(x[key] for x in same)
+    m["rounds"] = len(same)
+    rows.append(m)
 dense_path, c40 = sys.argv[2], sys.argv[3]
 print(f"| model | weights | active rank | decode tok/s | prefill tok/s | weight MB/token | byte ratio | speed-up | ≥ 0.9 × byte ratio |")
 print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
@@ -36,5 +50,5 @@ for r in rows:
     print(f"| {name} | {r['weights']} | {r['active_rank']} | {r['decode_tokens_per_second']:.1f} | {r['prefill_tokens_per_second']:.0f} | "
           f"{r['weight_bytes_per_token']/1e6:.1f} | {ratio:.3f} | {speed:.3f} | {ok if r is not base else '–'} |")
 print()
-print("blas:", rows[0]["blas"], "| threads:", rows[0]["threads"])
+print("blas:", rows[0]["blas"], "| threads:", rows[0]["threads"], "| rounds:", rows[0]["rounds"])
 PY

@@ -159,12 +159,10 @@ GEMV_AVX512(gemv_bf16_avx512, uint16_t, load_bf16, load_bf16_masked)
 // The transposed product streams the rows of W one after another (each row once, sequentially),
 // accumulating into y, which stays in L1 (n ≤ a few thousand floats): a low-rank left factor kept
 // as Bᵀ [rank × outputs], where one worker's share of the rank is a contiguous block of rows.
-// Software prefetch 4 KiB ahead in the transposed product: its stores into y (every row adds into
-// every output) fill the store queue and stall the loads ahead, and the hardware prefetcher alone
-// reached 14–19 GB/s there against 22–29 GB/s with this (one thread, F16 rows of 576 and 1536,
-// AMD EPYC Zen 4). The same prefetch slowed the plain product (row dot products, no stores) from
-// 22–25 to 15–20 GB/s, so it has none.
-#define PF 4096
+// No software prefetch here: 4 KiB ahead raised one thread's bandwidth (14–19 → 22–29 GB/s,
+// benchmarks/kernel_bandwidth.sh) but lowered decoding with two workers (SVD-LLM 20% f32: 53 → 63
+// tokens/s without it, medians of 4 interleaved runs; docs/BENCHMARKS.md): both cores already
+// saturate the memory system, and the extra requests only compete.
 #define GEMV_T_AVX512(NAME, T, LOAD, LOAD_MASKED)                                                           \
     AVX512 static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {\
         size_t full = n & ~(size_t)15;                                                                       \
@@ -175,12 +173,6 @@ GEMV_AVX512(gemv_bf16_avx512, uint16_t, load_bf16, load_bf16_masked)
             __m512 xk = _mm512_set1_ps(x[k]);                                                                \
             size_t j = 0;                                                                                    \
             for (; j + 64 <= full; j += 64) {                                                                \
-                _mm_prefetch((const char *)(wr + j) + PF, _MM_HINT_T0);                                      \
-                _mm_prefetch((const char *)(wr + j) + PF + 64, _MM_HINT_T0);                                 \
-                if (sizeof(T) == 4) {                                                                        \
-                    _mm_prefetch((const char *)(wr + j) + PF + 128, _MM_HINT_T0);                            \
-                    _mm_prefetch((const char *)(wr + j) + PF + 192, _MM_HINT_T0);                            \
-                }                                                                                            \
                 _mm512_storeu_ps(y + j, _mm512_fmadd_ps(LOAD(wr + j), xk, _mm512_loadu_ps(y + j)));          \
                 _mm512_storeu_ps(y + j + 16, _mm512_fmadd_ps(LOAD(wr + j + 16), xk, _mm512_loadu_ps(y + j + 16))); \
                 _mm512_storeu_ps(y + j + 32, _mm512_fmadd_ps(LOAD(wr + j + 32), xk, _mm512_loadu_ps(y + j + 32))); \

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Single-thread bandwidth of the decode kernels (benchmarks/kernel_bandwidth.c), compiled against
+# Sources/CKernels as the package compiles them. Usage: benchmarks/kernel_bandwidth.sh
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+kernels="$here/../Sources/CKernels"
+out="$(mktemp -d)"
+clang -O2 -I"$kernels/include" "$here/kernel_bandwidth.c" "$kernels/kernels.c" -o "$out/kernel_bandwidth"
+lscpu | grep "Model name" || true
+"$out/kernel_bandwidth"
+rm -rf "$out"
