@@ -2,103 +2,6 @@ import Foundation
 import LinearAlgebra
 import Llama
 
-/// The factorisation methods of this issue; allocation and sharing methods come later.
-public enum CompressionMethod: String, CaseIterable, Codable, Sendable {
-    /// Plain truncated SVD (no calibration data needed).
-    case svd
-    /// ASVD: activation-magnitude column scaling, s_j = mean|x_j|^α.
-    case asvd
-    /// SVD-LLM (W): truncation-aware Cholesky whitening, no parameter update.
-    case svdLLM = "svd-llm"
-
-    public var needsGram: Bool { self == .svdLLM }
-    public var needsAbsoluteMean: Bool { self == .asvd }
-    public var needsCalibration: Bool { needsGram || needsAbsoluteMean }
-}
-
-/// How SVD-LLM turns a Gram matrix into a whitening (both give the same singular values of W·S;
-/// they differ in numerics and in what happens when the Gram is singular).
-public enum WhiteningKind: String, CaseIterable, Codable, Sendable {
-    /// SVD-LLM: Cholesky factor, with a reported eigenvalue shift if not positive definite.
-    case cholesky
-    /// SVD-LLM V2: eigen-decomposition square root, tiny eigenvalues clamped and counted.
-    case eigen
-}
-
-/// Everything that determines a compression run (written beside the result).
-public struct CompressionRecipe: Codable, Sendable, Equatable {
-    public var method: CompressionMethod
-    /// Fraction of the q/k/v/o/gate/up/down parameters removed (the papers' "compression ratio").
-    public var removedFraction: Double
-    public var asvdAlpha: Double
-    public var calibrationCorpus: String
-    public var calibrationSamples: Int
-    public var calibrationLength: Int
-    public var seed: UInt64
-    public var calibrationStarts: [Int]?
-    /// SVD-LLM whitening (ignored by svd and asvd).
-    public var whitening: WhiteningKind
-    /// Original activations (default, as the references) or the compressed prefix's.
-    public var calibrateOn: CalibrationSource
-
-    public init(method: CompressionMethod, removedFraction: Double, asvdAlpha: Double = 0.5, calibrationCorpus: String = "c4",
-                calibrationSamples: Int = 64, calibrationLength: Int = 512, seed: UInt64 = 3, calibrationStarts: [Int]? = nil,
-                whitening: WhiteningKind = .cholesky, calibrateOn: CalibrationSource = .dense) {
-        self.whitening = whitening
-        self.calibrateOn = calibrateOn
-        self.method = method
-        self.removedFraction = removedFraction
-        self.asvdAlpha = asvdAlpha
-        self.calibrationCorpus = calibrationCorpus
-        self.calibrationSamples = calibrationSamples
-        self.calibrationLength = calibrationLength
-        self.seed = seed
-        self.calibrationStarts = calibrationStarts
-    }
-
-    public var keptFraction: Double { 1 - removedFraction }
-}
-
-/// What happened to one projection.
-public struct ProjectionReport: Codable, Sendable {
-    public var layer: Int
-    public var projection: String
-    public var outputs: Int
-    public var inputs: Int
-    /// nil when the projection stayed dense.
-    public var rank: Int?
-    public var parametersBefore: Int
-    public var parametersAfter: Int
-    /// ‖dropped σ‖/‖σ‖ of the scaled weight (for SVD-LLM: relative error of the layer output on the
-    /// calibration data).
-    public var relativeTruncationError: Double?
-    /// Eigenvalue shift added to a Gram matrix that was not positive definite (0: none).
-    public var whiteningShift: Double?
-    /// Eigen whitening: how many eigenvalues of the Gram were raised to the floor (0: none).
-    public var clampedEigenvalues: Int?
-    public var note: String?
-}
-
-public struct CompressionReport: Codable, Sendable {
-    public var projections: [ProjectionReport]
-    public var projectionParametersBefore: Int
-    public var projectionParametersAfter: Int
-    public var modelParametersBefore: Int
-    public var modelParametersAfter: Int
-    public var factorisationSeconds: Double
-    /// Forward passes and statistics (0 for plain SVD).
-    public var calibrationSeconds: Double
-    public var calibrationTokens: Int
-    /// The largest amount of statistics alive at once (one layer's Gram matrices and sums) plus
-    /// the calibration windows' residual streams.
-    public var peakCalibrationBytes: Int
-
-    /// Fraction of projection parameters removed (what `--remove` asks for).
-    public var removedProjectionFraction: Double { 1 - Double(projectionParametersAfter) / Double(projectionParametersBefore) }
-    /// Fraction of all model parameters removed (embeddings and norms are not compressed).
-    public var removedModelFraction: Double { 1 - Double(modelParametersAfter) / Double(modelParametersBefore) }
-}
-
 public enum Compressor {
     /// What one compression step was (for progress): a calibration window through a layer, or a
     /// projection factorised.
@@ -108,22 +11,38 @@ public enum Compressor {
         public var layer: Int
     }
 
-    /// Factorises every projection of `model` at the uniform rank r = ⌊keep·m·n/(m+n)⌋, scaling by
-    /// the method's statistic. Layer by layer: run the layer on every calibration window (its
-    /// statistics only), factorise its seven projections, drop the statistics, move on; with
-    /// `recipe.calibrateOn == .compressed` the windows then pass through the compressed layer.
+    /// Profile, allocate, factorise. Factorises every projection of `model` at the rank
+    /// `recipe.allocation` chooses, scaling by the method's statistic. Layer by layer: run the layer
+    /// on every calibration window (its statistics only), decompose its seven projections, drop the
+    /// statistics, move on; with `recipe.calibrateOn == .compressed` the windows then pass through
+    /// the compressed layer. An allocator that reads shapes only (uniform) fixes the ranks first and
+    /// each layer is truncated at once; one that reads spectra gets every projection's singular
+    /// values after the last layer, and the full-rank factors (Float32) wait for its plan.
     /// A projection whose rank would not save parameters stays dense and the report says so.
     public static func compress(_ model: LlamaModel, weights: LlamaWeights, recipe: CompressionRecipe,
+                                calibration: CalibrationSet?, progress: (Progress) -> Void = { _ in }) throws
+        -> (LlamaModel, CompressionReport) {
+        try compress(model, weights: weights, recipe: recipe, allocator: recipe.allocation.allocator(beta: recipe.beta),
+                     calibration: calibration, progress: progress)
+    }
+
+    /// The same with any allocator (the recipe's `allocation` is then only a label).
+    public static func compress(_ model: LlamaModel, weights: LlamaWeights, recipe: CompressionRecipe, allocator: any RankAllocator,
                                 calibration: CalibrationSet?, progress: (Progress) -> Void = { _ in }) throws
         -> (LlamaModel, CompressionReport) {
         guard recipe.removedFraction > 0 && recipe.removedFraction < 1 else {
             throw CompressionError.invalidBudget(recipe.removedFraction)
         }
         let c = model.configuration
+        let shapes = ProjectionProfile.shapes(of: c)
+        var plan: RankPlan? = allocator.input == .shapes ? try allocator.allocate(shapes, keptFraction: recipe.keptFraction) : nil
+        if plan == nil && recipe.calibrateOn == .compressed { throw AllocationError.needsDenseCalibration(recipe.allocation) }
+        var pending: [ProjectionID: PendingFactorization] = [:]
         let clock = ContinuousClock()
         var calibrationTime = Duration.zero, factorisationTime = Duration.zero
         var compressed = model
         var reports: [ProjectionReport] = []
+        var pendingReports: [ProjectionID: ProjectionReport] = [:]
         let kinds = ProjectionKind.allCases
         let layerwise: LayerwiseCalibration?
         if recipe.method.needsCalibration {
@@ -178,27 +97,37 @@ public enum Compressor {
             }
             statistics = nil  // the Gram matrices go now; only the scalings are needed
             // The seven projections of a layer in parallel (LAPACK is single-threaded per call).
-            let box = UncheckedSendableBox(UnsafeMutableBufferPointer<Result<(Linear, ProjectionReport), any Error>?>.allocate(capacity: kinds.count))
+            let box = UncheckedSendableBox(UnsafeMutableBufferPointer<Result<(Outcome, ProjectionReport), any Error>?>.allocate(capacity: kinds.count))
             box.value.initialize(repeating: nil)
             defer {
                 _ = box.value.deinitialize()
                 box.value.deallocate()
             }
+            let layerPlan = plan
             Parallel.forEach(kinds.count) { i in
-                let kind = kinds[i]
-                let (scaling, shift, clamped) = scalings[kind.inputSite]!
+                let id = ProjectionID(layer: layer, kind: kinds[i])
+                let (scaling, shift, clamped) = scalings[id.kind.inputSite]!
                 box.value[i] = Result {
-                    var (linear, report) = try factorizeProjection(weights[ProjectionID(layer: layer, kind: kind)], id: ProjectionID(layer: layer, kind: kind),
-                                                                   keep: recipe.keptFraction, scaling: scaling, shift: shift)
+                    let w = weights[id]
+                    // Without a plan yet: full rank, truncated once the allocator has seen every spectrum.
+                    let rank = layerPlan?[id] ?? min(w.rows, w.columns)
+                    var (outcome, report) = try factorizeProjection(w, id: id, rank: rank, scaling: scaling, shift: shift)
                     if case .eigen = scaling { report.clampedEigenvalues = clamped }
-                    return (linear, report)
+                    return (outcome, report)
                 }
             }
             let stepsBefore = base + (passes == 0 ? 0 : layerwise?.windows.count ?? 0)
             for (i, kind) in kinds.enumerated() {
-                let (linear, report) = try box.value[i]!.get()
-                compressed[ProjectionID(layer: layer, kind: kind)] = linear
-                reports.append(report)
+                let id = ProjectionID(layer: layer, kind: kind)
+                let (outcome, report) = try box.value[i]!.get()
+                switch outcome {
+                case .final(let linear):
+                    compressed[id] = linear
+                    reports.append(report)
+                case .pending(let factors):
+                    pending[id] = factors
+                    pendingReports[id] = report
+                }
                 progress(Progress(done: stepsBefore + i + 1, total: c.layerCount * stepsPerLayer, layer: layer))
             }
             factorisationTime += clock.now - started
@@ -208,6 +137,21 @@ public enum Compressor {
                     progress(Progress(done: stepsBefore + kinds.count + $0, total: c.layerCount * stepsPerLayer, layer: layer))
                 }
                 calibrationTime += clock.now - started
+            }
+        }
+        if plan == nil {
+            let profiles = try shapes.map { p -> ProjectionProfile in
+                guard let factors = pending[p.id] else { throw AllocationError.missingSpectrum(p.id) }
+                var profile = p
+                profile.singularValues = factors.singularValues
+                return profile
+            }
+            let chosen = try allocator.allocate(profiles, keptFraction: recipe.keptFraction)
+            plan = chosen
+            for p in profiles {
+                let (linear, report) = try pending.removeValue(forKey: p.id)!.truncated(to: chosen[p.id] ?? 0, report: pendingReports[p.id]!)
+                compressed[p.id] = linear
+                reports.append(report)
             }
         }
         let before = reports.reduce(0) { $0 + $1.parametersBefore }
@@ -220,41 +164,65 @@ public enum Compressor {
         return (compressed, report)
     }
 
-    static func factorizeProjection(_ w: Matrix<Float>, id: ProjectionID, keep: Double, scaling: InputScaling, shift: Double) throws
-        -> (Linear, ProjectionReport) {
+    /// What factorising one projection gives: its final form, or (no plan yet) full-rank factors
+    /// that wait for the allocator.
+    enum Outcome {
+        case final(Linear)
+        case pending(PendingFactorization)
+    }
+
+    /// Factorises `w` at `rank`; at full rank min(m, n) (no plan yet) the factors are kept pending.
+    static func factorizeProjection(_ w: Matrix<Float>, id: ProjectionID, rank: Int, scaling: InputScaling, shift: Double) throws
+        -> (Outcome, ProjectionReport) {
         let m = w.rows, n = w.columns
-        let rank = uniformRank(outputs: m, inputs: n, keptFraction: keep)
+        let full = rank == min(m, n)
         var report = ProjectionReport(layer: id.layer, projection: id.kind.shortName, outputs: m, inputs: n, rank: nil,
                                       parametersBefore: m * n, parametersAfter: m * n, relativeTruncationError: nil,
                                       whiteningShift: shift, note: nil)
-        guard rank >= 1, rank * (m + n) < m * n else {
+        guard full || (rank >= 1 && rank * (m + n) < m * n) else {
             report.note = rank < 1 ? "rank would be 0: kept dense" : "rank \(rank) would not save parameters: kept dense"
-            return (.dense(DenseLinear(w)), report)
+            return (.final(.dense(DenseLinear(w))), report)
         }
         let f = try ScaledSVD.factorize(Matrix(rows: m, columns: n, storage: w.storage.map(Double.init)), rank: rank, scaling: scaling)
         let left = Matrix(rows: m, columns: rank, storage: f.left.storage.map(Float.init))
         let right = Matrix(rows: rank, columns: n, storage: f.right.storage.map(Float.init))
         let nonFinite = left.storage.filter { !$0.isFinite }.count + right.storage.filter { !$0.isFinite }.count
         guard nonFinite == 0 else { throw CompressionError.nonFiniteFactors(id, count: nonFinite) }
+        report.effectiveRank = EffectiveRank.energy(f.singularValues)
+        if full {
+            return (.pending(PendingFactorization(left: left, right: right, singularValues: f.singularValues, dense: w)), report)
+        }
         report.rank = rank
         report.parametersAfter = rank * (m + n)
         report.relativeTruncationError = f.relativeTruncationError
-        return (.lowRank(LowRankLinear(left: left, right: right)), report)
+        return (.final(.lowRank(LowRankLinear(left: left, right: right))), report)
     }
 }
 
-public enum CompressionError: Error, CustomStringConvertible, Equatable {
-    case invalidBudget(Double)
-    case missingStatistics(layer: Int, site: InputSite)
-    case missingCalibration(CompressionMethod)
-    case nonFiniteFactors(ProjectionID, count: Int)
+/// Full-rank factors of one projection, √Σ folded into both, waiting for the plan: every rank
+/// prefix is the truncated factorisation (the scaling is undone row by row on the right factor,
+/// so truncating after undoing it equals undoing it after truncating).
+struct PendingFactorization {
+    var left: Matrix<Float>  // [m × k], k = min(m, n)
+    var right: Matrix<Float>  // [k × n]
+    var singularValues: [Double]
+    var dense: Matrix<Float>  // [m × n], kept for a rank that saves nothing
 
-    public var description: String {
-        switch self {
-        case .invalidBudget(let r): "--remove \(r) must be strictly between 0 and 1 (the fraction of projection parameters removed)"
-        case .missingStatistics(let layer, let site): "no calibration statistics for layer \(layer), \(site.rawValue)"
-        case .missingCalibration(let method): "\(method.rawValue) needs calibration windows (--calibration, --samples, --length)"
-        case .nonFiniteFactors(let id, let count): "factorising \(id) gave \(count) non-finite values; check the calibration data"
+    func truncated(to rank: Int, report: ProjectionReport) -> (Linear, ProjectionReport) {
+        var report = report
+        let m = left.rows, n = right.columns
+        guard rank >= 1 && rank * (m + n) < m * n else {
+            report.note = rank < 1 ? "rank would be 0: kept dense" : "rank \(rank) would not save parameters: kept dense"
+            return (.dense(DenseLinear(dense)), report)
         }
+        var l = Matrix<Float>.zeros(rows: m, columns: rank)
+        for i in 0..<m { for k in 0..<rank { l[i, k] = left[i, k] } }
+        let r = Matrix(rows: rank, columns: n, storage: Array(right.storage.prefix(rank * n)))
+        report.rank = rank
+        report.parametersAfter = rank * (m + n)
+        let total = singularValues.reduce(0) { $0 + $1 * $1 }
+        let tail = singularValues.dropFirst(rank).reduce(0) { $0 + $1 * $1 }
+        report.relativeTruncationError = total > 0 ? (tail / total).squareRoot() : 0
+        return (.lowRank(LowRankLinear(left: l, right: r)), report)
     }
 }

@@ -56,6 +56,12 @@ struct Compress: ParsableCommand {
     @Option(help: "Calibration activations: dense (the original model's, as the references) or compressed (through the already-compressed layers).")
     var calibrateOn: CalibrationSource = .dense
 
+    @Option(help: "Rank allocation: uniform (SVD-LLM: the same kept fraction of every matrix) or effective-rank (D-Rank: ranks ∝ √(effective rank) per projection type, then Q/K → V).")
+    var allocation: AllocationMethod = .uniform
+
+    @Option(help: "effective-rank: fraction of the q and k ranks' parameters moved to v, in [0, 1).")
+    var beta: Double = 0.3
+
     @Option(help: "Folder holding c4/ (default: $LOWRANK_DATA, ./data, or the repository's data/).")
     var dataDirectory: String?
 
@@ -66,6 +72,10 @@ struct Compress: ParsableCommand {
         guard remove > 0 && remove < 1 else { throw ValidationError("--remove must be strictly between 0 and 1 (e.g. 0.2 removes 20% of projection parameters)") }
         guard samples >= 1, length >= 2 else { throw ValidationError("--samples must be ≥ 1 and --length ≥ 2") }
         guard alpha > 0 else { throw ValidationError("--alpha must be positive") }
+        guard beta >= 0 && beta < 1 else { throw ValidationError("--beta must be in [0, 1) (the fraction of q and k parameters moved to v)") }
+        if allocation.allocator(beta: beta).input == .spectra && calibrateOn == .compressed {
+            throw ValidationError(AllocationError.needsDenseCalibration(allocation).description)
+        }
     }
 
     func run() throws {
@@ -78,7 +88,8 @@ struct Compress: ParsableCommand {
         let dense = LlamaModel(configuration: loaded.configuration, weights: loaded.weights)
         let recipe = CompressionRecipe(method: method, removedFraction: remove, asvdAlpha: alpha, calibrationCorpus: calibration,
                                        calibrationSamples: calibrationStarts?.count ?? samples, calibrationLength: length,
-                                       seed: seed, calibrationStarts: calibrationStarts, whitening: whitening, calibrateOn: calibrateOn)
+                                       seed: seed, calibrationStarts: calibrationStarts, whitening: whitening, calibrateOn: calibrateOn,
+                                       allocation: allocation, beta: beta)
         var calibrationSet: CalibrationSet?
         var calibrationFile: String?
         var calibrationTokens: Int?
@@ -144,3 +155,4 @@ struct Compress: ParsableCommand {
 extension CompressionMethod: ExpressibleByArgument {}
 extension WhiteningKind: ExpressibleByArgument {}
 extension CalibrationSource: ExpressibleByArgument {}
+extension AllocationMethod: ExpressibleByArgument {}

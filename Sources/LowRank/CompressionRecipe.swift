@@ -1,0 +1,87 @@
+import Foundation
+
+/// The factorisation methods of this issue; allocation and sharing methods come later.
+public enum CompressionMethod: String, CaseIterable, Codable, Sendable {
+    /// Plain truncated SVD (no calibration data needed).
+    case svd
+    /// ASVD: activation-magnitude column scaling, s_j = mean|x_j|^α.
+    case asvd
+    /// SVD-LLM (W): truncation-aware Cholesky whitening, no parameter update.
+    case svdLLM = "svd-llm"
+
+    public var needsGram: Bool { self == .svdLLM }
+    public var needsAbsoluteMean: Bool { self == .asvd }
+    public var needsCalibration: Bool { needsGram || needsAbsoluteMean }
+}
+
+/// How SVD-LLM turns a Gram matrix into a whitening (both give the same singular values of W·S;
+/// they differ in numerics and in what happens when the Gram is singular).
+public enum WhiteningKind: String, CaseIterable, Codable, Sendable {
+    /// SVD-LLM: Cholesky factor, with a reported eigenvalue shift if not positive definite.
+    case cholesky
+    /// SVD-LLM V2: eigen-decomposition square root, tiny eigenvalues clamped and counted.
+    case eigen
+}
+
+/// Everything that determines a compression run (written beside the result).
+public struct CompressionRecipe: Codable, Sendable, Equatable {
+    public var method: CompressionMethod
+    /// Fraction of the q/k/v/o/gate/up/down parameters removed (the papers' "compression ratio").
+    public var removedFraction: Double
+    public var asvdAlpha: Double
+    public var calibrationCorpus: String
+    public var calibrationSamples: Int
+    public var calibrationLength: Int
+    public var seed: UInt64
+    public var calibrationStarts: [Int]?
+    /// SVD-LLM whitening (ignored by svd and asvd).
+    public var whitening: WhiteningKind
+    /// Original activations (default, as the references) or the compressed prefix's.
+    public var calibrateOn: CalibrationSource
+    /// How the budget becomes a rank per projection.
+    public var allocation: AllocationMethod
+    /// D-Rank's Q/K → V transfer fraction (effective-rank allocation only).
+    public var beta: Double
+
+    public init(method: CompressionMethod, removedFraction: Double, asvdAlpha: Double = 0.5, calibrationCorpus: String = "c4",
+                calibrationSamples: Int = 64, calibrationLength: Int = 512, seed: UInt64 = 3, calibrationStarts: [Int]? = nil,
+                whitening: WhiteningKind = .cholesky, calibrateOn: CalibrationSource = .dense, allocation: AllocationMethod = .uniform,
+                beta: Double = 0.3) {
+        self.allocation = allocation
+        self.beta = beta
+        self.whitening = whitening
+        self.calibrateOn = calibrateOn
+        self.method = method
+        self.removedFraction = removedFraction
+        self.asvdAlpha = asvdAlpha
+        self.calibrationCorpus = calibrationCorpus
+        self.calibrationSamples = calibrationSamples
+        self.calibrationLength = calibrationLength
+        self.seed = seed
+        self.calibrationStarts = calibrationStarts
+    }
+
+    public var keptFraction: Double { 1 - removedFraction }
+
+    enum CodingKeys: String, CodingKey {
+        case method, removedFraction, asvdAlpha, calibrationCorpus, calibrationSamples, calibrationLength, seed, calibrationStarts
+        case whitening, calibrateOn, allocation, beta
+    }
+
+    /// Records written before allocation existed read as uniform.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        method = try c.decode(CompressionMethod.self, forKey: .method)
+        removedFraction = try c.decode(Double.self, forKey: .removedFraction)
+        asvdAlpha = try c.decode(Double.self, forKey: .asvdAlpha)
+        calibrationCorpus = try c.decode(String.self, forKey: .calibrationCorpus)
+        calibrationSamples = try c.decode(Int.self, forKey: .calibrationSamples)
+        calibrationLength = try c.decode(Int.self, forKey: .calibrationLength)
+        seed = try c.decode(UInt64.self, forKey: .seed)
+        calibrationStarts = try c.decodeIfPresent([Int].self, forKey: .calibrationStarts)
+        whitening = try c.decode(WhiteningKind.self, forKey: .whitening)
+        calibrateOn = try c.decode(CalibrationSource.self, forKey: .calibrateOn)
+        allocation = try c.decodeIfPresent(AllocationMethod.self, forKey: .allocation) ?? .uniform
+        beta = try c.decodeIfPresent(Double.self, forKey: .beta) ?? 0.3
+    }
+}

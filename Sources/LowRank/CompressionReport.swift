@@ -1,0 +1,43 @@
+import Foundation
+
+/// What happened to one projection.
+public struct ProjectionReport: Codable, Sendable {
+    public var layer: Int
+    public var projection: String
+    public var outputs: Int
+    public var inputs: Int
+    /// nil when the projection stayed dense.
+    public var rank: Int?
+    public var parametersBefore: Int
+    public var parametersAfter: Int
+    /// ‖dropped σ‖/‖σ‖ of the scaled weight (for SVD-LLM: relative error of the layer output on the
+    /// calibration data).
+    public var relativeTruncationError: Double?
+    /// Eigenvalue shift added to a Gram matrix that was not positive definite (0: none).
+    public var whiteningShift: Double?
+    /// Eigen whitening: how many eigenvalues of the Gram were raised to the floor (0: none).
+    public var clampedEigenvalues: Int?
+    /// D-Rank's effective rank exp(entropy of σ²/Σσ²) of the scaled weight.
+    public var effectiveRank: Double?
+    public var note: String?
+}
+
+public struct CompressionReport: Codable, Sendable {
+    public var projections: [ProjectionReport]
+    public var projectionParametersBefore: Int
+    public var projectionParametersAfter: Int
+    public var modelParametersBefore: Int
+    public var modelParametersAfter: Int
+    public var factorisationSeconds: Double
+    /// Forward passes and statistics (0 for plain SVD).
+    public var calibrationSeconds: Double
+    public var calibrationTokens: Int
+    /// The largest amount of statistics alive at once (one layer's Gram matrices and sums) plus
+    /// the calibration windows' residual streams.
+    public var peakCalibrationBytes: Int
+
+    /// Fraction of projection parameters removed (what `--remove` asks for).
+    public var removedProjectionFraction: Double { 1 - Double(projectionParametersAfter) / Double(projectionParametersBefore) }
+    /// Fraction of all model parameters removed (embeddings and norms are not compressed).
+    public var removedModelFraction: Double { 1 - Double(modelParametersAfter) / Double(modelParametersBefore) }
+}

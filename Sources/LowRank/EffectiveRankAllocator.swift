@@ -1,0 +1,102 @@
+import Foundation
+import Llama
+
+/// D-Rank's allocation (algorithms.md §5; arXiv 2509.25622 §3.2–3.4), with groups of one layer
+/// (n = 1), which the paper prescribes for grouped-query attention:
+/// 1. the effective rank R = exp(entropy of σ²/Σσ²) of each scaled (whitened) weight;
+/// 2. per projection type, budget B = keep·Σ m·n and the Lagrangian closed form
+///    k_l = B·√(R_l/ω)/Σ_j √(R_j·ω), ω = m + n; within one type every ω is equal, so k_l is the
+///    type's total rank split in proportion to √R_l;
+/// 3. the Q/K → V transfer in **parameter** units: q and k ranks shrink by (1 − β), and the
+///    parameters freed, β·Σ(k_q·ω_q + k_k·ω_k), become v ranks evenly over the layers at v's own ω
+///    (the released code moves rank units, which is parameter-neutral only when q, k and v have
+///    equal shapes: not under grouped-query attention);
+/// 4. ranks rounded and clamped to [1, the largest rank that still saves parameters];
+/// 5. budget repair (as the released code, to the exact budget): per pool — q, k and v together,
+///    each other type alone — while over budget the matrix with the smallest R/ω loses one rank;
+///    then while one more rank fits, the matrix with the largest R/ω below its cap gains one.
+/// Not done: the released code's per-type fallback to uniform ranks when the dynamic ranks do not
+/// lower the summed squared truncation error (a switch for later; docs/RESULTS.md).
+public struct EffectiveRankAllocator: RankAllocator {
+    /// Fraction of the q and k ranks moved to v (the paper's Table 5: 0.3–0.4 best; the code: 0.2).
+    public var beta: Double
+
+    public init(beta: Double = 0.3) {
+        precondition(beta >= 0 && beta < 1, "beta \(beta) must be in [0, 1)")
+        self.beta = beta
+    }
+
+    public var input: AllocationInput { .spectra }
+
+    public func allocate(_ profiles: [ProjectionProfile], keptFraction keep: Double) throws -> RankPlan {
+        var effective: [ProjectionID: Double] = [:]
+        for p in profiles {
+            guard let sigma = p.singularValues else { throw AllocationError.missingSpectrum(p.id) }
+            // An all-zero matrix has no spectrum to spread: rank 1 is all it can use.
+            effective[p.id] = sigma.contains(where: { $0 > 0 }) ? EffectiveRank.energy(sigma) : 1
+        }
+        var target: [ProjectionID: Double] = [:]
+        var budgets: [ProjectionKind: Double] = [:]
+        for kind in ProjectionKind.allCases {
+            let ofKind = profiles.filter { $0.id.kind == kind }
+            guard !ofKind.isEmpty else { continue }
+            let budget = keep * Double(ofKind.reduce(0) { $0 + $1.denseParameters })
+            budgets[kind] = budget
+            let roots = ofKind.reduce(0.0) { $0 + (effective[$1.id]! * Double($1.perRank)).squareRoot() }
+            for p in ofKind {
+                target[p.id] = budget * (effective[p.id]! / Double(p.perRank)).squareRoot() / roots
+            }
+        }
+        if beta > 0 {
+            var freed = 0.0
+            for p in profiles where p.id.kind == .query || p.id.kind == .key {
+                freed += beta * target[p.id]! * Double(p.perRank)
+                target[p.id]! *= 1 - beta
+            }
+            let values = profiles.filter { $0.id.kind == .value }
+            for p in values { target[p.id]! += freed / Double(values.count) / Double(p.perRank) }
+        }
+        var ranks: [ProjectionID: Int] = [:]
+        for p in profiles { ranks[p.id] = min(max(1, Int(target[p.id]!.rounded())), max(1, p.largestSavingRank)) }
+        // Pools that must each meet their own budget: the transfer moves parameters between q, k and v only.
+        let pools: [[ProjectionKind]] = [[.query, .key, .value], [.output], [.gate], [.up], [.down]]
+        for pool in pools {
+            let members = profiles.filter { pool.contains($0.id.kind) }
+            guard !members.isEmpty else { continue }
+            // keep·Σ m·n is an integer in exact arithmetic (0.8 of 16,588,800): absorb the rounding of keep.
+            let budget = Int((pool.reduce(0.0) { $0 + (budgets[$1] ?? 0) } + 1e-6).rounded(.down))
+            Self.repair(members, ranks: &ranks, density: { effective[$0.id]! / Double($0.perRank) }, budget: budget)
+        }
+        return RankPlan(ranks: ranks)
+    }
+
+    /// Steps ranks one at a time until the pool's parameters are at most `budget` and no further
+    /// single rank fits (each step on the matrix the density ranks last or first).
+    static func repair(_ members: [ProjectionProfile], ranks: inout [ProjectionID: Int], density: (ProjectionProfile) -> Double,
+                       budget: Int) {
+        var cost = members.reduce(0) { $0 + $1.perRank * ranks[$1.id]! }
+        while cost > budget {
+            guard let p = members.filter({ ranks[$0.id]! > 1 }).min(by: { density($0) < density($1) }) else { break }
+            ranks[p.id]! -= 1
+            cost -= p.perRank
+        }
+        while let p = members.filter({ ranks[$0.id]! < $0.largestSavingRank && cost + $0.perRank <= budget })
+            .max(by: { density($0) < density($1) }) {
+            ranks[p.id]! += 1
+            cost += p.perRank
+        }
+    }
+}
+
+public enum AllocationError: Error, CustomStringConvertible, Equatable {
+    case missingSpectrum(ProjectionID)
+    case needsDenseCalibration(AllocationMethod)
+
+    public var description: String {
+        switch self {
+        case .missingSpectrum(let id): "no singular values for \(id): this allocator needs every projection profiled first"
+        case .needsDenseCalibration(let method):
+            "--allocation \(method.rawValue) chooses ranks from every layer's spectrum, so layers cannot be calibrated on the compressed prefix: use --calibrate-on dense"
+        }
+    }
+}
