@@ -42,11 +42,15 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
     public var allocation: AllocationMethod
     /// D-Rank's Q/K → V transfer fraction (effective-rank allocation only).
     public var beta: Double
+    /// D-Rank's released code: o/up/down keep uniform ranks unless dynamic ones lower the error,
+    /// gate always (effective-rank allocation only).
+    public var uniformFallback: Bool
 
     public init(method: CompressionMethod, removedFraction: Double, asvdAlpha: Double = 0.5, calibrationCorpus: String = "c4",
                 calibrationSamples: Int = 64, calibrationLength: Int = 512, seed: UInt64 = 3, calibrationStarts: [Int]? = nil,
                 whitening: WhiteningKind = .cholesky, calibrateOn: CalibrationSource = .dense, allocation: AllocationMethod = .uniform,
-                beta: Double = 0.3) {
+                beta: Double = 0.3, uniformFallback: Bool = false) {
+        self.uniformFallback = uniformFallback
         self.allocation = allocation
         self.beta = beta
         self.whitening = whitening
@@ -65,7 +69,7 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case method, removedFraction, asvdAlpha, calibrationCorpus, calibrationSamples, calibrationLength, seed, calibrationStarts
-        case whitening, calibrateOn, allocation, beta
+        case whitening, calibrateOn, allocation, beta, uniformFallback
     }
 
     /// Records written before allocation existed read as uniform.
@@ -83,5 +87,6 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
         calibrateOn = try c.decode(CalibrationSource.self, forKey: .calibrateOn)
         allocation = try c.decodeIfPresent(AllocationMethod.self, forKey: .allocation) ?? .uniform
         beta = try c.decodeIfPresent(Double.self, forKey: .beta) ?? 0.3
+        uniformFallback = try c.decodeIfPresent(Bool.self, forKey: .uniformFallback) ?? false
     }
 }

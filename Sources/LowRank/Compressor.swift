@@ -22,7 +22,7 @@ public enum Compressor {
     public static func compress(_ model: LlamaModel, weights: LlamaWeights, recipe: CompressionRecipe,
                                 calibration: CalibrationSet?, progress: (Progress) -> Void = { _ in }) throws
         -> (LlamaModel, CompressionReport) {
-        try compress(model, weights: weights, recipe: recipe, allocator: recipe.allocation.allocator(beta: recipe.beta),
+        try compress(model, weights: weights, recipe: recipe, allocator: recipe.allocation.allocator(beta: recipe.beta, uniformFallback: recipe.uniformFallback),
                      calibration: calibration, progress: progress)
     }
 

@@ -15,15 +15,25 @@ import Llama
 /// 5. budget repair (as the released code, to the exact budget): per pool — q, k and v together,
 ///    each other type alone — while over budget the matrix with the smallest R/ω loses one rank;
 ///    then while one more rank fits, the matrix with the largest R/ω below its cap gains one.
-/// Not done: the released code's per-type fallback to uniform ranks when the dynamic ranks do not
-/// lower the summed squared truncation error (a switch for later; docs/RESULTS.md).
+/// With `uniformFallback` (off by default: the paper does not describe it), the released code's
+/// extra step between 2 and 3: o, up and down keep uniform ranks when their dynamic ranks do not
+/// lower the type's summed squared truncation error Σ_l Σ_{i>k_l} σ_i²; gate always keeps uniform
+/// ranks; q, k and v always take the dynamic ones.
 public struct EffectiveRankAllocator: RankAllocator {
     /// Fraction of the q and k ranks moved to v (the paper's Table 5: 0.3–0.4 best; the code: 0.2).
     public var beta: Double
+    public var uniformFallback: Bool
 
-    public init(beta: Double = 0.3) {
+    public init(beta: Double = 0.3, uniformFallback: Bool = false) {
         precondition(beta >= 0 && beta < 1, "beta \(beta) must be in [0, 1)")
         self.beta = beta
+        self.uniformFallback = uniformFallback
+    }
+
+    /// Σ over the matrices of Σ_{i > k} σ_i²: the squared error the truncation leaves (whitened: on
+    /// the calibration outputs).
+    static func truncationError(_ profiles: [ProjectionProfile], ranks: (ProjectionProfile) -> Int) -> Double {
+        profiles.reduce(0) { total, p in total + p.singularValues!.dropFirst(ranks(p)).reduce(0) { $0 + $1 * $1 } }
     }
 
     public var input: AllocationInput { .spectra }
@@ -45,6 +55,13 @@ public struct EffectiveRankAllocator: RankAllocator {
             let roots = ofKind.reduce(0.0) { $0 + (effective[$1.id]! * Double($1.perRank)).squareRoot() }
             for p in ofKind {
                 target[p.id] = budget * (effective[p.id]! / Double(p.perRank)).squareRoot() / roots
+            }
+            if uniformFallback && [.output, .gate, .up, .down].contains(kind) {
+                func rounded(_ p: ProjectionProfile) -> Int { min(max(1, Int(target[p.id]!.rounded())), max(1, p.largestSavingRank)) }
+                func uniform(_ p: ProjectionProfile) -> Int { uniformRank(outputs: p.outputs, inputs: p.inputs, keptFraction: keep) }
+                if kind == .gate || Self.truncationError(ofKind, ranks: rounded) >= Self.truncationError(ofKind, ranks: uniform) {
+                    for p in ofKind { target[p.id] = Double(uniform(p)) }
+                }
             }
         }
         if beta > 0 {

@@ -25,10 +25,10 @@ public enum AllocationMethod: String, CaseIterable, Codable, Sendable {
     /// D-Rank: ranks ∝ √(effective rank) within each projection type, then a Q/K → V transfer.
     case effectiveRank = "effective-rank"
 
-    public func allocator(beta: Double) -> any RankAllocator {
+    public func allocator(beta: Double, uniformFallback: Bool = false) -> any RankAllocator {
         switch self {
         case .uniform: UniformAllocator()
-        case .effectiveRank: EffectiveRankAllocator(beta: beta)
+        case .effectiveRank: EffectiveRankAllocator(beta: beta, uniformFallback: uniformFallback)
         }
     }
 }

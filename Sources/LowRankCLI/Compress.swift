@@ -62,6 +62,9 @@ struct Compress: ParsableCommand {
     @Option(help: "effective-rank: fraction of the q and k ranks' parameters moved to v, in [0, 1).")
     var beta: Double = 0.3
 
+    @Flag(help: "effective-rank: as D-Rank's released code, o/up/down keep uniform ranks unless the dynamic ones lower the summed squared truncation error, and gate always does.")
+    var uniformFallback = false
+
     @Option(help: "Folder holding c4/ (default: $LOWRANK_DATA, ./data, or the repository's data/).")
     var dataDirectory: String?
 
@@ -89,7 +92,7 @@ struct Compress: ParsableCommand {
         let recipe = CompressionRecipe(method: method, removedFraction: remove, asvdAlpha: alpha, calibrationCorpus: calibration,
                                        calibrationSamples: calibrationStarts?.count ?? samples, calibrationLength: length,
                                        seed: seed, calibrationStarts: calibrationStarts, whitening: whitening, calibrateOn: calibrateOn,
-                                       allocation: allocation, beta: beta)
+                                       allocation: allocation, beta: beta, uniformFallback: uniformFallback)
         var calibrationSet: CalibrationSet?
         var calibrationFile: String?
         var calibrationTokens: Int?

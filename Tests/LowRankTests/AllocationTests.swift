@@ -35,7 +35,8 @@ struct AllocationTests {
     func everyAllocatorMeetsItsParameterBudget(keep: Double) throws {
         let profiles = Self.smolProfiles(seed: 7)
         let dense = profiles.reduce(0) { $0 + $1.denseParameters }
-        for allocator in [UniformAllocator(), EffectiveRankAllocator(beta: 0), EffectiveRankAllocator(beta: 0.3)] as [any RankAllocator] {
+        for allocator in [UniformAllocator(), EffectiveRankAllocator(beta: 0), EffectiveRankAllocator(beta: 0.3),
+                          EffectiveRankAllocator(beta: 0.3, uniformFallback: true)] as [any RankAllocator] {
             let plan = try allocator.allocate(profiles, keptFraction: keep)
             #expect(plan.ranks.count == profiles.count)
             let cost = plan.parameters(profiles)
@@ -88,6 +89,24 @@ struct AllocationTests {
         let gained = (total(with, .value) - total(without, .value)) * 768
         #expect(abs(lost - gained) <= 2 * 1152, "parameters moved: \(lost) lost, \(gained) gained")
         #expect(total(with, .value) - total(without, .value) > (total(without, .query) - total(with, .query)))
+    }
+
+    /// The released code's fallback, hand-built (σ² flat over 4 and over 16 values): gate keeps
+    /// uniform ranks although the dynamic ones would differ; o keeps its dynamic ranks because they
+    /// lower the error (10/20 leave nothing, uniform 15/15 leaves one σ² of the second matrix).
+    @Test func theUniformFallbackKeepsGateUniformAndOthersUnlessTheErrorDrops() throws {
+        func profile(_ layer: Int, _ kind: ProjectionKind, flatOver count: Int) -> ProjectionProfile {
+            ProjectionProfile(id: ProjectionID(layer: layer, kind: kind), outputs: 64, inputs: 64,
+                              singularValues: (0..<64).map { $0 < count ? 1 : 0 })
+        }
+        let profiles = [profile(0, .gate, flatOver: 4), profile(1, .gate, flatOver: 16), profile(0, .output, flatOver: 4), profile(1, .output, flatOver: 16)]
+        let keep = 0.46875  // 15 ranks of (64 + 64) per matrix
+        let dynamic = try EffectiveRankAllocator(beta: 0).allocate(profiles, keptFraction: keep)
+        #expect(dynamic[profiles[0].id] == 10 && dynamic[profiles[1].id] == 20)
+        let fallback = try EffectiveRankAllocator(beta: 0, uniformFallback: true).allocate(profiles, keptFraction: keep)
+        #expect(fallback[profiles[0].id] == 15 && fallback[profiles[1].id] == 15, "gate stays uniform")
+        // o: dynamic 10/20 leaves no error (4 ≤ 10, 16 ≤ 20); uniform 15/15 leaves 1 of the second: dynamic wins.
+        #expect(fallback[profiles[2].id] == 10 && fallback[profiles[3].id] == 20)
     }
 
     @Test func anAllocatorThatNeedsSpectraRejectsProfilesWithout() {
