@@ -116,7 +116,7 @@ struct Compress: ParsableCommand {
             (compressed, report) = try Compressor.compress(dense, weights: loaded.weights, recipe: recipe, calibration: calibrationSet) {
                 progress.update($0.done, $0.total, detail: "layer \($0.layer + 1)/\(loaded.configuration.layerCount)")
             }
-        } catch let error as CompressionError { throw CLIError(error.description) }
+        } catch let error as CompressionError { throw CLIError(error.description) } catch let error as AllocationError { throw CLIError(error.description) }
         let calibrationSeconds = report.calibrationSeconds
         let summary = CompressionRecord(
             lowrank_version: lowrankVersion, source_model: loaded.source.path,
@@ -133,14 +133,18 @@ struct Compress: ParsableCommand {
         var rows: [(String, String)] = []
         for kind in ProjectionKind.allCases {
             let entries = report.projections.filter { $0.projection == kind.shortName }
-            let ranks = Set(entries.compactMap(\.rank)).sorted().map(String.init).joined(separator: "/")
+            let sorted = entries.compactMap(\.rank).sorted()
+            let distinct = Set(sorted).sorted()
+            // Allocators other than uniform give a rank per layer: a range and the median then.
+            let ranks = distinct.count <= 4 ? distinct.map(String.init).joined(separator: "/")
+                : "\(distinct.first!)–\(distinct.last!) (median \(sorted[sorted.count / 2]))"
             let errors = entries.compactMap(\.relativeTruncationError)
             let dense = entries.filter { $0.rank == nil }.count
             rows.append((kind.shortName, "rank \(ranks.isEmpty ? "-" : ranks)" + (dense > 0 ? ", \(dense) kept dense" : "")
                 + (errors.isEmpty ? "" : String(format: ", relative error %.3f–%.3f", errors.min()!, errors.max()!))))
         }
         let shifted = report.projections.filter { ($0.whiteningShift ?? 0) > 0 }.count
-        print("\(method.rawValue), --remove \(remove): wrote \(output)")
+        print("\(method.rawValue), --remove \(remove), --allocation \(allocation.rawValue): wrote \(output)")
         print(Terminal.table(rows))
         print(String(format: "projection parameters %@ → %@ (%.1f%% removed); whole model %@ → %@ (%.1f%% removed, embeddings and norms kept)",
                      Terminal.grouped(report.projectionParametersBefore), Terminal.grouped(report.projectionParametersAfter),

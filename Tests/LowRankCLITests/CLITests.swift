@@ -216,6 +216,19 @@ struct CLITests {
         #expect(output.stderr.contains("--remove"))
     }
 
+    /// An allocator that needs every layer's spectrum cannot calibrate on the compressed prefix, and
+    /// --beta outside [0, 1) is refused: both before anything loads, naming the options.
+    @Test func compressRejectsImpossibleAllocationOptions() throws {
+        let model = try Fixtures.requireSmolLM2()
+        let sequential = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "effective-rank", "--calibrate-on", "compressed", "-o", "/tmp/never"])
+        #expect(sequential.status != 0)
+        #expect(sequential.stderr.contains("--allocation effective-rank") && sequential.stderr.contains("--calibrate-on dense"), "\(sequential.stderr)")
+        let beta = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "effective-rank", "--beta", "1.2", "-o", "/tmp/never"])
+        #expect(beta.status != 0 && beta.stderr.contains("--beta"), "\(beta.stderr)")
+        let unknown = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "magic", "-o", "/tmp/never"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("effective-rank"), "\(unknown.stderr)")
+    }
+
     @Test func anActiveRankOnADenseModelIsRejectedAndNamed() throws {
         let output = try CLI.run(["logits", try Fixtures.requireSmolLM2(), "--ids", "1,2,3", "--active-rank", "0.5", "--json"])
         #expect(output.status == 1)
