@@ -143,6 +143,24 @@ struct AllocationTests {
         for (x, y) in zip(a, b) { #expect(abs((x.1 ?? 0) - (y.1 ?? 0)) < 1e-9) }
     }
 
+    /// An effective-rank checkpoint of the tiny model: the budget holds, every projection reports
+    /// its effective rank, and the parameter count of the saved tensors is the report's.
+    @Test func anEffectiveRankCheckpointStoresWhatItsReportCounts() throws {
+        let tiny = TinyLlama(seed: 41, tiedEmbeddings: false)
+        let model = LlamaModel(configuration: tiny.configuration, weights: tiny.weights)
+        let calibration = try CalibrationSet(tokens: [1, 5, 9, 200, 31, 7, 64, 12, 250, 3, 3, 90, 17, 44, 8, 2], starts: [0, 8], length: 8)
+        let recipe = CompressionRecipe(method: .svdLLM, removedFraction: 0.3, allocation: .effectiveRank)
+        let (compressed, report) = try Compressor.compress(model, weights: tiny.weights, recipe: recipe, calibration: calibration)
+        #expect(Double(report.projectionParametersAfter) <= 0.7 * Double(report.projectionParametersBefore) + 1e-6)
+        #expect(report.projections.allSatisfy { $0.effectiveRank != nil })
+        let dir = TemporaryDirectory()
+        try Checkpoint.write(compressed, tokenizer: try tiny.tokenizer(), chatTemplate: nil, to: dir.file("ck"))
+        let loaded = try ModelLoader.load(dir.file("ck"))
+        let counts = ParameterCount(configuration: loaded.configuration, compressedGroups: loaded.weights.compressedGroups)
+        #expect(counts.projectionTotal == report.projectionParametersAfter)
+        #expect(LlamaModel(configuration: loaded.configuration, weights: loaded.weights).projectionParameters == report.projectionParametersAfter)
+    }
+
     /// compression.json written before allocation existed still reads, as uniform.
     @Test func aRecipeWithoutAnAllocationReadsAsUniform() throws {
         var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(CompressionRecipe(method: .svdLLM, removedFraction: 0.2))) as! [String: Any]
