@@ -35,14 +35,13 @@ public enum Compressor {
         }
         let c = model.configuration
         let shapes = ProjectionProfile.shapes(of: c)
-        var plan: RankPlan? = allocator.input == .shapes ? try allocator.allocate(shapes, keptFraction: recipe.keptFraction) : nil
+        let plan: RankPlan? = allocator.input == .shapes ? try allocator.allocate(shapes, keptFraction: recipe.keptFraction) : nil
         if plan == nil && recipe.calibrateOn == .compressed { throw AllocationError.needsDenseCalibration(recipe.allocation) }
-        var pending: [ProjectionID: PendingFactorization] = [:]
+        var pending: [ProjectionID: PendingFactorization] = [:]  // spectra allocators: full-rank factors awaiting the plan
         let clock = ContinuousClock()
         var calibrationTime = Duration.zero, factorisationTime = Duration.zero
         var compressed = model
         var reports: [ProjectionReport] = []
-        var pendingReports: [ProjectionID: ProjectionReport] = [:]
         let kinds = ProjectionKind.allCases
         let layerwise: LayerwiseCalibration?
         if recipe.method.needsCalibration {
@@ -103,15 +102,13 @@ public enum Compressor {
                 _ = box.value.deinitialize()
                 box.value.deallocate()
             }
-            let layerPlan = plan
             Parallel.forEach(kinds.count) { i in
                 let id = ProjectionID(layer: layer, kind: kinds[i])
                 let (scaling, shift, clamped) = scalings[id.kind.inputSite]!
                 box.value[i] = Result {
-                    let w = weights[id]
                     // Without a plan yet: full rank, truncated once the allocator has seen every spectrum.
-                    let rank = layerPlan?[id] ?? min(w.rows, w.columns)
-                    var (outcome, report) = try factorizeProjection(w, id: id, rank: rank, scaling: scaling, shift: shift)
+                    var (outcome, report) = try factorizeProjection(weights[id], id: id, rank: plan.map { $0[id] ?? 0 },
+                                                                    scaling: scaling, shift: shift)
                     if case .eigen = scaling { report.clampedEigenvalues = clamped }
                     return (outcome, report)
                 }
@@ -124,9 +121,9 @@ public enum Compressor {
                 case .final(let linear):
                     compressed[id] = linear
                     reports.append(report)
-                case .pending(let factors):
+                case .pending(var factors):
+                    factors.report = report  // with the eigenvalue count added above
                     pending[id] = factors
-                    pendingReports[id] = report
                 }
                 progress(Progress(done: stepsBefore + i + 1, total: c.layerCount * stepsPerLayer, layer: layer))
             }
@@ -147,9 +144,8 @@ public enum Compressor {
                 return profile
             }
             let chosen = try allocator.allocate(profiles, keptFraction: recipe.keptFraction)
-            plan = chosen
             for p in profiles {
-                let (linear, report) = try pending.removeValue(forKey: p.id)!.truncated(to: chosen[p.id] ?? 0, report: pendingReports[p.id]!)
+                let (linear, report) = pending.removeValue(forKey: p.id)!.truncated(to: chosen[p.id] ?? 0)
                 compressed[p.id] = linear
                 reports.append(report)
             }
@@ -171,31 +167,38 @@ public enum Compressor {
         case pending(PendingFactorization)
     }
 
-    /// Factorises `w` at `rank`; at full rank min(m, n) (no plan yet) the factors are kept pending.
-    static func factorizeProjection(_ w: Matrix<Float>, id: ProjectionID, rank: Int, scaling: InputScaling, shift: Double) throws
+    /// Factorises `w` at `rank`; with no rank yet (nil: the allocator needs every spectrum first)
+    /// at full rank min(m, n), kept pending. A rank that would not save parameters keeps `w` dense.
+    static func factorizeProjection(_ w: Matrix<Float>, id: ProjectionID, rank planned: Int?, scaling: InputScaling, shift: Double) throws
         -> (Outcome, ProjectionReport) {
         let m = w.rows, n = w.columns
-        let full = rank == min(m, n)
         var report = ProjectionReport(layer: id.layer, projection: id.kind.shortName, outputs: m, inputs: n, rank: nil,
                                       parametersBefore: m * n, parametersAfter: m * n, relativeTruncationError: nil,
                                       whiteningShift: shift, note: nil)
-        guard full || (rank >= 1 && rank * (m + n) < m * n) else {
-            report.note = rank < 1 ? "rank would be 0: kept dense" : "rank \(rank) would not save parameters: kept dense"
+        if let planned, let note = keptDenseNote(rank: planned, outputs: m, inputs: n) {
+            report.note = note
             return (.final(.dense(DenseLinear(w))), report)
         }
+        let rank = planned ?? min(m, n)
         let f = try ScaledSVD.factorize(Matrix(rows: m, columns: n, storage: w.storage.map(Double.init)), rank: rank, scaling: scaling)
         let left = Matrix(rows: m, columns: rank, storage: f.left.storage.map(Float.init))
         let right = Matrix(rows: rank, columns: n, storage: f.right.storage.map(Float.init))
         let nonFinite = left.storage.filter { !$0.isFinite }.count + right.storage.filter { !$0.isFinite }.count
         guard nonFinite == 0 else { throw CompressionError.nonFiniteFactors(id, count: nonFinite) }
         report.effectiveRank = EffectiveRank.energy(f.singularValues)
-        if full {
-            return (.pending(PendingFactorization(left: left, right: right, singularValues: f.singularValues, dense: w)), report)
+        guard planned != nil else {
+            return (.pending(PendingFactorization(left: left, right: right, singularValues: f.singularValues, dense: w, report: report)), report)
         }
         report.rank = rank
         report.parametersAfter = rank * (m + n)
         report.relativeTruncationError = f.relativeTruncationError
         return (.final(.lowRank(LowRankLinear(left: left, right: right))), report)
+    }
+
+    /// Why a projection stays dense at `rank` (0, or no saving: r·(m+n) ≥ m·n), or nil.
+    static func keptDenseNote(rank: Int, outputs m: Int, inputs n: Int) -> String? {
+        if rank < 1 { return "rank would be 0: kept dense" }
+        return rank * (m + n) < m * n ? nil : "rank \(rank) would not save parameters: kept dense"
     }
 }
 
@@ -207,22 +210,21 @@ struct PendingFactorization {
     var right: Matrix<Float>  // [k × n]
     var singularValues: [Double]
     var dense: Matrix<Float>  // [m × n], kept for a rank that saves nothing
+    var report: ProjectionReport  // what factorising said; rank, parameters and error come with the plan
 
-    func truncated(to rank: Int, report: ProjectionReport) -> (Linear, ProjectionReport) {
+    func truncated(to rank: Int) -> (Linear, ProjectionReport) {
         var report = report
         let m = left.rows, n = right.columns
-        guard rank >= 1 && rank * (m + n) < m * n else {
-            report.note = rank < 1 ? "rank would be 0: kept dense" : "rank \(rank) would not save parameters: kept dense"
+        if let note = Compressor.keptDenseNote(rank: rank, outputs: m, inputs: n) {
+            report.note = note
             return (.dense(DenseLinear(dense)), report)
         }
-        var l = Matrix<Float>.zeros(rows: m, columns: rank)
+        var l = Matrix<Float>.zeros(rows: m, columns: rank)  // [m × rank]: the first rank columns
         for i in 0..<m { for k in 0..<rank { l[i, k] = left[i, k] } }
-        let r = Matrix(rows: rank, columns: n, storage: Array(right.storage.prefix(rank * n)))
+        let r = Matrix(rows: rank, columns: n, storage: Array(right.storage.prefix(rank * n)))  // [rank × n]
         report.rank = rank
         report.parametersAfter = rank * (m + n)
-        let total = singularValues.reduce(0) { $0 + $1 * $1 }
-        let tail = singularValues.dropFirst(rank).reduce(0) { $0 + $1 * $1 }
-        report.relativeTruncationError = total > 0 ? (tail / total).squareRoot() : 0
+        report.relativeTruncationError = Factorization.relativeTruncationError(singularValues, rank: rank)
         return (.lowRank(LowRankLinear(left: l, right: r)), report)
     }
 }

@@ -12,9 +12,12 @@ public struct Factorization: Sendable {
 
     /// ‖tail‖/‖all‖ of the scaled weight's singular values: the relative Frobenius error of the
     /// truncated scaled weight (for SVD-LLM, of the layer's output on the calibration data).
-    public var relativeTruncationError: Double {
-        let total = singularValues.reduce(0) { $0 + $1 * $1 }
-        let tail = singularValues.dropFirst(rank).reduce(0) { $0 + $1 * $1 }
+    public var relativeTruncationError: Double { Self.relativeTruncationError(singularValues, rank: rank) }
+
+    /// ‖σ_{rank...}‖/‖σ‖ for descending singular values `sigma`.
+    public static func relativeTruncationError(_ sigma: [Double], rank: Int) -> Double {
+        let total = sigma.reduce(0) { $0 + $1 * $1 }
+        let tail = sigma.dropFirst(rank).reduce(0) { $0 + $1 * $1 }
         return total > 0 ? (tail / total).squareRoot() : 0
     }
 

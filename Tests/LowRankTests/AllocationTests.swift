@@ -161,6 +161,25 @@ struct AllocationTests {
         #expect(LlamaModel(configuration: loaded.configuration, weights: loaded.weights).projectionParameters == report.projectionParametersAfter)
     }
 
+    /// A plan that gives a projection its full rank min(m, n) (no saving) keeps it dense and says so:
+    /// a full rank from a plan is not the same as "no plan yet".
+    @Test func aPlannedFullRankKeepsTheProjectionDense() throws {
+        struct FullRank: RankAllocator {
+            var input: AllocationInput { .shapes }
+            func allocate(_ profiles: [ProjectionProfile], keptFraction: Double) throws -> RankPlan {
+                RankPlan(ranks: Dictionary(uniqueKeysWithValues: profiles.map { ($0.id, min($0.outputs, $0.inputs)) }))
+            }
+        }
+        let tiny = TinyLlama(seed: 41, tiedEmbeddings: false)
+        let model = LlamaModel(configuration: tiny.configuration, weights: tiny.weights)
+        let (compressed, report) = try Compressor.compress(model, weights: tiny.weights, recipe: CompressionRecipe(method: .svd, removedFraction: 0.3),
+                                                           allocator: FullRank(), calibration: nil)
+        #expect(report.projections.count == 7 * tiny.configuration.layerCount)
+        #expect(report.projections.allSatisfy { $0.rank == nil && $0.note?.contains("would not save parameters") == true })
+        #expect(report.projectionParametersAfter == report.projectionParametersBefore)
+        #expect(compressed.layers == model.layers)
+    }
+
     /// compression.json written before allocation existed still reads, as uniform.
     @Test func aRecipeWithoutAnAllocationReadsAsUniform() throws {
         var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(CompressionRecipe(method: .svdLLM, removedFraction: 0.2))) as! [String: Any]
