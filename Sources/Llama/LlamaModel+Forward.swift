@@ -284,13 +284,13 @@ extension LlamaModel {
         let keys = cache.keys[l], values = cache.values[l]
         // Per part p, in ws.scores[p]: scaled queries [heads × d] | weighted values [heads × d] |
         // maxima [heads] | sums [heads] | one group's scores [group × positions].
+        let weightedAt = heads * d, maximaAt = 2 * heads * d, sumsAt = maximaAt + heads, scoresAt = sumsAt + heads
         let box = UncheckedSendableBox((ws, keys, values))
         Parallel.forEach(parts) { p in
             let (ws, keys, values) = box.value
             let positions = Parallel.part(p, of: parts, count: visible)
             let n = positions.count
-            let q = ws.scores[p], weighted = q + heads * d, maxima = weighted + heads * d, sums = maxima + heads
-            let scores = sums + heads
+            let q = ws.scores[p], weighted = q + weightedAt, maxima = q + maximaAt, sums = q + sumsAt, scores = q + scoresAt
             for i in 0..<(heads * d) { q[i] = ws.query[i] * scale }
             for kvHead in 0..<kvHeads {
                 let first = kvHead * group  // query heads first ..< first + group read this key head
@@ -308,14 +308,14 @@ extension LlamaModel {
         }
         for head in 0..<heads {
             var m = -Float.infinity
-            for p in 0..<parts { m = max(m, ws.scores[p][2 * heads * d + head]) }
+            for p in 0..<parts { m = max(m, ws.scores[p][maximaAt + head]) }
             var total: Float = 0
             let out = ws.attention + head * d
             for p in 0..<parts {
                 let state = ws.scores[p]
-                let factor = parts == 1 ? 1 : VectorMath.exp(state[2 * heads * d + head] - m)
-                total += factor * state[2 * heads * d + heads + head]
-                let weighted = state + heads * d + head * d
+                let factor = parts == 1 ? 1 : VectorMath.exp(state[maximaAt + head] - m)
+                total += factor * state[sumsAt + head]
+                let weighted = state + weightedAt + head * d
                 if p == 0 {
                     for j in 0..<d { out[j] = factor * weighted[j] }
                 } else {

@@ -59,8 +59,8 @@ struct Compress: ParsableCommand {
     @Option(help: "Rank allocation: uniform (SVD-LLM: the same kept fraction of every matrix) or effective-rank (D-Rank: ranks ∝ √(effective rank) per projection type, then Q/K → V).")
     var allocation: AllocationMethod = .uniform
 
-    @Option(help: "effective-rank: fraction of the q and k ranks' parameters moved to v, in [0, 1).")
-    var beta: Double = 0.3
+    @Option(help: "effective-rank: fraction of the q and k ranks' parameters moved to v, in [0, 1) (default 0.3).")
+    var beta: Double?
 
     @Flag(help: "effective-rank: as D-Rank's released code, o/up/down keep uniform ranks unless the dynamic ones lower the summed squared truncation error, and gate always does.")
     var uniformFallback = false
@@ -75,8 +75,11 @@ struct Compress: ParsableCommand {
         guard remove > 0 && remove < 1 else { throw ValidationError("--remove must be strictly between 0 and 1 (e.g. 0.2 removes 20% of projection parameters)") }
         guard samples >= 1, length >= 2 else { throw ValidationError("--samples must be ≥ 1 and --length ≥ 2") }
         guard alpha > 0 else { throw ValidationError("--alpha must be positive") }
-        guard beta >= 0 && beta < 1 else { throw ValidationError("--beta must be in [0, 1) (the fraction of q and k parameters moved to v)") }
-        if allocation.allocator(beta: beta).input == .spectra && calibrateOn == .compressed {
+        if allocation != .effectiveRank && (beta != nil || uniformFallback) {
+            throw ValidationError("--beta and --uniform-fallback apply to --allocation effective-rank only (this run uses \(allocation.rawValue))")
+        }
+        guard (0..<1).contains(beta ?? 0.3) else { throw ValidationError("--beta must be in [0, 1) (the fraction of q and k parameters moved to v)") }
+        if allocation.allocator(beta: beta ?? 0.3).input == .spectra && calibrateOn == .compressed {
             throw ValidationError(AllocationError.needsDenseCalibration(allocation).description)
         }
     }
@@ -92,7 +95,7 @@ struct Compress: ParsableCommand {
         let recipe = CompressionRecipe(method: method, removedFraction: remove, asvdAlpha: alpha, calibrationCorpus: calibration,
                                        calibrationSamples: calibrationStarts?.count ?? samples, calibrationLength: length,
                                        seed: seed, calibrationStarts: calibrationStarts, whitening: whitening, calibrateOn: calibrateOn,
-                                       allocation: allocation, beta: beta, uniformFallback: uniformFallback)
+                                       allocation: allocation, beta: beta ?? 0.3, uniformFallback: uniformFallback)
         var calibrationSet: CalibrationSet?
         var calibrationFile: String?
         var calibrationTokens: Int?

@@ -216,8 +216,9 @@ struct CLITests {
         #expect(output.stderr.contains("--remove"))
     }
 
-    /// An allocator that needs every layer's spectrum cannot calibrate on the compressed prefix, and
-    /// --beta outside [0, 1) is refused: both before anything loads, naming the options.
+    /// An allocator that needs every layer's spectrum cannot calibrate on the compressed prefix,
+    /// --beta outside [0, 1) is refused, and so is --beta with an allocation that would ignore it:
+    /// all before anything loads, naming the options.
     @Test func compressRejectsImpossibleAllocationOptions() throws {
         let model = try Fixtures.requireSmolLM2()
         let sequential = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "effective-rank", "--calibrate-on", "compressed", "-o", "/tmp/never"])
@@ -225,6 +226,8 @@ struct CLITests {
         #expect(sequential.stderr.contains("--allocation effective-rank") && sequential.stderr.contains("--calibrate-on dense"), "\(sequential.stderr)")
         let beta = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "effective-rank", "--beta", "1.2", "-o", "/tmp/never"])
         #expect(beta.status != 0 && beta.stderr.contains("--beta"), "\(beta.stderr)")
+        let ignored = try CLI.run(["compress", model, "--remove", "0.2", "--beta", "0.1", "-o", "/tmp/never"])
+        #expect(ignored.status != 0 && ignored.stderr.contains("--allocation effective-rank only"), "\(ignored.stderr)")
         let unknown = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "magic", "-o", "/tmp/never"])
         #expect(unknown.status != 0 && unknown.stderr.contains("effective-rank"), "\(unknown.stderr)")
     }
