@@ -9,6 +9,7 @@ import PackageDescription
 //   Tokenization   byte-level BPE, pre-tokenizers, chat template
 //   Llama          configuration, weights addressed by type, loading, the forward pass and generation
 //   Evaluation     perplexity (and later zero-shot, ROUGE) over a small LanguageModel protocol
+//   Gradients      the backward pass: op functions paired forward/backward with reference twins
 //   LowRank        compression: scalings (SVD, ASVD, SVD-LLM whitening), factorisation, ranks
 //   LowRankCLI     the `lowrank` executable; the only target that prints
 let package = Package(
@@ -35,7 +36,8 @@ let package = Package(
         .target(name: "Tokenization", dependencies: ["ModelFormats"]),
         .target(name: "Llama", dependencies: ["LinearAlgebra", "ModelFormats", "Tokenization"]),
         .target(name: "Evaluation", dependencies: ["Llama", "Tokenization"]),
-        .target(name: "LowRank", dependencies: ["Llama", "LinearAlgebra", "ModelFormats"]),
+        .target(name: "Gradients", dependencies: ["Llama", "LinearAlgebra"]),
+        .target(name: "LowRank", dependencies: ["Llama", "LinearAlgebra", "ModelFormats", "Gradients"]),
         .executableTarget(
             name: "LowRankCLI",
             dependencies: [
@@ -53,6 +55,7 @@ let package = Package(
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ModelFormats", "TestSupport"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Llama", "TestSupport"]),
+        .testTarget(name: "GradientsTests", dependencies: ["Gradients", "Llama", "LinearAlgebra", "Evaluation", "TestSupport"]),
         .testTarget(name: "LowRankTests", dependencies: ["LowRank", "LinearAlgebra", "Llama", "Evaluation", "ModelFormats", "TestSupport"]),
         // Runs the built `lowrank` binary; depends on the executable so it is built first.
         .testTarget(name: "LowRankCLITests", dependencies: ["LowRankCLI", "TestSupport"]),

@@ -26,6 +26,17 @@ public enum BLAS {
                     alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// `C[m × n] = α · A[k × m]ᵀ · B[k × n] + β · C` (weight gradients: dW = dYᵀ · X).
+    @inline(__always)
+    public static func gemmTN(
+        m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
+                    alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
     /// `y[rows] = α · A[rows × columns] · x[columns] + β · y`. For one input row use this, never
     /// gemm with m = 1 (4–5× slower with OpenBLAS, toolchain notes §0).
     @inline(__always)

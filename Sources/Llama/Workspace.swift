@@ -74,13 +74,14 @@ public final class Workspace: @unchecked Sendable {
 
 /// cos/sin of RoPE angles for positions `0..<positions`, `[positions × d/2]` each, computed as
 /// Hugging Face does in Float32: inv_freq_i = 1 / θ^(2i/d), angle = position · inv_freq_i.
-final class RotaryTable: @unchecked Sendable {
-    let half: Int
-    let positions: Int
-    let cos: [Float]
-    let sin: [Float]
+/// Public so the backward pass (`Gradients`) rotates by exactly the angles inference uses.
+public final class RotaryTable: @unchecked Sendable {
+    public let half: Int
+    public let positions: Int
+    public let cos: [Float]
+    public let sin: [Float]
 
-    init(configuration c: LlamaConfiguration, positions: Int) {
+    public init(configuration c: LlamaConfiguration, positions: Int) {
         half = c.headDimension / 2
         self.positions = positions
         let inverse: [Float] = (0..<half).map { i in
