@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Llama", "TestSupport"]),
         .testTarget(name: "GradientsTests", dependencies: ["Gradients", "Llama", "LinearAlgebra", "Evaluation", "TestSupport"]),
-        .testTarget(name: "LowRankTests", dependencies: ["LowRank", "LinearAlgebra", "Llama", "Evaluation", "ModelFormats", "TestSupport"]),
+        .testTarget(name: "LowRankTests", dependencies: ["LowRank", "Gradients", "LinearAlgebra", "Llama", "Evaluation", "ModelFormats", "TestSupport"]),
         // Runs the built `lowrank` binary; depends on the executable so it is built first.
         .testTarget(name: "LowRankCLITests", dependencies: ["LowRankCLI", "TestSupport"]),
     ],

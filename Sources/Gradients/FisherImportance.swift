@@ -17,6 +17,15 @@ public struct FisherImportance: Sendable, Equatable {
         public var firstWindowGradientNorm: Double
         /// Σ_i ((Σ_windows G)_i · W_i)², when asked for.
         public var squareOfSummedGradient: Double?
+
+        public init(fisher: Double, weightOnly: Double, gradientOnly: Double, firstWindowGradientNorm: Double,
+                    squareOfSummedGradient: Double? = nil) {
+            self.fisher = fisher
+            self.weightOnly = weightOnly
+            self.gradientOnly = gradientOnly
+            self.firstWindowGradientNorm = firstWindowGradientNorm
+            self.squareOfSummedGradient = squareOfSummedGradient
+        }
     }
 
     public var entries: [ProjectionID: Entry]

@@ -5,6 +5,7 @@ public enum CompressionError: Error, CustomStringConvertible, Equatable {
     case invalidBudget(Double)
     case missingStatistics(layer: Int, site: InputSite)
     case missingCalibration(CompressionMethod)
+    case missingAllocationCalibration(AllocationMethod)
     case nonFiniteFactors(ProjectionID, count: Int)
 
     public var description: String {
@@ -12,6 +13,8 @@ public enum CompressionError: Error, CustomStringConvertible, Equatable {
         case .invalidBudget(let r): "--remove \(r) must be strictly between 0 and 1 (the fraction of projection parameters removed)"
         case .missingStatistics(let layer, let site): "no calibration statistics for layer \(layer), \(site.rawValue)"
         case .missingCalibration(let method): "\(method.rawValue) needs calibration windows (--calibration, --samples, --length)"
+        case .missingAllocationCalibration(let allocation):
+            "--allocation \(allocation.rawValue) needs calibration windows for its backward pass (--calibration, --samples, --length)"
         case .nonFiniteFactors(let id, let count): "factorising \(id) gave \(count) non-finite values; check the calibration data"
         }
     }

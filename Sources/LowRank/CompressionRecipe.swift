@@ -45,12 +45,15 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
     /// D-Rank's released code: o/up/down keep uniform ranks unless dynamic ones lower the error,
     /// gate always (effective-rank allocation only).
     public var uniformFallback: Bool
+    /// FLRC allocations: what a rank too large to save parameters does (break-even: dense).
+    public var fisherCap: FisherCap
 
     public init(method: CompressionMethod, removedFraction: Double, asvdAlpha: Double = 0.5, calibrationCorpus: String = "c4",
                 calibrationSamples: Int = 64, calibrationLength: Int = 512, seed: UInt64 = 3, calibrationStarts: [Int]? = nil,
                 whitening: WhiteningKind = .cholesky, calibrateOn: CalibrationSource = .dense, allocation: AllocationMethod = .uniform,
-                beta: Double = 0.3, uniformFallback: Bool = false) {
+                beta: Double = 0.3, uniformFallback: Bool = false, fisherCap: FisherCap = .breakEven) {
         self.uniformFallback = uniformFallback
+        self.fisherCap = fisherCap
         self.allocation = allocation
         self.beta = beta
         self.whitening = whitening
@@ -69,7 +72,7 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case method, removedFraction, asvdAlpha, calibrationCorpus, calibrationSamples, calibrationLength, seed, calibrationStarts
-        case whitening, calibrateOn, allocation, beta, uniformFallback
+        case whitening, calibrateOn, allocation, beta, uniformFallback, fisherCap
     }
 
     /// Records written before allocation existed read as uniform.
@@ -88,5 +91,6 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
         allocation = try c.decodeIfPresent(AllocationMethod.self, forKey: .allocation) ?? .uniform
         beta = try c.decodeIfPresent(Double.self, forKey: .beta) ?? 0.3
         uniformFallback = try c.decodeIfPresent(Bool.self, forKey: .uniformFallback) ?? false
+        fisherCap = try c.decodeIfPresent(FisherCap.self, forKey: .fisherCap) ?? .breakEven
     }
 }

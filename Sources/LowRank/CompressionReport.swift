@@ -19,6 +19,8 @@ public struct ProjectionReport: Codable, Sendable {
     public var clampedEigenvalues: Int?
     /// D-Rank's effective rank exp(entropy of σ²/Σσ²) of the scaled weight.
     public var effectiveRank: Double?
+    /// The importance the allocator ranked by (FLRC's α, or an ablation's Σ W² or Σ G²).
+    public var importance: Double?
     public var note: String?
 }
 
@@ -31,6 +33,9 @@ public struct CompressionReport: Codable, Sendable {
     public var factorisationSeconds: Double
     /// Forward passes and statistics (0 for plain SVD).
     public var calibrationSeconds: Double
+    /// Statistics only the allocator needs (FLRC: the backward pass over the calibration windows);
+    /// nil when it needs none beyond the factorisation's.
+    public var allocationSeconds: Double?
     public var calibrationTokens: Int
     /// The largest amount of statistics alive at once (one layer's Gram matrices and sums) plus
     /// the calibration windows' residual streams.

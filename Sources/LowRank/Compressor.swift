@@ -1,4 +1,5 @@
 import Foundation
+import Gradients
 import LinearAlgebra
 import Llama
 
@@ -6,9 +7,19 @@ public enum Compressor {
     /// What one compression step was (for progress): a calibration window through a layer, or a
     /// projection factorised.
     public struct Progress: Sendable {
+        public var stage: Stage
         public var done: Int
         public var total: Int
+        /// The layer being calibrated or factorised (0 during the importance stage).
         public var layer: Int
+    }
+
+    /// The stages a run reports, in order (importance only for allocators that read it).
+    public enum Stage: String, Sendable {
+        /// The backward pass over the calibration windows (`done`/`total` count windows).
+        case importance
+        /// Layer-by-layer calibration and factorisation (`done`/`total` count steps).
+        case layers
     }
 
     /// Profile, allocate, factorise. Factorises every projection of `model` at the rank
@@ -22,7 +33,8 @@ public enum Compressor {
     public static func compress(_ model: LlamaModel, weights: LlamaWeights, recipe: CompressionRecipe,
                                 calibration: CalibrationSet?, progress: (Progress) -> Void = { _ in }) throws
         -> (LlamaModel, CompressionReport) {
-        try compress(model, weights: weights, recipe: recipe, allocator: recipe.allocation.allocator(beta: recipe.beta, uniformFallback: recipe.uniformFallback),
+        try compress(model, weights: weights, recipe: recipe,
+                     allocator: recipe.allocation.allocator(beta: recipe.beta, uniformFallback: recipe.uniformFallback, fisherCap: recipe.fisherCap),
                      calibration: calibration, progress: progress)
     }
 
@@ -34,11 +46,30 @@ public enum Compressor {
             throw CompressionError.invalidBudget(recipe.removedFraction)
         }
         let c = model.configuration
-        let shapes = ProjectionProfile.shapes(of: c)
-        let plan: RankPlan? = allocator.input == .shapes ? try allocator.allocate(shapes, keptFraction: recipe.keptFraction) : nil
+        let clock = ContinuousClock()
+        var shapes = ProjectionProfile.shapes(of: c)
+        let plan: RankPlan?
+        var allocationSeconds: Double?
+        switch allocator.input {
+        case .shapes:
+            plan = try allocator.allocate(shapes, keptFraction: recipe.keptFraction)
+        case .spectra:
+            plan = nil
+        case .fisherImportance:
+            // Gradients of the dense model on the calibration windows, before anything is factorised.
+            guard let calibration else { throw CompressionError.missingAllocationCalibration(recipe.allocation) }
+            let started = clock.now
+            progress(Progress(stage: .importance, done: 0, total: calibration.windows.count, layer: 0))
+            let importance = FisherImportance.measure(GradientPass(configuration: c, weights: weights), windows: calibration.windows,
+                                                      weights: weights) {
+                progress(Progress(stage: .importance, done: $0.window, total: $0.windows, layer: 0))
+            }
+            for i in shapes.indices { shapes[i].fisher = importance.entries[shapes[i].id] }
+            plan = try allocator.allocate(shapes, keptFraction: recipe.keptFraction)
+            allocationSeconds = (clock.now - started).seconds
+        }
         if plan == nil && recipe.calibrateOn == .compressed { throw AllocationError.needsDenseCalibration(recipe.allocation) }
         var pending: [ProjectionID: PendingFactorization] = [:]  // spectra allocators: full-rank factors awaiting the plan
-        let clock = ContinuousClock()
         var calibrationTime = Duration.zero, factorisationTime = Duration.zero
         var compressed = model
         var reports: [ProjectionReport] = []
@@ -55,6 +86,7 @@ public enum Compressor {
         let passes = layerwise == nil ? 0 : (recipe.calibrateOn == .compressed ? 2 : 1)
         let stepsPerLayer = passes * (layerwise?.windows.count ?? 0) + kinds.count
         var peakBytes = 0
+        progress(Progress(stage: .layers, done: 0, total: c.layerCount * stepsPerLayer, layer: 0))
         for layer in 0..<c.layerCount {
             let base = layer * stepsPerLayer
             var statistics: ActivationStatistics?
@@ -65,7 +97,7 @@ public enum Compressor {
                 // Compressed: this pass only observes; the stream advances through the factors below.
                 let source = recipe.calibrateOn == .compressed ? compressed : model
                 layerwise.run(source, observer: collector, advance: recipe.calibrateOn == .dense) {
-                    progress(Progress(done: base + $0, total: c.layerCount * stepsPerLayer, layer: layer))
+                    progress(Progress(stage: .layers, done: base + $0, total: c.layerCount * stepsPerLayer, layer: layer))
                 }
                 peakBytes = max(peakBytes, collector.byteCount + layerwise.streamBytes)
                 statistics = collector
@@ -108,6 +140,7 @@ public enum Compressor {
                 box.value[i] = Result {
                     // Without a plan yet: full rank, truncated once the allocator has seen every spectrum.
                     var (outcome, report) = try factorizeProjection(weights[id], id: id, rank: plan.map { $0[id] ?? 0 },
+                                                                    factorsPastBreakEven: plan?.factorsPastBreakEven ?? false,
                                                                     scaling: scaling, shift: shift)
                     if case .eigen = scaling { report.clampedEigenvalues = clamped }
                     return (outcome, report)
@@ -120,18 +153,20 @@ public enum Compressor {
                 switch outcome {
                 case .final(let linear):
                     compressed[id] = linear
+                    var report = report
+                    report.importance = shapes.first { $0.id == id }?.fisher.map { allocator.importance(of: $0) } ?? nil
                     reports.append(report)
                 case .pending(var factors):
                     factors.report = report  // with the eigenvalue count added above
                     pending[id] = factors
                 }
-                progress(Progress(done: stepsBefore + i + 1, total: c.layerCount * stepsPerLayer, layer: layer))
+                progress(Progress(stage: .layers, done: stepsBefore + i + 1, total: c.layerCount * stepsPerLayer, layer: layer))
             }
             factorisationTime += clock.now - started
             if let layerwise, recipe.calibrateOn == .compressed {
                 let started = clock.now
                 layerwise.run(compressed, observer: nil, advance: true) {
-                    progress(Progress(done: stepsBefore + kinds.count + $0, total: c.layerCount * stepsPerLayer, layer: layer))
+                    progress(Progress(stage: .layers, done: stepsBefore + kinds.count + $0, total: c.layerCount * stepsPerLayer, layer: layer))
                 }
                 calibrationTime += clock.now - started
             }
@@ -156,6 +191,7 @@ public enum Compressor {
         let report = CompressionReport(projections: reports, projectionParametersBefore: before, projectionParametersAfter: after,
                                        modelParametersBefore: counts.total, modelParametersAfter: counts.total - before + after,
                                        factorisationSeconds: factorisationTime.seconds, calibrationSeconds: calibrationTime.seconds,
+                                       allocationSeconds: allocationSeconds,
                                        calibrationTokens: layerwise?.tokenCount ?? 0, peakCalibrationBytes: peakBytes)
         return (compressed, report)
     }
@@ -169,13 +205,13 @@ public enum Compressor {
 
     /// Factorises `w` at `rank`; with no rank yet (nil: the allocator needs every spectrum first)
     /// at full rank min(m, n), kept pending. A rank that would not save parameters keeps `w` dense.
-    static func factorizeProjection(_ w: Matrix<Float>, id: ProjectionID, rank planned: Int?, scaling: InputScaling, shift: Double) throws
-        -> (Outcome, ProjectionReport) {
+    static func factorizeProjection(_ w: Matrix<Float>, id: ProjectionID, rank planned: Int?, factorsPastBreakEven: Bool = false,
+                                    scaling: InputScaling, shift: Double) throws -> (Outcome, ProjectionReport) {
         let m = w.rows, n = w.columns
         var report = ProjectionReport(layer: id.layer, projection: id.kind.shortName, outputs: m, inputs: n, rank: nil,
                                       parametersBefore: m * n, parametersAfter: m * n, relativeTruncationError: nil,
                                       whiteningShift: shift, note: nil)
-        if let planned, let note = keptDenseNote(rank: planned, outputs: m, inputs: n) {
+        if let planned, let note = keptDenseNote(rank: planned, outputs: m, inputs: n, factorsPastBreakEven: factorsPastBreakEven) {
             report.note = note
             return (.final(.dense(DenseLinear(w))), report)
         }
@@ -195,10 +231,11 @@ public enum Compressor {
         return (.final(.lowRank(LowRankLinear(left: left, right: right))), report)
     }
 
-    /// Why a projection stays dense at `rank` (0, or no saving: r·(m+n) ≥ m·n), or nil.
-    static func keptDenseNote(rank: Int, outputs m: Int, inputs n: Int) -> String? {
+    /// Why a projection stays dense at `rank` (0, or no saving: r·(m+n) ≥ m·n, unless the plan
+    /// factors past break-even), or nil.
+    static func keptDenseNote(rank: Int, outputs m: Int, inputs n: Int, factorsPastBreakEven: Bool = false) -> String? {
         if rank < 1 { return "rank would be 0: kept dense" }
-        return rank * (m + n) < m * n ? nil : "rank \(rank) would not save parameters: kept dense"
+        return rank * (m + n) < m * n || factorsPastBreakEven ? nil : "rank \(rank) would not save parameters: kept dense"
     }
 }
 

@@ -104,16 +104,3 @@ public struct EffectiveRankAllocator: RankAllocator {
         }
     }
 }
-
-public enum AllocationError: Error, CustomStringConvertible, Equatable {
-    case missingSpectrum(ProjectionID)
-    case needsDenseCalibration(AllocationMethod)
-
-    public var description: String {
-        switch self {
-        case .missingSpectrum(let id): "no singular values for \(id): this allocator needs every projection profiled first"
-        case .needsDenseCalibration(let method):
-            "--allocation \(method.rawValue) chooses ranks from every layer's spectrum, so layers cannot be calibrated on the compressed prefix: use --calibrate-on dense"
-        }
-    }
-}

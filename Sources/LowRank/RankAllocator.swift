@@ -1,3 +1,4 @@
+import Gradients
 import Llama
 
 /// What an allocator reads before it chooses ranks.
@@ -8,6 +9,12 @@ public enum AllocationInput: Sendable {
     /// The singular values of every scaled weight: every projection is decomposed (at full rank,
     /// kept in memory as Float32) before any rank is chosen, then truncated to the plan.
     case spectra
+    /// FLRC's Fisher importances of the dense weights: a backward pass over the calibration windows
+    /// before any projection is factorised; the ranks are then known up front.
+    case fisherImportance
+
+    /// Whether the allocator reads calibration data even for a method that does not (plain SVD).
+    public var needsCalibration: Bool { self == .fisherImportance }
 }
 
 /// A rule that turns a parameter budget into a rank per projection (an open set: FLRC's Fisher,
@@ -16,6 +23,12 @@ public protocol RankAllocator: Sendable {
     var input: AllocationInput { get }
     /// Ranks for `profiles` storing at most `keptFraction` of their dense parameters.
     func allocate(_ profiles: [ProjectionProfile], keptFraction: Double) throws -> RankPlan
+    /// The importance this allocator reads from a projection's Fisher statistics (for reports).
+    func importance(of entry: FisherImportance.Entry) -> Double?
+}
+
+extension RankAllocator {
+    public func importance(of entry: FisherImportance.Entry) -> Double? { nil }
 }
 
 /// The closed set of allocators the CLI offers (`--allocation`).
@@ -24,13 +37,25 @@ public enum AllocationMethod: String, CaseIterable, Codable, Sendable {
     case uniform
     /// D-Rank: ranks ∝ √(effective rank) within each projection type, then a Q/K → V transfer.
     case effectiveRank = "effective-rank"
+    /// FLRC: ranks ∝ α = Σ (G ⊙ W)² from a backward pass on the calibration windows.
+    case fisher
+    /// FLRC's ablation: ranks ∝ Σ W².
+    case fisherWeight = "fisher-weight"
+    /// FLRC's ablation: ranks ∝ Σ G².
+    case fisherGradient = "fisher-gradient"
 
-    public func allocator(beta: Double, uniformFallback: Bool = false) -> any RankAllocator {
+    public func allocator(beta: Double, uniformFallback: Bool = false, fisherCap: FisherCap = .breakEven) -> any RankAllocator {
         switch self {
         case .uniform: UniformAllocator()
         case .effectiveRank: EffectiveRankAllocator(beta: beta, uniformFallback: uniformFallback)
+        case .fisher: FisherAllocator(variant: .fisher, cap: fisherCap)
+        case .fisherWeight: FisherAllocator(variant: .weightOnly, cap: fisherCap)
+        case .fisherGradient: FisherAllocator(variant: .gradientOnly, cap: fisherCap)
         }
     }
+
+    /// FLRC's family (the ones `--fisher-cap` applies to).
+    public var isFisher: Bool { [.fisher, .fisherWeight, .fisherGradient].contains(self) }
 }
 
 /// SVD-LLM's uniform rank per matrix (each rounded down, so slightly under the budget).

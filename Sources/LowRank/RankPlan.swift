@@ -1,18 +1,28 @@
+import Gradients
 import Llama
 
 /// The rank of every projection, chosen before any projection is factorised: the seam between
 /// allocation (`RankAllocator`) and factorisation (`Compressor`).
 public struct RankPlan: Sendable, Equatable {
     public var ranks: [ProjectionID: Int]
+    /// Factor even where r·(m+n) ≥ m·n (FLRC's full-rank reading, an ablation); otherwise such a
+    /// projection stays dense.
+    public var factorsPastBreakEven: Bool
 
-    public init(ranks: [ProjectionID: Int]) { self.ranks = ranks }
+    public init(ranks: [ProjectionID: Int], factorsPastBreakEven: Bool = false) {
+        self.ranks = ranks
+        self.factorsPastBreakEven = factorsPastBreakEven
+    }
 
     public subscript(id: ProjectionID) -> Int? { ranks[id] }
 
     /// Parameters the plan stores: r·(m+n) per projection, or m·n where that would not save
-    /// anything (the compressor keeps such a projection dense).
+    /// anything and the compressor keeps the projection dense.
     public func parameters(_ profiles: [ProjectionProfile]) -> Int {
-        profiles.reduce(0) { total, p in total + p.cost(rank: ranks[p.id] ?? 0) }
+        profiles.reduce(0) { total, p in
+            let r = ranks[p.id] ?? 0
+            return total + (factorsPastBreakEven && r >= 1 ? r * p.perRank : p.cost(rank: r))
+        }
     }
 }
 
@@ -24,12 +34,15 @@ public struct ProjectionProfile: Sendable {
     /// Singular values of the scaled weight (W·S: whitened for SVD-LLM), descending; nil when the
     /// allocator asked for shapes only.
     public var singularValues: [Double]?
+    /// FLRC's importances of the dense weight (from the backward pass), when the allocator asks.
+    public var fisher: FisherImportance.Entry?
 
-    public init(id: ProjectionID, outputs: Int, inputs: Int, singularValues: [Double]? = nil) {
+    public init(id: ProjectionID, outputs: Int, inputs: Int, singularValues: [Double]? = nil, fisher: FisherImportance.Entry? = nil) {
         self.id = id
         self.outputs = outputs
         self.inputs = inputs
         self.singularValues = singularValues
+        self.fisher = fisher
     }
 
     /// Parameters per unit of rank, m + n.

@@ -10,8 +10,10 @@ struct Compress: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compress a model's projections by low-rank factorisation and write a checkpoint directory.",
         discussion: """
-            Every q/k/v/o/gate/up/down projection gets the uniform rank r = floor(m·n·(1 − ρ)/(m + n)) for --remove ρ \
-            (SVD-LLM's rule; ρ is the fraction of projection parameters removed, embeddings and norms are untouched). \
+            With --allocation uniform (the default) every q/k/v/o/gate/up/down projection gets the rank \
+            r = floor(m·n·(1 − ρ)/(m + n)) for --remove ρ (SVD-LLM's rule; ρ is the fraction of projection parameters \
+            removed, embeddings and norms are untouched); the other allocations choose a rank per projection within the \
+            same budget (fisher runs a backward pass over the calibration windows first). \
             Methods: svd (plain truncated SVD), asvd (activation-magnitude scaling, α = --alpha), svd-llm (Cholesky \
             whitening of the calibration Gram matrix). Calibration: --samples windows of --length tokens from the \
             corpus (documents joined with blank lines, tokenised once), at seeded random offsets or --calibration-starts.
@@ -56,8 +58,11 @@ struct Compress: ParsableCommand {
     @Option(help: "Calibration activations: dense (the original model's, as the references) or compressed (through the already-compressed layers).")
     var calibrateOn: CalibrationSource = .dense
 
-    @Option(help: "Rank allocation: uniform (SVD-LLM: the same kept fraction of every matrix) or effective-rank (D-Rank: ranks ∝ √(effective rank) per projection type, then Q/K → V).")
+    @Option(help: "Rank allocation: uniform (SVD-LLM: the same kept fraction of every matrix), effective-rank (D-Rank: ranks ∝ √(effective rank) per projection type, then Q/K → V), fisher (FLRC: ranks ∝ Σ(G⊙W)² from a backward pass on the calibration windows), fisher-weight or fisher-gradient (FLRC's ablations: Σ W², Σ G²).")
     var allocation: AllocationMethod = .uniform
+
+    @Option(help: "fisher allocations: a rank reaching break-even ⌊mn/(m+n)⌋ keeps the matrix dense (break-even, default), or ranks are capped at min(m, n) and stored as factors even past break-even (full-rank, an ablation).")
+    var fisherCap: FisherCap?
 
     @Option(help: "effective-rank: fraction of the q and k ranks' parameters moved to v, in [0, 1) (default 0.3).")
     var beta: Double?
@@ -78,6 +83,9 @@ struct Compress: ParsableCommand {
         if allocation != .effectiveRank && (beta != nil || uniformFallback) {
             throw ValidationError("--beta and --uniform-fallback apply to --allocation effective-rank only (this run uses \(allocation.rawValue))")
         }
+        if !allocation.isFisher && fisherCap != nil {
+            throw ValidationError("--fisher-cap applies to --allocation fisher, fisher-weight and fisher-gradient only (this run uses \(allocation.rawValue))")
+        }
         guard (0..<1).contains(beta ?? 0.3) else { throw ValidationError("--beta must be in [0, 1) (the fraction of q and k parameters moved to v)") }
         if allocation.allocator(beta: beta ?? 0.3).input == .spectra && calibrateOn == .compressed {
             throw ValidationError(AllocationError.needsDenseCalibration(allocation).description)
@@ -95,11 +103,12 @@ struct Compress: ParsableCommand {
         let recipe = CompressionRecipe(method: method, removedFraction: remove, asvdAlpha: alpha, calibrationCorpus: calibration,
                                        calibrationSamples: calibrationStarts?.count ?? samples, calibrationLength: length,
                                        seed: seed, calibrationStarts: calibrationStarts, whitening: whitening, calibrateOn: calibrateOn,
-                                       allocation: allocation, beta: beta ?? 0.3, uniformFallback: uniformFallback)
+                                       allocation: allocation, beta: beta ?? 0.3, uniformFallback: uniformFallback,
+                                       fisherCap: fisherCap ?? .breakEven)
         var calibrationSet: CalibrationSet?
         var calibrationFile: String?
         var calibrationTokens: Int?
-        if method.needsCalibration {
+        if method.needsCalibration || allocation.allocator(beta: 0.3).input.needsCalibration {
             let corpus = Corpus(argument: calibration)
             let directory = dataDirectory ?? defaultDataDirectory()
             let text: String
@@ -113,11 +122,20 @@ struct Compress: ParsableCommand {
             calibrationTokens = tokens.count
         }
         let unit = method.needsCalibration ? "steps (window passes and projections)" : "projections"
-        let progress = ProgressReporter("compression", unit: unit)
+        // Each stage's reporter starts its clock when the stage starts (its ETA covers that stage only).
+        var progress: ProgressReporter?
+        var importanceProgress: ProgressReporter?
         let (compressed, report): (LlamaModel, CompressionReport)
         do {
             (compressed, report) = try Compressor.compress(dense, weights: loaded.weights, recipe: recipe, calibration: calibrationSet) {
-                progress.update($0.done, $0.total, detail: "layer \($0.layer + 1)/\(loaded.configuration.layerCount)")
+                switch $0.stage {
+                case .importance:
+                    if importanceProgress == nil { importanceProgress = ProgressReporter("fisher importance (backward pass)", unit: "windows") }
+                    importanceProgress!.update($0.done, $0.total)
+                case .layers:
+                    if progress == nil { progress = ProgressReporter("compression", unit: unit) }
+                    progress!.update($0.done, $0.total, detail: "layer \($0.layer + 1)/\(loaded.configuration.layerCount)")
+                }
             }
         } catch let error as CompressionError { throw CLIError(error.description) } catch let error as AllocationError { throw CLIError(error.description) }
         let calibrationSeconds = report.calibrationSeconds
@@ -156,7 +174,8 @@ struct Compress: ParsableCommand {
         let clamped = report.projections.filter { ($0.clampedEigenvalues ?? 0) > 0 }.count
         if clamped > 0 { print("whitening: \(clamped) projections had tiny Gram eigenvalues raised to the floor (see compression.json)") }
         if shifted > 0 { print("whitening: \(shifted) Gram matrices were not positive definite and were shifted (see compression.json)") }
-        print(String(format: "calibration %.1f s, factorisation %.1f s, total %.1f s, peak RSS %.0f MiB (calibration statistics at most %.0f MiB)",
+        print(String(format: "%@calibration %.1f s, factorisation %.1f s, total %.1f s, peak RSS %.0f MiB (calibration statistics at most %.0f MiB)",
+                     report.allocationSeconds.map { String(format: "allocation (backward pass) %.1f s, ", $0) } ?? "",
                      calibrationSeconds, report.factorisationSeconds, summary.total_seconds, Double(summary.peak_rss_bytes) / 1_048_576,
                      Double(report.peakCalibrationBytes) / 1_048_576))
     }
@@ -166,3 +185,4 @@ extension CompressionMethod: ExpressibleByArgument {}
 extension WhiteningKind: ExpressibleByArgument {}
 extension CalibrationSource: ExpressibleByArgument {}
 extension AllocationMethod: ExpressibleByArgument {}
+extension FisherCap: ExpressibleByArgument {}

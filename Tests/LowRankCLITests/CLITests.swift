@@ -230,6 +230,10 @@ struct CLITests {
         #expect(ignored.status != 0 && ignored.stderr.contains("--allocation effective-rank only"), "\(ignored.stderr)")
         let unknown = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "magic", "-o", "/tmp/never"])
         #expect(unknown.status != 0 && unknown.stderr.contains("effective-rank"), "\(unknown.stderr)")
+        let cap = try CLI.run(["compress", model, "--remove", "0.2", "--fisher-cap", "full-rank", "-o", "/tmp/never"])
+        #expect(cap.status != 0 && cap.stderr.contains("--fisher-cap applies to --allocation fisher"), "\(cap.stderr)")
+        let badCap = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "fisher", "--fisher-cap", "sometimes", "-o", "/tmp/never"])
+        #expect(badCap.status != 0 && badCap.stderr.contains("break-even"), "\(badCap.stderr)")
     }
 
     @Test func anActiveRankOnADenseModelIsRejectedAndNamed() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Gradients
 import LinearAlgebra
 import Llama
 import LowRank
@@ -27,6 +28,9 @@ struct AllocationTests {
             var p = p
             let decay = 0.9 + 0.099 * Double(rng.uniform(1) + 1) / 2  // 0.9 ... 0.999
             p.singularValues = (0..<min(p.outputs, p.inputs)).map { pow(decay, Double($0)) }
+            // Importances spread over four orders of magnitude, as SmolLM2's α.
+            let fisher = exp(9 * Double(rng.uniform(1))), weight = 1 + Double(rng.uniform(0.5)), gradient = exp(5 * Double(rng.uniform(1)))
+            p.fisher = FisherImportance.Entry(fisher: fisher, weightOnly: weight, gradientOnly: gradient, firstWindowGradientNorm: 0)
             return p
         }
     }
@@ -36,7 +40,9 @@ struct AllocationTests {
         let profiles = Self.smolProfiles(seed: 7)
         let dense = profiles.reduce(0) { $0 + $1.denseParameters }
         for allocator in [UniformAllocator(), EffectiveRankAllocator(beta: 0), EffectiveRankAllocator(beta: 0.3),
-                          EffectiveRankAllocator(beta: 0.3, uniformFallback: true)] as [any RankAllocator] {
+                          EffectiveRankAllocator(beta: 0.3, uniformFallback: true), FisherAllocator(variant: .fisher),
+                          FisherAllocator(variant: .weightOnly), FisherAllocator(variant: .gradientOnly),
+                          FisherAllocator(variant: .fisher, cap: .fullRank)] as [any RankAllocator] {
             let plan = try allocator.allocate(profiles, keptFraction: keep)
             #expect(plan.ranks.count == profiles.count)
             let cost = plan.parameters(profiles)

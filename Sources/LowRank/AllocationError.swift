@@ -1,0 +1,22 @@
+import Llama
+
+/// Why an allocator could not choose ranks.
+public enum AllocationError: Error, CustomStringConvertible, Equatable {
+    case missingSpectrum(ProjectionID)
+    case needsDenseCalibration(AllocationMethod)
+    case missingImportance(ProjectionID)
+    case nonFiniteImportance(ProjectionID, Double)  // NaN, ±∞ or negative
+    case zeroImportance
+
+    public var description: String {
+        switch self {
+        case .missingSpectrum(let id): "no singular values for \(id): this allocator needs every projection profiled first"
+        case .missingImportance(let id): "no Fisher importance for \(id): this allocator needs the backward pass over the calibration windows first"
+        case .nonFiniteImportance(let id, let value):
+            "the Fisher importance of \(id) is \(value): importances must be finite and ≥ 0; check the model and the calibration windows for NaNs"
+        case .zeroImportance: "every Fisher importance is 0 (the gradients vanished): nothing to allocate by"
+        case .needsDenseCalibration(let method):
+            "--allocation \(method.rawValue) chooses ranks from every layer's spectrum, so layers cannot be calibrated on the compressed prefix: use --calibrate-on dense"
+        }
+    }
+}
