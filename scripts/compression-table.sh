@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces the compression table of docs/RESULTS.md: each method and budget with the reference
 # calibration recipe (C4 sample, 64 windows of 512 at the fixture README's offsets), scored on the
-# first 40 WikiText-2 windows of 2048. Usage: scripts/compression-table.sh [OUT_DIR] [method:remove[:allocation] ...]
-# (allocation: uniform, the default, or effective-rank).
+# first 40 WikiText-2 windows of 2048. Usage: scripts/compression-table.sh [OUT_DIR] [method:remove[:allocation[:fisher-cap]] ...]
+# (allocation: uniform, the default, effective-rank, fisher, fisher-weight or fisher-gradient; fisher-cap: break-even,
+# the default, or full-rank).
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
 OUT="${1:-/tmp/lowrank-table}"
@@ -17,13 +18,15 @@ fi
 BIN="$LOWRANK_BIN"
 mkdir -p "$OUT"
 for run in "${RUNS[@]}"; do
-    IFS=: read -r method remove allocation <<< "$run"
+    IFS=: read -r method remove allocation cap <<< "$run"
     allocation="${allocation:-uniform}"
     dir="$OUT/smollm2-$method-$remove"
     [ "$allocation" != uniform ] && dir="$dir-$allocation"
-    echo "== $method --remove $remove --allocation $allocation" >&2
-    /usr/bin/time -v "$BIN" compress "$MODEL_PATH" --method "$method" --remove "$remove" --allocation "$allocation" --calibration c4 --length 512 \
+    extra=()
+    [ -n "$cap" ] && { extra=(--fisher-cap "$cap"); dir="$dir-$cap"; }
+    echo "== $method --remove $remove --allocation $allocation ${extra[*]}" >&2
+    /usr/bin/time -v "$BIN" compress "$MODEL_PATH" --method "$method" --remove "$remove" --allocation "$allocation" "${extra[@]}" --calibration c4 --length 512 \
         --calibration-starts "$STARTS" -o "$dir" 2> "$dir.compress.err" > "$dir.compress.txt" || { cat "$dir.compress.err" >&2; exit 1; }
     "$BIN" perplexity "$dir" --dataset wikitext2 --window 2048 --limit 40 --json > "$dir.ppl.json"
-    python3 -c "import json,sys; r=json.load(open('$dir.ppl.json')); print('$method', '$remove', '$allocation', round(r['mean_nll'],5), '%.4g' % r['perplexity'])"
+    python3 -c "import json,sys; r=json.load(open('$dir.ppl.json')); print('$method', '$remove', '$allocation', '$cap', round(r['mean_nll'],5), '%.4g' % r['perplexity'])"
 done

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import Testing
 import TestSupport
 
@@ -200,6 +203,12 @@ struct CLITests {
         #expect((provenance["recipe"] as? [String: Any])?["removedFraction"] as? Double == 0.2)
         #expect((provenance["source_sha256"] as? String)?.hasPrefix("b179c952") == true)
         #expect((provenance["compression_json_sha256"] as? String)?.count == 64)
+        // A uniform checkpoint plots its ranks but has no importances to plot.
+        let ranks = try CLI.run(["plot", "ranks", dir.file("ck"), "-o", dir.file("ranks.svg")])
+        #expect(ranks.status == 0, "\(ranks.stderr)")
+        let noImportance = try CLI.run(["plot", "importance", dir.file("ck"), "-o", dir.file("importance.svg")])
+        #expect(noImportance.status == 1 && noImportance.stderr.contains("--allocation fisher"), "\(noImportance.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("importance.svg")))
         // An unreadable compression record stops eval and perplexity before they evaluate, naming the file.
         try Data("{\"recipe\": ".utf8).write(to: URL(fileURLWithPath: dir.file("ck/compression.json")))
         for command in [["eval", dir.file("ck"), "--tasks", "openbookqa", "--limit", "2"], ["perplexity", dir.file("ck"), "--limit", "1"]] {
@@ -207,6 +216,34 @@ struct CLITests {
             #expect(broken.status == 1, "\(command[0]): \(broken.stderr)")
             #expect(broken.stderr.contains(dir.file("ck/compression.json")) && broken.stderr.contains("recompress"), "\(command[0]): \(broken.stderr)")
             #expect(!broken.stderr.contains("ETA"), "\(command[0]) evaluated before reading the record")
+        }
+    }
+
+    /// FLRC allocation from the command line: the backward pass shows progress, compression.json
+    /// carries an importance per projection, and both plots are readable SVG documents with a title,
+    /// labelled axes and a legend naming the seven projection types.
+    @Test func fisherAllocationRecordsImportancesAndPlotsThem() throws {
+        let dir = TemporaryDirectory()
+        let output = try CLI.run(["compress", try Fixtures.requireSmolLM2(), "--method", "svd", "--allocation", "fisher", "--samples", "2",
+                                  "--length", "64", "--remove", "0.3", "-o", dir.file("ck"), "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stderr.contains("fisher importance (backward pass)  2/2 windows"), "\(output.stderr)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        let report = summary["report"] as! [String: Any]
+        let projections = report["projections"] as! [[String: Any]]
+        #expect(projections.count == 210 && projections.allSatisfy { ($0["importance"] as? Double ?? 0) > 0 })
+        #expect((report["allocationSeconds"] as? Double ?? 0) > 0)
+        #expect((summary["recipe"] as! [String: Any])["fisherCap"] as? String == "break-even")
+        for (kind, title, axis) in [("ranks", "Rank per layer", "rank kept"), ("importance", "Fisher importance α", "α (log scale)")] {
+            let file = dir.file("\(kind).svg")
+            let plot = try CLI.run(["plot", kind, dir.file("ck"), "-o", file])
+            #expect(plot.status == 0, "\(plot.stderr)")
+            let svg = try String(contentsOfFile: file, encoding: .utf8)
+            #expect(XMLParser(data: Data(svg.utf8)).parse(), "\(kind).svg is not well-formed XML")
+            for text in [title, axis, ">layer<"] + ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"].map { ">\($0)<" } {
+                #expect(svg.contains(text), "\(kind).svg lacks \(text)")
+            }
+            #expect(svg.components(separatedBy: "<circle").count - 1 >= 210 + 7, "\(kind).svg: one marker per projection and per legend entry")
         }
     }
 
