@@ -2,7 +2,7 @@
 # Reproduces the compression table of docs/RESULTS.md: each method and budget with the reference
 # calibration recipe (C4 sample, 64 windows of 512 at the fixture README's offsets), scored on the
 # first 40 WikiText-2 windows of 2048. Usage: scripts/compression-table.sh [OUT_DIR] [method:remove[:allocation[:fisher-cap]] ...]
-# (allocation: uniform, the default, effective-rank, fisher, fisher-weight or fisher-gradient; fisher-cap: break-even,
+# (allocation: uniform, the default, effective-rank, svd-llm-v2, fisher, fisher-weight or fisher-gradient; fisher-cap: break-even,
 # the default, or full-rank).
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"

@@ -7,6 +7,7 @@ public enum AllocationError: Error, CustomStringConvertible, Equatable {
     case missingImportance(ProjectionID)
     case nonFiniteImportance(ProjectionID, Double)  // NaN, ±∞ or negative
     case zeroImportance
+    case truncationLossBelowOne(ProjectionID, Double)
 
     public var description: String {
         switch self {
@@ -14,6 +15,8 @@ public enum AllocationError: Error, CustomStringConvertible, Equatable {
         case .missingImportance(let id): "no Fisher importance for \(id): this allocator needs the backward pass over the calibration windows first"
         case .nonFiniteImportance(let id, let value):
             "the Fisher importance of \(id) is \(value): importances must be finite and ≥ 0; check the model and the calibration windows for NaNs"
+        case .truncationLossBelowOne(let id, let loss):
+            "svd-llm-v2 allocation: the truncation loss of \(id) at the uniform rank is \(loss); its rule 1/log(loss) needs a loss above 1 (more calibration tokens raise it)"
         case .zeroImportance: "every Fisher importance is 0 (the gradients vanished): nothing to allocate by"
         case .needsDenseCalibration(let method):
             "--allocation \(method.rawValue) chooses ranks from every layer's spectrum, so layers cannot be calibrated on the compressed prefix: use --calibrate-on dense"

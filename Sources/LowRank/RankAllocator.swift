@@ -37,6 +37,8 @@ public enum AllocationMethod: String, CaseIterable, Codable, Sendable {
     case uniform
     /// D-Rank: ranks ∝ √(effective rank) within each projection type, then a Q/K → V transfer.
     case effectiveRank = "effective-rank"
+    /// SVD-LLM V2: per projection type, less compression where the truncation loss is larger.
+    case svdLLMV2 = "svd-llm-v2"
     /// FLRC: ranks ∝ α = Σ (G ⊙ W)² from a backward pass on the calibration windows.
     case fisher
     /// FLRC's ablation: ranks ∝ Σ W².
@@ -48,6 +50,7 @@ public enum AllocationMethod: String, CaseIterable, Codable, Sendable {
         switch self {
         case .uniform: UniformAllocator()
         case .effectiveRank: EffectiveRankAllocator(beta: beta, uniformFallback: uniformFallback)
+        case .svdLLMV2: TruncationLossAllocator()
         case .fisher: FisherAllocator(variant: .fisher, cap: fisherCap)
         case .fisherWeight: FisherAllocator(variant: .weightOnly, cap: fisherCap)
         case .fisherGradient: FisherAllocator(variant: .gradientOnly, cap: fisherCap)

@@ -58,7 +58,7 @@ struct Compress: ParsableCommand {
     @Option(help: "Calibration activations: dense (the original model's, as the references) or compressed (through the already-compressed layers).")
     var calibrateOn: CalibrationSource = .dense
 
-    @Option(help: "Rank allocation: uniform (SVD-LLM: the same kept fraction of every matrix), effective-rank (D-Rank: ranks ∝ √(effective rank) per projection type, then Q/K → V), fisher (FLRC: ranks ∝ Σ(G⊙W)² from a backward pass on the calibration windows), fisher-weight or fisher-gradient (FLRC's ablations: Σ W², Σ G²).")
+    @Option(help: "Rank allocation: uniform (SVD-LLM: the same kept fraction of every matrix), effective-rank (D-Rank: ranks ∝ √(effective rank) per projection type, then Q/K → V), svd-llm-v2 (SVD-LLM V2: less compression where the truncation loss is larger, per type), fisher (FLRC: ranks ∝ Σ(G⊙W)² from a backward pass on the calibration windows), fisher-weight or fisher-gradient (FLRC's ablations: Σ W², Σ G²).")
     var allocation: AllocationMethod = .uniform
 
     @Option(help: "fisher allocations: a rank reaching break-even ⌊mn/(m+n)⌋ keeps the matrix dense (break-even, default), or ranks are capped at min(m, n) and stored as factors even past break-even (full-rank, an ablation).")

@@ -106,3 +106,45 @@ struct FisherAllocationTests {
         }
     }
 }
+
+/// SVD-LLM V2's loss-based ratios, on hand-derived spectra.
+@Suite("Truncation-loss allocation (SVD-LLM V2)")
+struct TruncationLossAllocationTests {
+    /// Two 100 × 100 matrices of one type at keep 0.5 (uniform rank 25): truncation losses e and e³
+    /// give ℓ = 1 and 1/3, removed fractions 2·0.5·(3/4) = 0.75 and 0.25, ranks ⌊0.25·50⌋ = 12 and
+    /// ⌊0.75·50⌋ = 37: the matrix that loses more keeps more.
+    @Test func aMatrixWithALargerTruncationLossKeepsMoreRank() throws {
+        func profile(_ layer: Int, droppedSigma: Double) -> ProjectionProfile {
+            ProjectionProfile(id: ProjectionID(layer: layer, kind: .query), outputs: 100, inputs: 100,
+                              singularValues: Array(repeating: 10, count: 25) + [droppedSigma] + Array(repeating: 0, count: 74))
+        }
+        let profiles = [profile(0, droppedSigma: exp(1)), profile(1, droppedSigma: exp(3))]
+        let plan = try TruncationLossAllocator().allocate(profiles, keptFraction: 0.5)
+        #expect(profiles.map { plan[$0.id]! } == [12, 37])
+    }
+
+    @Test(arguments: [0.9, 0.8, 0.7, 0.6])
+    func itMeetsEachTypesBudget(keep: Double) throws {
+        // Power-law spectra σ_i = 10⁶/(i+1)^p, p from 0.5 to 1.5: losses well above 1, as whitened SmolLM2 weights.
+        var rng = SeededGenerator(seed: 9)
+        var profiles = AllocationTests.smolProfiles(seed: 9)
+        for i in profiles.indices {
+            let power = 1 + Double(rng.uniform(0.5))
+            profiles[i].singularValues = (0..<profiles[i].singularValues!.count).map { 1e6 / pow(Double($0 + 1), power) }
+        }
+        let plan = try TruncationLossAllocator().allocate(profiles, keptFraction: keep)
+        for kind in ProjectionKind.allCases {
+            let ofKind = profiles.filter { $0.id.kind == kind }
+            let dense = Double(ofKind.reduce(0) { $0 + $1.denseParameters })
+            let cost = Double(plan.parameters(ofKind))
+            #expect(cost <= keep * dense + 1e-6 && cost > keep * dense - Double(ofKind.count * ofKind[0].perRank), "\(kind) at \(keep)")
+        }
+    }
+
+    @Test func aLossBelowOneIsNamed() {
+        let p = ProjectionProfile(id: ProjectionID(layer: 3, kind: .up), outputs: 10, inputs: 10, singularValues: Array(repeating: 0.1, count: 10))
+        let error = #expect(throws: AllocationError.self) { try TruncationLossAllocator().allocate([p], keptFraction: 0.8) }
+        guard case .truncationLossBelowOne(let id, let loss) = error else { Issue.record("\(String(describing: error))"); return }
+        #expect(id == p.id && abs(loss - (6 * 0.01).squareRoot()) < 1e-12)  // uniform rank 4: six dropped values of 0.1
+    }
+}
