@@ -13,14 +13,23 @@ extension LlamaModel {
         precondition(t > 0 && t <= ws.rows, "\(t) tokens do not fit a workspace of \(ws.rows) rows")
         precondition(start + t <= cache.capacity && start + t <= ws.contextCapacity,
                      "positions up to \(start + t) exceed the cache (\(cache.capacity)) or workspace (\(ws.contextCapacity))")
-        let h = c.hiddenSize
         embed(tokens, workspace: ws)
-        report(.embedding, ws.hidden, t, h, observer)
-        for l in layers.indices {
+        report(.embedding, ws.hidden, t, c.hiddenSize, observer)
+        forwardSuffix(from: 0, rows: t, cache: cache, workspace: ws, observer: observer)
+    }
+
+    /// Runs layers `first ..< layerCount` on the residual stream already in the workspace
+    /// (`[rows × hidden]`, positions from `cache.count`), advances the cache, and applies the final
+    /// norm: `forward` after its embedding. Re-running only a model's suffix from a saved stream is
+    /// what ASVD's sensitivity search does for every projection it probes.
+    public func forwardSuffix(from first: Int, rows t: Int, cache: KVCache, workspace ws: Workspace,
+                              observer: (any ForwardObserver)? = nil) {
+        let c = configuration
+        let h = c.hiddenSize
+        for l in first..<layers.count {
             forwardLayer(l, rows: t, cache: cache, workspace: ws, observer: observer)
         }
         cache.advance(by: t)
-
         finalNorm.withUnsafeBufferPointer { w in
             for r in 0..<t {
                 VectorMath.rmsNorm(ws.hidden + r * h, weight: w.baseAddress!, epsilon: c.rmsNormEpsilon, count: h, into: ws.normed + r * h)

@@ -8,6 +8,9 @@ public enum AllocationError: Error, CustomStringConvertible, Equatable {
     case nonFiniteImportance(ProjectionID, Double)  // NaN, ±∞ or negative
     case zeroImportance
     case truncationLossBelowOne(ProjectionID, Double)
+    case missingSensitivity(ProjectionID)
+    case nonFiniteSensitivity(ProjectionID, Double)
+    case searchCannotReachBudget(smallestKeptFraction: Double, keep: Double)
 
     public var description: String {
         switch self {
@@ -17,6 +20,11 @@ public enum AllocationError: Error, CustomStringConvertible, Equatable {
             "the Fisher importance of \(id) is \(value): importances must be finite and ≥ 0; check the model and the calibration windows for NaNs"
         case .truncationLossBelowOne(let id, let loss):
             "svd-llm-v2 allocation: the truncation loss of \(id) at the uniform rank is \(loss); its rule 1/log(loss) needs a loss above 1 (more calibration tokens raise it)"
+        case .missingSensitivity(let id): "no sensitivity probes for \(id): asvd-search needs every projection probed first"
+        case .nonFiniteSensitivity(let id, let fraction):
+            "asvd-search: the calibration loss with \(id) at \(fraction) of its parameters is not finite; check the model and the calibration windows for NaNs"
+        case .searchCannotReachBudget(let smallest, let keep):
+            "asvd-search cannot keep only \(keep) of the projection parameters: its smallest candidate keeps \(smallest) of each matrix (use --remove ≤ \(1 - smallest))"
         case .zeroImportance: "every Fisher importance is 0 (the gradients vanished): nothing to allocate by"
         case .needsDenseCalibration(let method):
             "--allocation \(method.rawValue) chooses ranks from every layer's spectrum, so layers cannot be calibrated on the compressed prefix: use --calibrate-on dense"

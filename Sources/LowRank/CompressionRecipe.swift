@@ -47,11 +47,15 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
     public var uniformFallback: Bool
     /// FLRC allocations: what a rank too large to save parameters does (break-even: dense).
     public var fisherCap: FisherCap
+    /// asvd-search: how many of the calibration windows (the first ones) its sensitivity probes score.
+    public var searchSamples: Int
 
     public init(method: CompressionMethod, removedFraction: Double, asvdAlpha: Double = 0.5, calibrationCorpus: String = "c4",
                 calibrationSamples: Int = 64, calibrationLength: Int = 512, seed: UInt64 = 3, calibrationStarts: [Int]? = nil,
                 whitening: WhiteningKind = .cholesky, calibrateOn: CalibrationSource = .dense, allocation: AllocationMethod = .uniform,
-                beta: Double = 0.3, uniformFallback: Bool = false, fisherCap: FisherCap = .breakEven) {
+                beta: Double = 0.3, uniformFallback: Bool = false, fisherCap: FisherCap = .breakEven,
+                searchSamples: Int = 4) {
+        self.searchSamples = searchSamples
         self.uniformFallback = uniformFallback
         self.fisherCap = fisherCap
         self.allocation = allocation
@@ -72,7 +76,7 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case method, removedFraction, asvdAlpha, calibrationCorpus, calibrationSamples, calibrationLength, seed, calibrationStarts
-        case whitening, calibrateOn, allocation, beta, uniformFallback, fisherCap
+        case whitening, calibrateOn, allocation, beta, uniformFallback, fisherCap, searchSamples
     }
 
     /// Records written before allocation existed read as uniform.
@@ -92,5 +96,6 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
         beta = try c.decodeIfPresent(Double.self, forKey: .beta) ?? 0.3
         uniformFallback = try c.decodeIfPresent(Bool.self, forKey: .uniformFallback) ?? false
         fisherCap = try c.decodeIfPresent(FisherCap.self, forKey: .fisherCap) ?? .breakEven
+        searchSamples = try c.decodeIfPresent(Int.self, forKey: .searchSamples) ?? 4
     }
 }

@@ -21,6 +21,8 @@ public struct ProjectionReport: Codable, Sendable {
     public var effectiveRank: Double?
     /// The importance the allocator ranked by (FLRC's α, or an ablation's Σ W² or Σ G²).
     public var importance: Double?
+    /// asvd-search: the calibration loss with only this projection truncated, per kept fraction.
+    public var sensitivity: [SensitivityPoint]?
     public var note: String?
 }
 
@@ -33,7 +35,8 @@ public struct CompressionReport: Codable, Sendable {
     public var factorisationSeconds: Double
     /// Forward passes and statistics (0 for plain SVD).
     public var calibrationSeconds: Double
-    /// Statistics only the allocator needs (FLRC: the backward pass over the calibration windows);
+    /// Statistics only the allocator needs (FLRC: the backward pass over the calibration windows;
+    /// asvd-search: its sensitivity probes);
     /// nil when it needs none beyond the factorisation's.
     public var allocationSeconds: Double?
     public var calibrationTokens: Int

@@ -20,6 +20,8 @@ public enum Compressor {
         case importance
         /// Layer-by-layer calibration and factorisation (`done`/`total` count steps).
         case layers
+        /// ASVD's sensitivity probes after the last layer (`done`/`total` count probes).
+        case search
     }
 
     /// Profile, allocate, factorise. Factorises every projection of `model` at the rank
@@ -53,7 +55,7 @@ public enum Compressor {
         switch allocator.input {
         case .shapes:
             plan = try allocator.allocate(shapes, keptFraction: recipe.keptFraction)
-        case .spectra:
+        case .spectra, .sensitivity:
             plan = nil
         case .fisherImportance:
             // Gradients of the dense model on the calibration windows, before anything is factorised.
@@ -172,15 +174,35 @@ public enum Compressor {
             }
         }
         if plan == nil {
-            let profiles = try shapes.map { p -> ProjectionProfile in
+            var profiles = try shapes.map { p -> ProjectionProfile in
                 guard let factors = pending[p.id] else { throw AllocationError.missingSpectrum(p.id) }
                 var profile = p
                 profile.singularValues = factors.singularValues
                 return profile
             }
+            if allocator.input == .sensitivity {
+                guard let calibration else { throw CompressionError.missingAllocationCalibration(recipe.allocation) }
+                let started = clock.now
+                let probe = SensitivityProbe(model: model, windows: Array(calibration.windows.prefix(recipe.searchSamples)))
+                let candidates = SensitivitySearchAllocator.candidates
+                var done = 0
+                progress(Progress(stage: .search, done: 0, total: profiles.count * candidates.count, layer: 0))
+                for i in profiles.indices {
+                    let p = profiles[i]
+                    profiles[i].sensitivity = candidates.map { fraction in
+                        let rank = uniformRank(outputs: p.outputs, inputs: p.inputs, keptFraction: fraction)
+                        let loss = probe.loss(replacing: p.id, with: pending[p.id]!.truncated(to: rank).0)
+                        done += 1
+                        progress(Progress(stage: .search, done: done, total: profiles.count * candidates.count, layer: p.id.layer))
+                        return SensitivityPoint(keptFraction: fraction, loss: loss)
+                    }
+                }
+                allocationSeconds = (clock.now - started).seconds
+            }
             let chosen = try allocator.allocate(profiles, keptFraction: recipe.keptFraction)
             for p in profiles {
-                let (linear, report) = pending.removeValue(forKey: p.id)!.truncated(to: chosen[p.id] ?? 0)
+                var (linear, report) = pending.removeValue(forKey: p.id)!.truncated(to: chosen[p.id] ?? 0)
+                report.sensitivity = p.sensitivity
                 compressed[p.id] = linear
                 reports.append(report)
             }

@@ -12,9 +12,14 @@ public enum AllocationInput: Sendable {
     /// FLRC's Fisher importances of the dense weights: a backward pass over the calibration windows
     /// before any projection is factorised; the ranks are then known up front.
     case fisherImportance
+    /// ASVD's sensitivity list: every projection's full-rank factors (as for spectra), then the
+    /// calibration loss with one projection truncated at a time, at each candidate kept fraction.
+    case sensitivity
 
     /// Whether the allocator reads calibration data even for a method that does not (plain SVD).
-    public var needsCalibration: Bool { self == .fisherImportance }
+    public var needsCalibration: Bool { self == .fisherImportance || self == .sensitivity }
+    /// Whether every projection is factorised at full rank before the plan exists.
+    public var needsFullRankFactors: Bool { self == .spectra || self == .sensitivity }
 }
 
 /// A rule that turns a parameter budget into a rank per projection (an open set: FLRC's Fisher,
@@ -37,6 +42,8 @@ public enum AllocationMethod: String, CaseIterable, Codable, Sendable {
     case uniform
     /// D-Rank: ranks ∝ √(effective rank) within each projection type, then a Q/K → V transfer.
     case effectiveRank = "effective-rank"
+    /// ASVD's sensitivity search: calibration loss per projection and kept fraction, then a binary search.
+    case asvdSearch = "asvd-search"
     /// SVD-LLM V2: per projection type, less compression where the truncation loss is larger.
     case svdLLMV2 = "svd-llm-v2"
     /// FLRC: ranks ∝ α = Σ (G ⊙ W)² from a backward pass on the calibration windows.
@@ -51,6 +58,7 @@ public enum AllocationMethod: String, CaseIterable, Codable, Sendable {
         case .uniform: UniformAllocator()
         case .effectiveRank: EffectiveRankAllocator(beta: beta, uniformFallback: uniformFallback)
         case .svdLLMV2: TruncationLossAllocator()
+        case .asvdSearch: SensitivitySearchAllocator()
         case .fisher: FisherAllocator(variant: .fisher, cap: fisherCap)
         case .fisherWeight: FisherAllocator(variant: .weightOnly, cap: fisherCap)
         case .fisherGradient: FisherAllocator(variant: .gradientOnly, cap: fisherCap)

@@ -36,8 +36,12 @@ public struct ProjectionProfile: Sendable {
     public var singularValues: [Double]?
     /// FLRC's importances of the dense weight (from the backward pass), when the allocator asks.
     public var fisher: FisherImportance.Entry?
+    /// ASVD's probes: the calibration loss with only this projection truncated, per kept fraction.
+    public var sensitivity: [SensitivityPoint]?
 
-    public init(id: ProjectionID, outputs: Int, inputs: Int, singularValues: [Double]? = nil, fisher: FisherImportance.Entry? = nil) {
+    public init(id: ProjectionID, outputs: Int, inputs: Int, singularValues: [Double]? = nil, fisher: FisherImportance.Entry? = nil,
+                sensitivity: [SensitivityPoint]? = nil) {
+        self.sensitivity = sensitivity
         self.id = id
         self.outputs = outputs
         self.inputs = inputs

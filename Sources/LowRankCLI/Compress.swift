@@ -58,7 +58,7 @@ struct Compress: ParsableCommand {
     @Option(help: "Calibration activations: dense (the original model's, as the references) or compressed (through the already-compressed layers).")
     var calibrateOn: CalibrationSource = .dense
 
-    @Option(help: "Rank allocation: uniform (SVD-LLM: the same kept fraction of every matrix), effective-rank (D-Rank: ranks ∝ √(effective rank) per projection type, then Q/K → V), svd-llm-v2 (SVD-LLM V2: less compression where the truncation loss is larger, per type), fisher (FLRC: ranks ∝ Σ(G⊙W)² from a backward pass on the calibration windows), fisher-weight or fisher-gradient (FLRC's ablations: Σ W², Σ G²).")
+    @Option(help: "Rank allocation: uniform (SVD-LLM: the same kept fraction of every matrix), effective-rank (D-Rank: ranks ∝ √(effective rank) per projection type, then Q/K → V), svd-llm-v2 (SVD-LLM V2: less compression where the truncation loss is larger, per type), asvd-search (ASVD: calibration loss of each projection at kept fractions 0.4–0.9, then a binary search; slow), fisher (FLRC: ranks ∝ Σ(G⊙W)² from a backward pass on the calibration windows), fisher-weight or fisher-gradient (FLRC's ablations: Σ W², Σ G²).")
     var allocation: AllocationMethod = .uniform
 
     @Option(help: "fisher allocations: a rank reaching break-even ⌊mn/(m+n)⌋ keeps the matrix dense (break-even, default), or ranks are capped at min(m, n) and stored as factors even past break-even (full-rank, an ablation).")
@@ -69,6 +69,9 @@ struct Compress: ParsableCommand {
 
     @Flag(help: "effective-rank: as D-Rank's released code, o/up/down keep uniform ranks unless the dynamic ones lower the summed squared truncation error, and gate always does.")
     var uniformFallback = false
+
+    @Option(help: "asvd-search: calibration windows (the first ones) each sensitivity probe is scored on (default 4; ASVD used 32 of 2048 tokens).")
+    var searchSamples: Int?
 
     @Option(help: "Folder holding c4/ (default: $LOWRANK_DATA, ./data, or the repository's data/).")
     var dataDirectory: String?
@@ -83,11 +86,17 @@ struct Compress: ParsableCommand {
         if allocation != .effectiveRank && (beta != nil || uniformFallback) {
             throw ValidationError("--beta and --uniform-fallback apply to --allocation effective-rank only (this run uses \(allocation.rawValue))")
         }
+        if allocation != .asvdSearch && searchSamples != nil {
+            throw ValidationError("--search-samples applies to --allocation asvd-search only (this run uses \(allocation.rawValue))")
+        }
+        if let searchSamples, searchSamples < 1 || searchSamples > (calibrationStarts?.count ?? samples) {
+            throw ValidationError("--search-samples must be between 1 and the number of calibration windows (\(calibrationStarts?.count ?? samples))")
+        }
         if !allocation.isFisher && fisherCap != nil {
             throw ValidationError("--fisher-cap applies to --allocation fisher, fisher-weight and fisher-gradient only (this run uses \(allocation.rawValue))")
         }
         guard (0..<1).contains(beta ?? 0.3) else { throw ValidationError("--beta must be in [0, 1) (the fraction of q and k parameters moved to v)") }
-        if allocation.allocator(beta: beta ?? 0.3).input == .spectra && calibrateOn == .compressed {
+        if allocation.allocator(beta: beta ?? 0.3).input.needsFullRankFactors && calibrateOn == .compressed {
             throw ValidationError(AllocationError.needsDenseCalibration(allocation).description)
         }
     }
@@ -104,7 +113,7 @@ struct Compress: ParsableCommand {
                                        calibrationSamples: calibrationStarts?.count ?? samples, calibrationLength: length,
                                        seed: seed, calibrationStarts: calibrationStarts, whitening: whitening, calibrateOn: calibrateOn,
                                        allocation: allocation, beta: beta ?? 0.3, uniformFallback: uniformFallback,
-                                       fisherCap: fisherCap ?? .breakEven)
+                                       fisherCap: fisherCap ?? .breakEven, searchSamples: searchSamples ?? min(4, calibrationStarts?.count ?? samples))
         var calibrationSet: CalibrationSet?
         var calibrationFile: String?
         var calibrationTokens: Int?
@@ -125,6 +134,7 @@ struct Compress: ParsableCommand {
         // Each stage's reporter starts its clock when the stage starts (its ETA covers that stage only).
         var progress: ProgressReporter?
         var importanceProgress: ProgressReporter?
+        var searchProgress: ProgressReporter?
         let (compressed, report): (LlamaModel, CompressionReport)
         do {
             (compressed, report) = try Compressor.compress(dense, weights: loaded.weights, recipe: recipe, calibration: calibrationSet) {
@@ -132,6 +142,9 @@ struct Compress: ParsableCommand {
                 case .importance:
                     if importanceProgress == nil { importanceProgress = ProgressReporter("fisher importance (backward pass)", unit: "windows") }
                     importanceProgress!.update($0.done, $0.total)
+                case .search:
+                    if searchProgress == nil { searchProgress = ProgressReporter("asvd-search sensitivity", unit: "probes") }
+                    searchProgress!.update($0.done, $0.total, detail: "layer \($0.layer + 1)/\(loaded.configuration.layerCount)")
                 case .layers:
                     if progress == nil { progress = ProgressReporter("compression", unit: unit) }
                     progress!.update($0.done, $0.total, detail: "layer \($0.layer + 1)/\(loaded.configuration.layerCount)")
@@ -175,7 +188,7 @@ struct Compress: ParsableCommand {
         if clamped > 0 { print("whitening: \(clamped) projections had tiny Gram eigenvalues raised to the floor (see compression.json)") }
         if shifted > 0 { print("whitening: \(shifted) Gram matrices were not positive definite and were shifted (see compression.json)") }
         print(String(format: "%@calibration %.1f s, factorisation %.1f s, total %.1f s, peak RSS %.0f MiB (calibration statistics at most %.0f MiB)",
-                     report.allocationSeconds.map { String(format: "allocation (backward pass) %.1f s, ", $0) } ?? "",
+                     report.allocationSeconds.map { String(format: "allocation (%@) %.1f s, ", allocation == .asvdSearch ? "sensitivity probes" : "backward pass", $0) } ?? "",
                      calibrationSeconds, report.factorisationSeconds, summary.total_seconds, Double(summary.peak_rss_bytes) / 1_048_576,
                      Double(report.peakCalibrationBytes) / 1_048_576))
     }
