@@ -184,19 +184,8 @@ public enum Compressor {
                 guard let calibration else { throw CompressionError.missingAllocationCalibration(recipe.allocation) }
                 let started = clock.now
                 let probe = SensitivityProbe(model: model, windows: Array(calibration.windows.prefix(recipe.searchSamples)))
-                let candidates = SensitivitySearchAllocator.candidates
-                var done = 0
-                progress(Progress(stage: .search, done: 0, total: profiles.count * candidates.count, layer: 0))
-                for i in profiles.indices {
-                    let p = profiles[i]
-                    profiles[i].sensitivity = candidates.map { fraction in
-                        let rank = uniformRank(outputs: p.outputs, inputs: p.inputs, keptFraction: fraction)
-                        let loss = probe.loss(replacing: p.id, with: pending[p.id]!.truncated(to: rank).0)
-                        done += 1
-                        progress(Progress(stage: .search, done: done, total: profiles.count * candidates.count, layer: p.id.layer))
-                        return SensitivityPoint(keptFraction: fraction, loss: loss)
-                    }
-                }
+                probe.measure(&profiles, candidates: SensitivitySearchAllocator.candidates,
+                              truncated: { id, rank in pending[id]!.truncated(to: rank).0 }, progress: progress)
                 allocationSeconds = (clock.now - started).seconds
             }
             let chosen = try allocator.allocate(profiles, keptFraction: recipe.keptFraction)

@@ -43,6 +43,24 @@ public final class SensitivityProbe {
         return loss(of: probed, from: id.layer)
     }
 
+    /// Every profile's sensitivity list: the loss with the projection truncated to each candidate
+    /// kept fraction (rank ⌊fraction·m·n/(m+n)⌋; `truncated` gives that layer), one probe at a time.
+    func measure(_ profiles: inout [ProjectionProfile], candidates: [Double], truncated: (ProjectionID, Int) -> Linear,
+                 progress: (Compressor.Progress) -> Void) {
+        let total = profiles.count * candidates.count
+        var done = 0
+        progress(Compressor.Progress(stage: .search, done: 0, total: total, layer: 0))
+        for i in profiles.indices {
+            let p = profiles[i]
+            profiles[i].sensitivity = candidates.map { fraction in
+                let loss = self.loss(replacing: p.id, with: truncated(p.id, uniformRank(outputs: p.outputs, inputs: p.inputs, keptFraction: fraction)))
+                done += 1
+                progress(Compressor.Progress(stage: .search, done: done, total: total, layer: p.id.layer))
+                return SensitivityPoint(keptFraction: fraction, loss: loss)
+            }
+        }
+    }
+
     /// The dense model's loss (what every probe is compared with).
     public func denseLoss() -> Double { loss(of: model, from: 0) }
 
