@@ -19,7 +19,8 @@ struct UniformAfterProfiling: RankAllocator {
 @Suite("Rank allocation")
 struct AllocationTests {
     /// SmolLM2's projection shapes (grouped-query attention: k and v are 192 × 576), 30 layers, with
-    /// seeded spectra of varied decay.
+    /// seeded spectra of varied decay over a power-law floor (so every truncation loss is above 1,
+    /// as whitened weights' are), seeded importances and seeded sensitivity probes.
     static func smolProfiles(seed: UInt64) -> [ProjectionProfile] {
         let c = LlamaConfiguration(hiddenSize: 576, intermediateSize: 1536, layerCount: 30, attentionHeads: 9, keyValueHeads: 3,
                                    vocabularySize: 16, rmsNormEpsilon: 1e-5, ropeTheta: 10_000, contextLength: 64, tiedEmbeddings: true)
@@ -27,10 +28,13 @@ struct AllocationTests {
         return ProjectionProfile.shapes(of: c).map { p in
             var p = p
             let decay = 0.9 + 0.099 * Double(rng.uniform(1) + 1) / 2  // 0.9 ... 0.999
-            p.singularValues = (0..<min(p.outputs, p.inputs)).map { pow(decay, Double($0)) }
+            p.singularValues = (0..<min(p.outputs, p.inputs)).map { 1e6 * pow(decay, Double($0)) + 1e3 / Double($0 + 1) }
             // Importances spread over four orders of magnitude, as SmolLM2's α.
             let fisher = exp(9 * Double(rng.uniform(1))), weight = 1 + Double(rng.uniform(0.5)), gradient = exp(5 * Double(rng.uniform(1)))
             p.fisher = FisherImportance.Entry(fisher: fisher, weightOnly: weight, gradientOnly: gradient, firstWindowGradientNorm: 0)
+            // Losses that fall as more is kept, at a seeded per-matrix sensitivity.
+            let sensitivity = exp(3 * Double(rng.uniform(1)))
+            p.sensitivity = SensitivitySearchAllocator.candidates.map { SensitivityPoint(keptFraction: $0, loss: 3 + sensitivity * (1 - $0)) }
             return p
         }
     }
@@ -42,7 +46,8 @@ struct AllocationTests {
         for allocator in [UniformAllocator(), EffectiveRankAllocator(beta: 0), EffectiveRankAllocator(beta: 0.3),
                           EffectiveRankAllocator(beta: 0.3, uniformFallback: true), FisherAllocator(variant: .fisher),
                           FisherAllocator(variant: .weightOnly), FisherAllocator(variant: .gradientOnly),
-                          FisherAllocator(variant: .fisher, cap: .fullRank)] as [any RankAllocator] {
+                          FisherAllocator(variant: .fisher, cap: .fullRank), TruncationLossAllocator(),
+                          SensitivitySearchAllocator()] as [any RankAllocator] {
             let plan = try allocator.allocate(profiles, keptFraction: keep)
             #expect(plan.ranks.count == profiles.count)
             let cost = plan.parameters(profiles)
