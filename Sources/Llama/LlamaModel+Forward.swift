@@ -155,28 +155,8 @@ extension LlamaModel {
         if let observer, observer.wants(point) { observer.observe(point, values: values, rows: rows, columns: columns) }
     }
 
-    /// Rotate-half RoPE in place on `[rows × heads·d]`: within each head, (x_i, x_{i+d/2}) is rotated
-    /// by position · inv_freq_i.
     private func applyRotary(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, firstPosition: Int, table: RotaryTable) {
-        let d = configuration.headDimension
-        let half = d / 2
-        let width = heads * d
-        table.cos.withUnsafeBufferPointer { cosines in
-            table.sin.withUnsafeBufferPointer { sines in
-                for r in 0..<rows {
-                    let cs = cosines.baseAddress! + (firstPosition + r) * half
-                    let sn = sines.baseAddress! + (firstPosition + r) * half
-                    for head in 0..<heads {
-                        let v = x + r * width + head * d
-                        for i in 0..<half {
-                            let a = v[i], b = v[i + half]
-                            v[i] = a * cs[i] - b * sn[i]
-                            v[i + half] = b * cs[i] + a * sn[i]
-                        }
-                    }
-                }
-            }
-        }
+        table.rotate(x, rows: rows, heads: heads, firstPosition: firstPosition)
     }
 
     /// Attention for packed segments: the rows of segment s (cache slots `start + s.rows`) attend to

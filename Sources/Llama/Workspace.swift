@@ -99,6 +99,33 @@ public final class RotaryTable: @unchecked Sendable {
         cos = cosines
         sin = sines
     }
+
+    /// Rotate-half RoPE in place on `[rows × heads·d]` at positions `firstPosition…`: within each
+    /// head, (x_i, x_{i+d/2}) is rotated by position · inv_freq_i; `inverse` rotates by the opposite
+    /// angle (the transpose: RoPE's backward).
+    @inline(__always)
+    public func rotate(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, firstPosition: Int, inverse: Bool = false) {
+        let d = 2 * half
+        let width = heads * d
+        let sign: Float = inverse ? -1 : 1
+        precondition(firstPosition + rows <= positions, "positions up to \(firstPosition + rows) exceed the rotary table (\(positions))")
+        cos.withUnsafeBufferPointer { cosines in
+            sin.withUnsafeBufferPointer { sines in
+                for r in 0..<rows {
+                    let cs = cosines.baseAddress! + (firstPosition + r) * half
+                    let sn = sines.baseAddress! + (firstPosition + r) * half
+                    for head in 0..<heads {
+                        let v = x + r * width + head * d
+                        for i in 0..<half {
+                            let a = v[i], b = v[i + half], s = sign * sn[i]
+                            v[i] = a * cs[i] - b * s
+                            v[i + half] = b * cs[i] + a * s
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #if canImport(Glibc)

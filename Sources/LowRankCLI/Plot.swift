@@ -15,19 +15,15 @@ struct Plot: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Rank per layer for each projection type (as FLRC's Fig. 2); projections kept dense are drawn open at min(m, n).")
 
-        @Argument(help: "A checkpoint directory written by lowrank compress.")
-        var checkpoint: String
-
-        @Option(name: [.short, .customLong("output")], help: "SVG file to write.")
-        var output: String
+        @OptionGroup var options: PlotOptions
 
         func run() throws {
-            let record = try Plot.record(checkpoint)
+            let record = try Plot.record(options.checkpoint)
             let chart = SVGLineChart(
                 title: "Rank per layer", subtitle: Plot.subtitle(record), xLabel: "layer", yLabel: "rank kept",
                 series: Plot.series(record) { p in (Double(p.rank ?? min(p.outputs, p.inputs)), p.rank == nil) },
                 hollowMeaning: "kept dense (full rank)")
-            try Plot.write(chart, to: output)
+            try Plot.write(chart, to: options.output)
         }
     }
 
@@ -35,14 +31,10 @@ struct Plot: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "FLRC importance α = Σ(G⊙W)² per layer for each projection type (log scale); for an effective-rank checkpoint, D-Rank's effective rank.")
 
-        @Argument(help: "A checkpoint directory written by lowrank compress.")
-        var checkpoint: String
-
-        @Option(name: [.short, .customLong("output")], help: "SVG file to write.")
-        var output: String
+        @OptionGroup var options: PlotOptions
 
         func run() throws {
-            let record = try Plot.record(checkpoint)
+            let record = try Plot.record(options.checkpoint)
             let projections = record.report.projections
             let chart: SVGLineChart
             if projections.allSatisfy({ $0.importance != nil }) {
@@ -59,10 +51,19 @@ struct Plot: ParsableCommand {
                                      xLabel: "layer", yLabel: "effective rank (log scale)", logarithmicY: true,
                                      series: Plot.series(record) { ($0.effectiveRank!, false) })
             } else {
-                throw CLIError("\(checkpoint) has no importances to plot: compress with --allocation fisher (Fisher α) or effective-rank (effective ranks)")
+                throw CLIError("\(options.checkpoint) has no importances to plot: compress with --allocation fisher (Fisher α) or effective-rank (effective ranks)")
             }
-            try Plot.write(chart, to: output)
+            try Plot.write(chart, to: options.output)
         }
+    }
+
+    /// What both plots read and write.
+    struct PlotOptions: ParsableArguments {
+        @Argument(help: "A checkpoint directory written by lowrank compress.")
+        var checkpoint: String
+
+        @Option(name: [.short, .customLong("output")], help: "SVG file to write.")
+        var output: String
     }
 
     static func record(_ checkpoint: String) throws -> CompressionRecord {

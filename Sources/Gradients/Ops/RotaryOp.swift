@@ -6,35 +6,15 @@ import Llama
 public enum RotaryOp {
     public static func forward(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, headSize d: Int, firstPosition: Int,
                                table: RotaryTable) {
-        rotate(x, rows: rows, heads: heads, headSize: d, firstPosition: firstPosition, table: table, sign: 1)
+        precondition(table.half == d / 2, "the rotary table is for head size \(2 * table.half), not \(d)")
+        table.rotate(x, rows: rows, heads: heads, firstPosition: firstPosition)  // exactly inference's rotation
     }
 
     /// `dx = Rᵀ · dy`, in place on the gradient.
     public static func backward(_ dy: UnsafeMutablePointer<Float>, rows: Int, heads: Int, headSize d: Int, firstPosition: Int,
                                 table: RotaryTable) {
-        rotate(dy, rows: rows, heads: heads, headSize: d, firstPosition: firstPosition, table: table, sign: -1)
-    }
-
-    private static func rotate(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, headSize d: Int, firstPosition: Int,
-                               table: RotaryTable, sign: Float) {
-        let half = d / 2
-        precondition(table.half == half && firstPosition + rows <= table.positions, "the rotary table does not cover these rows")
-        table.cos.withUnsafeBufferPointer { cosines in
-            table.sin.withUnsafeBufferPointer { sines in
-                for r in 0..<rows {
-                    let cs = cosines.baseAddress! + (firstPosition + r) * half
-                    let sn = sines.baseAddress! + (firstPosition + r) * half
-                    for head in 0..<heads {
-                        let v = x + r * heads * d + head * d
-                        for i in 0..<half {
-                            let a = v[i], b = v[i + half], s = sign * sn[i]
-                            v[i] = a * cs[i] - b * s
-                            v[i + half] = b * cs[i] + a * s
-                        }
-                    }
-                }
-            }
-        }
+        precondition(table.half == d / 2, "the rotary table is for head size \(2 * table.half), not \(d)")
+        table.rotate(dy, rows: rows, heads: heads, firstPosition: firstPosition, inverse: true)
     }
 
     /// Plain-loop twin in Double (angles from θ directly), for tests.
