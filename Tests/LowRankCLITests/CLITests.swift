@@ -271,6 +271,12 @@ struct CLITests {
         #expect(cap.status != 0 && cap.stderr.contains("--fisher-cap applies to --allocation fisher"), "\(cap.stderr)")
         let badCap = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "fisher", "--fisher-cap", "sometimes", "-o", "/tmp/never"])
         #expect(badCap.status != 0 && badCap.stderr.contains("break-even"), "\(badCap.stderr)")
+        let samples = try CLI.run(["compress", model, "--remove", "0.2", "--search-samples", "2", "-o", "/tmp/never"])
+        #expect(samples.status != 0 && samples.stderr.contains("--search-samples applies to --allocation asvd-search"), "\(samples.stderr)")
+        let tooMany = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "asvd-search", "--samples", "3", "--search-samples", "4",
+                                   "-o", "/tmp/never"])
+        #expect(tooMany.status != 0 && tooMany.stderr.contains("--search-samples must be between 1 and the number of calibration windows (3)"),
+                "\(tooMany.stderr)")
     }
 
     @Test func anActiveRankOnADenseModelIsRejectedAndNamed() throws {
