@@ -11,6 +11,8 @@ public enum AllocationError: Error, CustomStringConvertible, Equatable {
     case missingSensitivity(ProjectionID)
     case nonFiniteSensitivity(ProjectionID, Double)
     case searchCannotReachBudget(smallestKeptFraction: Double, keep: Double)
+    case sensitivityRecordMismatch(path: String, field: String, recorded: String, wanted: String)
+    case sensitivityRecordIncomplete(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -25,9 +27,17 @@ public enum AllocationError: Error, CustomStringConvertible, Equatable {
             "asvd-search: the calibration loss with \(id) at \(fraction) of its parameters is not finite; check the model and the calibration windows for NaNs"
         case .searchCannotReachBudget(let smallest, let keep):
             "asvd-search cannot keep only \(keep) of the projection parameters: its smallest candidate keeps \(smallest) of each matrix (use --remove ≤ \(1 - smallest))"
+        case .sensitivityRecordMismatch(let path, let field, let recorded, let wanted):
+            "--sensitivity-from: \(path) was made with \(field) \(Self.clipped(recorded)), this run has \(Self.clipped(wanted)); its probes are reusable only by a run that differs in --remove alone"
+        case .sensitivityRecordIncomplete(let path, let reason):
+            "--sensitivity-from: \(path) does not hold a complete asvd-search sensitivity list: \(reason)"
         case .zeroImportance: "every Fisher importance is 0 (the gradients vanished): nothing to allocate by"
         case .needsDenseCalibration(let method):
             "--allocation \(method.rawValue) chooses ranks from every layer's spectrum, so layers cannot be calibrated on the compressed prefix: use --calibrate-on dense"
         }
+    }
+
+    private static func clipped(_ value: String) -> String {
+        value.count <= 80 ? value : value.prefix(77) + "..."
     }
 }

@@ -49,12 +49,15 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
     public var fisherCap: FisherCap
     /// asvd-search: how many of the calibration windows (the first ones) its sensitivity probes score.
     public var searchSamples: Int
+    /// asvd-search: the `compression.json` whose probes this run reused (nil: measured here).
+    public var sensitivitySource: SensitivitySource?
 
     public init(method: CompressionMethod, removedFraction: Double, asvdAlpha: Double = 0.5, calibrationCorpus: String = "c4",
                 calibrationSamples: Int = 64, calibrationLength: Int = 512, seed: UInt64 = 3, calibrationStarts: [Int]? = nil,
                 whitening: WhiteningKind = .cholesky, calibrateOn: CalibrationSource = .dense, allocation: AllocationMethod = .uniform,
                 beta: Double = 0.3, uniformFallback: Bool = false, fisherCap: FisherCap = .breakEven,
-                searchSamples: Int = 4) {
+                searchSamples: Int = 4, sensitivitySource: SensitivitySource? = nil) {
+        self.sensitivitySource = sensitivitySource
         self.searchSamples = searchSamples
         self.uniformFallback = uniformFallback
         self.fisherCap = fisherCap
@@ -76,7 +79,7 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case method, removedFraction, asvdAlpha, calibrationCorpus, calibrationSamples, calibrationLength, seed, calibrationStarts
-        case whitening, calibrateOn, allocation, beta, uniformFallback, fisherCap, searchSamples
+        case whitening, calibrateOn, allocation, beta, uniformFallback, fisherCap, searchSamples, sensitivitySource
     }
 
     /// Records written before allocation existed read as uniform.
@@ -97,5 +100,6 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
         uniformFallback = try c.decodeIfPresent(Bool.self, forKey: .uniformFallback) ?? false
         fisherCap = try c.decodeIfPresent(FisherCap.self, forKey: .fisherCap) ?? .breakEven
         searchSamples = try c.decodeIfPresent(Int.self, forKey: .searchSamples) ?? 4
+        sensitivitySource = try c.decodeIfPresent(SensitivitySource.self, forKey: .sensitivitySource)
     }
 }

@@ -32,21 +32,26 @@ public enum Compressor {
     /// each layer is truncated at once; one that reads spectra gets every projection's singular
     /// values after the last layer, and the full-rank factors (Float32) wait for its plan.
     /// A projection whose rank would not save parameters stays dense and the report says so.
+    /// asvd-search with `savedSensitivity` (whose source the recipe names) takes its probes from an
+    /// earlier run instead of measuring them.
     public static func compress(_ model: LlamaModel, weights: LlamaWeights, recipe: CompressionRecipe,
-                                calibration: CalibrationSet?, progress: (Progress) -> Void = { _ in }) throws
+                                calibration: CalibrationSet?, savedSensitivity: SavedSensitivity? = nil,
+                                progress: (Progress) -> Void = { _ in }) throws
         -> (LlamaModel, CompressionReport) {
         try compress(model, weights: weights, recipe: recipe,
                      allocator: recipe.allocation.allocator(beta: recipe.beta, uniformFallback: recipe.uniformFallback, fisherCap: recipe.fisherCap),
-                     calibration: calibration, progress: progress)
+                     calibration: calibration, savedSensitivity: savedSensitivity, progress: progress)
     }
 
     /// The same with any allocator (the recipe's `allocation` is then only a label).
     public static func compress(_ model: LlamaModel, weights: LlamaWeights, recipe: CompressionRecipe, allocator: any RankAllocator,
-                                calibration: CalibrationSet?, progress: (Progress) -> Void = { _ in }) throws
+                                calibration: CalibrationSet?, savedSensitivity: SavedSensitivity? = nil,
+                                progress: (Progress) -> Void = { _ in }) throws
         -> (LlamaModel, CompressionReport) {
         guard recipe.removedFraction > 0 && recipe.removedFraction < 1 else {
             throw CompressionError.invalidBudget(recipe.removedFraction)
         }
+        precondition(recipe.sensitivitySource == savedSensitivity?.source, "the recipe must name the record the reused probes came from")
         let c = model.configuration
         let clock = ContinuousClock()
         var shapes = ProjectionProfile.shapes(of: c)
@@ -180,7 +185,12 @@ public enum Compressor {
                 profile.singularValues = factors.singularValues
                 return profile
             }
-            if allocator.input == .sensitivity {
+            if allocator.input == .sensitivity, let savedSensitivity {
+                for i in profiles.indices {
+                    guard let points = savedSensitivity.points[profiles[i].id] else { throw AllocationError.missingSensitivity(profiles[i].id) }
+                    profiles[i].sensitivity = points
+                }
+            } else if allocator.input == .sensitivity {
                 guard let calibration else { throw CompressionError.missingAllocationCalibration(recipe.allocation) }
                 let started = clock.now
                 let probe = SensitivityProbe(model: model, windows: Array(calibration.windows.prefix(recipe.searchSamples)))

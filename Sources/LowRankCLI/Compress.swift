@@ -73,6 +73,9 @@ struct Compress: ParsableCommand {
     @Option(help: "asvd-search: calibration windows (the first ones) each sensitivity probe is scored on (default 4; ASVD used 32 of 2048 tokens).")
     var searchSamples: Int?
 
+    @Option(help: ArgumentHelp("asvd-search: reuse the sensitivity probes of an earlier asvd-search checkpoint made from the same model and calibration with the same options except --remove (the probes do not depend on the budget; only the search re-runs).", valueName: "checkpoint"))
+    var sensitivityFrom: String?
+
     @Option(help: "Folder holding c4/ (default: $LOWRANK_DATA, ./data, or the repository's data/).")
     var dataDirectory: String?
 
@@ -85,6 +88,9 @@ struct Compress: ParsableCommand {
         guard alpha > 0 else { throw ValidationError("--alpha must be positive") }
         if allocation != .effectiveRank && (beta != nil || uniformFallback) {
             throw ValidationError("--beta and --uniform-fallback apply to --allocation effective-rank only (this run uses \(allocation.rawValue))")
+        }
+        if allocation != .asvdSearch && sensitivityFrom != nil {
+            throw ValidationError("--sensitivity-from applies to --allocation asvd-search only (this run uses \(allocation.rawValue))")
         }
         if allocation != .asvdSearch && searchSamples != nil {
             throw ValidationError("--search-samples applies to --allocation asvd-search only (this run uses \(allocation.rawValue))")
@@ -109,11 +115,19 @@ struct Compress: ParsableCommand {
             throw CLIError("\(loaded.source.path) is already compressed (it has factored projections); compress the original model")
         }
         let dense = LlamaModel(configuration: loaded.configuration, weights: loaded.weights)
-        let recipe = CompressionRecipe(method: method, removedFraction: remove, asvdAlpha: alpha, calibrationCorpus: calibration,
+        // Reused probes: their window count is the record's unless --search-samples says otherwise.
+        var saved: (record: CompressionRecord, sha256: String)?
+        if let sensitivityFrom {
+            do { saved = try CompressionRecord.read(directory: sensitivityFrom) } catch { throw CLIError(error.description) }
+            guard saved != nil else {
+                throw CLIError("--sensitivity-from: \(sensitivityFrom) has no \(CompressionRecord.fileName); pass the directory of a checkpoint written by lowrank compress --allocation asvd-search")
+            }
+        }
+        var recipe = CompressionRecipe(method: method, removedFraction: remove, asvdAlpha: alpha, calibrationCorpus: calibration,
                                        calibrationSamples: calibrationStarts?.count ?? samples, calibrationLength: length,
                                        seed: seed, calibrationStarts: calibrationStarts, whitening: whitening, calibrateOn: calibrateOn,
                                        allocation: allocation, beta: beta ?? 0.3, uniformFallback: uniformFallback,
-                                       fisherCap: fisherCap ?? .breakEven, searchSamples: searchSamples ?? min(4, calibrationStarts?.count ?? samples))
+                                       fisherCap: fisherCap ?? .breakEven, searchSamples: searchSamples ?? saved?.record.recipe.searchSamples ?? min(4, calibrationStarts?.count ?? samples))
         var calibrationSet: CalibrationSet?
         var calibrationFile: String?
         var calibrationTokens: Int?
@@ -130,6 +144,17 @@ struct Compress: ParsableCommand {
             calibrationFile = corpus.path(dataDirectory: directory)
             calibrationTokens = tokens.count
         }
+        let sourceSHA256 = try SHA256.hexDigest(ofFile: modelDigestPath(loaded))
+        let calibrationSHA256 = try calibrationFile.map { try SHA256.hexDigest(ofFile: $0) }
+        var savedSensitivity: SavedSensitivity?
+        if let saved, let sensitivityFrom {
+            let path = sensitivityFrom + "/" + CompressionRecord.fileName
+            do {
+                savedSensitivity = try SavedSensitivity(record: saved.record, path: path, sha256: saved.sha256, configuration: loaded.configuration,
+                                                        matching: recipe, sourceSHA256: sourceSHA256, calibrationSHA256: calibrationSHA256)
+            } catch { throw CLIError(error.description) }
+            recipe.sensitivitySource = savedSensitivity?.source
+        }
         let unit = method.needsCalibration ? "steps (window passes and projections)" : "projections"
         // Each stage's reporter starts its clock when the stage starts (its ETA covers that stage only).
         var progress: ProgressReporter?
@@ -137,7 +162,8 @@ struct Compress: ParsableCommand {
         var searchProgress: ProgressReporter?
         let (compressed, report): (LlamaModel, CompressionReport)
         do {
-            (compressed, report) = try Compressor.compress(dense, weights: loaded.weights, recipe: recipe, calibration: calibrationSet) {
+            (compressed, report) = try Compressor.compress(dense, weights: loaded.weights, recipe: recipe, calibration: calibrationSet,
+                                                           savedSensitivity: savedSensitivity) {
                 switch $0.stage {
                 case .importance:
                     if importanceProgress == nil { importanceProgress = ProgressReporter("fisher importance (backward pass)", unit: "windows") }
@@ -154,8 +180,8 @@ struct Compress: ParsableCommand {
         let calibrationSeconds = report.calibrationSeconds
         let summary = CompressionRecord(
             lowrank_version: lowrankVersion, source_model: loaded.source.path,
-            source_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)), recipe: recipe,
-            calibration_file: calibrationFile, calibration_sha256: try calibrationFile.map { try SHA256.hexDigest(ofFile: $0) },
+            source_sha256: sourceSHA256, recipe: recipe,
+            calibration_file: calibrationFile, calibration_sha256: calibrationSHA256,
             calibration_tokens: calibrationTokens, report: report, total_seconds: (clock.now - started).seconds,
             peak_rss_bytes: peakRSSBytes(), blas: BLASRuntime.summary)
         try Checkpoint.write(compressed, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate, to: output,
@@ -187,6 +213,7 @@ struct Compress: ParsableCommand {
         let clamped = report.projections.filter { ($0.clampedEigenvalues ?? 0) > 0 }.count
         if clamped > 0 { print("whitening: \(clamped) projections had tiny Gram eigenvalues raised to the floor (see compression.json)") }
         if shifted > 0 { print("whitening: \(shifted) Gram matrices were not positive definite and were shifted (see compression.json)") }
+        if let source = recipe.sensitivitySource { print("asvd-search: sensitivity probes reused from \(source.path) (sha256 \(source.sha256.prefix(12))…)") }
         print(String(format: "%@calibration %.1f s, factorisation %.1f s, total %.1f s, peak RSS %.0f MiB (calibration statistics at most %.0f MiB)",
                      report.allocationSeconds.map { String(format: "allocation (%@) %.1f s, ", allocation == .asvdSearch ? "sensitivity probes" : "backward pass", $0) } ?? "",
                      calibrationSeconds, report.factorisationSeconds, summary.total_seconds, Double(summary.peak_rss_bytes) / 1_048_576,

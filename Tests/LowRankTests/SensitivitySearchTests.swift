@@ -60,4 +60,73 @@ struct SensitivitySearchTests {
         let counts = ParameterCount(configuration: loaded.configuration, compressedGroups: loaded.weights.compressedGroups)
         #expect(counts.projectionTotal == report.projectionParametersAfter)
     }
+
+    /// The probes do not depend on the budget: a 40% run that reuses a 30% run's probes chooses the
+    /// ranks a fresh 40% run chooses, measures nothing, and names the record it read.
+    @Test func reusedProbesGiveTheRanksOfAFreshSearchAtAnotherBudget() throws {
+        let (tiny, model, calibration) = try Self.tinyRun()
+        let recipe = CompressionRecipe(method: .asvd, removedFraction: 0.3, allocation: .asvdSearch, searchSamples: 2)
+        let (_, first) = try Compressor.compress(model, weights: tiny.weights, recipe: recipe, calibration: calibration)
+        let record = Self.record(recipe, first)
+        var wider = recipe
+        wider.removedFraction = 0.4
+        let (_, fresh) = try Compressor.compress(model, weights: tiny.weights, recipe: wider, calibration: calibration)
+        let saved = try SavedSensitivity(record: record, path: "ck/compression.json", sha256: "cafe", configuration: tiny.configuration,
+                                         matching: wider, sourceSHA256: "abc", calibrationSHA256: "def")
+        wider.sensitivitySource = saved.source
+        let (_, reused) = try Compressor.compress(model, weights: tiny.weights, recipe: wider, calibration: calibration, savedSensitivity: saved)
+        #expect(reused.projections.map(\.rank) == fresh.projections.map(\.rank))
+        #expect(reused.projections.map(\.rank) != first.projections.map(\.rank), "the budgets must lead to different ranks")
+        #expect(reused.allocationSeconds == nil)
+        #expect(wider.sensitivitySource == SensitivitySource(path: "ck/compression.json", sha256: "cafe"))
+    }
+
+    /// Reuse is refused, naming the field, when the record differs in anything but the budget, was
+    /// not an asvd-search run, or lacks a projection's probes.
+    @Test func probesAreRefusedFromARunThatDiffersInMoreThanTheBudget() throws {
+        let (tiny, model, calibration) = try Self.tinyRun()
+        let recipe = CompressionRecipe(method: .asvd, removedFraction: 0.3, allocation: .asvdSearch, searchSamples: 2)
+        let (_, report) = try Compressor.compress(model, weights: tiny.weights, recipe: recipe, calibration: calibration)
+        let record = Self.record(recipe, report)
+        func refusal(_ record: CompressionRecord, _ wanted: CompressionRecipe, source: String = "abc") -> AllocationError? {
+            do {
+                _ = try SavedSensitivity(record: record, path: "p", sha256: "s", configuration: tiny.configuration, matching: wanted,
+                                         sourceSHA256: source, calibrationSHA256: "def")
+                return nil
+            } catch { return error }
+        }
+        var alpha = recipe
+        alpha.asvdAlpha = 0.6
+        #expect(refusal(record, alpha) == .sensitivityRecordMismatch(path: "p", field: "recipe.asvdAlpha", recorded: "0.5", wanted: "0.6"))
+        var windows = recipe
+        windows.searchSamples = 1
+        #expect(refusal(record, windows) == .sensitivityRecordMismatch(path: "p", field: "recipe.searchSamples", recorded: "2", wanted: "1"))
+        #expect(refusal(record, recipe, source: "other") == .sensitivityRecordMismatch(path: "p", field: "source_sha256", recorded: "abc", wanted: "other"))
+        var fisher = recipe
+        fisher.allocation = .fisher
+        #expect(refusal(Self.record(fisher, report), recipe)
+                == .sensitivityRecordMismatch(path: "p", field: "allocation", recorded: "fisher", wanted: "asvd-search"))
+        var partial = report
+        partial.projections[3].sensitivity = nil
+        guard case .sensitivityRecordIncomplete(_, let reason)? = refusal(Self.record(recipe, partial), recipe) else {
+            Issue.record("a record without one projection's probes must be refused")
+            return
+        }
+        #expect(reason.contains("has no probes"), "\(reason)")
+        var budget = recipe
+        budget.removedFraction = 0.5
+        #expect(refusal(record, budget) == nil, "the budget alone may differ")
+    }
+
+    static func tinyRun() throws -> (TinyLlama, LlamaModel, CalibrationSet) {
+        let tiny = TinyLlama(seed: 44, tiedEmbeddings: false)
+        let model = LlamaModel(configuration: tiny.configuration, weights: tiny.weights)
+        let calibration = try CalibrationSet(tokens: [1, 5, 9, 200, 31, 7, 64, 12, 250, 3, 3, 90, 17, 44, 8, 2], starts: [0, 8], length: 8)
+        return (tiny, model, calibration)
+    }
+
+    static func record(_ recipe: CompressionRecipe, _ report: CompressionReport) -> CompressionRecord {
+        CompressionRecord(lowrank_version: "test", source_model: "tiny", source_sha256: "abc", recipe: recipe, calibration_file: "c.txt",
+                          calibration_sha256: "def", calibration_tokens: 16, report: report, total_seconds: 0, peak_rss_bytes: 0, blas: nil)
+    }
 }

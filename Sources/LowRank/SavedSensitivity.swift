@@ -1,0 +1,85 @@
+import Foundation
+import Llama
+
+/// The sensitivity probes of an earlier `asvd-search` run, reused at another budget.
+///
+/// ASVD's probes (the calibration loss of the model with one projection truncated to each
+/// candidate kept fraction) depend on the model, the factorisation (method, scaling, whitening),
+/// the calibration windows and how many of them the probes score — never on the budget. Measuring
+/// them is nearly all of asvd-search's cost (23 minutes for SmolLM2 on one window of 512), so a
+/// table over several budgets measures them once and re-runs only the binary search. Reuse is
+/// refused unless every one of those inputs matches the record it came from.
+public struct SavedSensitivity: Sendable {
+    /// Every projection's probes, candidates in `SensitivitySearchAllocator.candidates` order.
+    public let points: [ProjectionID: [SensitivityPoint]]
+    /// Where they came from (recorded in the new run's recipe).
+    public let source: SensitivitySource
+
+    /// The probes in `record` (read from `path`, its bytes hashing to `sha256`), checked against
+    /// the run about to use them: the same source model digest, calibration file digest, and recipe
+    /// in everything but the budget.
+    public init(record: CompressionRecord, path: String, sha256: String, configuration: LlamaConfiguration,
+                matching recipe: CompressionRecipe, sourceSHA256: String, calibrationSHA256: String?) throws(AllocationError) {
+        guard record.recipe.allocation == .asvdSearch else {
+            throw .sensitivityRecordMismatch(path: path, field: "allocation", recorded: record.recipe.allocation.rawValue, wanted: AllocationMethod.asvdSearch.rawValue)
+        }
+        guard record.source_sha256 == sourceSHA256 else {
+            throw .sensitivityRecordMismatch(path: path, field: "source_sha256", recorded: record.source_sha256, wanted: sourceSHA256)
+        }
+        guard record.calibration_sha256 == calibrationSHA256 else {
+            throw .sensitivityRecordMismatch(path: path, field: "calibration_sha256", recorded: record.calibration_sha256 ?? "none", wanted: calibrationSHA256 ?? "none")
+        }
+        if let (field, recorded, wanted) = Self.firstDifference(record.recipe, recipe) {
+            throw .sensitivityRecordMismatch(path: path, field: "recipe.\(field)", recorded: recorded, wanted: wanted)
+        }
+        var points: [ProjectionID: [SensitivityPoint]] = [:]
+        for report in record.report.projections {
+            guard let kind = ProjectionKind.allCases.first(where: { $0.shortName == report.projection }),
+                  (0..<configuration.layerCount).contains(report.layer) else {
+                throw .sensitivityRecordIncomplete(path: path, reason: "projection \(report.projection) of layer \(report.layer) is not in this model")
+            }
+            let id = ProjectionID(layer: report.layer, kind: kind)
+            guard let list = report.sensitivity, list.map(\.keptFraction) == SensitivitySearchAllocator.candidates else {
+                throw .sensitivityRecordIncomplete(path: path, reason: "\(id) has no probes at the kept fractions \(SensitivitySearchAllocator.candidates)")
+            }
+            points[id] = list
+        }
+        let expected = configuration.layerCount * ProjectionKind.allCases.count
+        guard points.count == expected else {
+            throw .sensitivityRecordIncomplete(path: path, reason: "\(points.count) projections probed, this model has \(expected)")
+        }
+        self.points = points
+        source = SensitivitySource(path: path, sha256: sha256)
+    }
+
+    /// The first recipe field (as `compression.json` spells it) that differs between two recipes,
+    /// ignoring the budget and where probes came from.
+    static func firstDifference(_ a: CompressionRecipe, _ b: CompressionRecipe) -> (String, String, String)? {
+        func fields(_ recipe: CompressionRecipe) -> [String: String] {
+            var r = recipe
+            r.removedFraction = 0
+            r.sensitivitySource = nil
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            guard let data = try? encoder.encode(r),
+                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
+            return object.mapValues { "\($0)" }
+        }
+        let x = fields(a), y = fields(b)
+        for key in Set(x.keys).union(y.keys).sorted() where x[key] != y[key] {
+            return (key, x[key] ?? "absent", y[key] ?? "absent")
+        }
+        return nil
+    }
+}
+
+/// Which `compression.json` an asvd-search run took its probes from.
+public struct SensitivitySource: Codable, Sendable, Equatable {
+    public var path: String
+    public var sha256: String
+
+    public init(path: String, sha256: String) {
+        self.path = path
+        self.sha256 = sha256
+    }
+}
