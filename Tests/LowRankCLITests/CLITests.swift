@@ -234,6 +234,17 @@ struct CLITests {
         #expect(projections.count == 210 && projections.allSatisfy { ($0["importance"] as? Double ?? 0) > 0 })
         #expect((report["allocationSeconds"] as? Double ?? 0) > 0)
         #expect((summary["recipe"] as! [String: Any])["fisherCap"] as? String == "break-even")
+        // The parameter count compression.json records equals the elements of the projection
+        // tensors in model.safetensors (its header read here directly: 8-byte length, then JSON).
+        let record = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.file("ck/compression.json")))) as? [String: Any])
+        let recorded = (record["report"] as! [String: Any])["projectionParametersAfter"] as! Int
+        let file = try Data(contentsOf: URL(fileURLWithPath: dir.file("ck/model.safetensors")))
+        let headerLength = file.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try #require(try JSONSerialization.jsonObject(with: file.subdata(in: 8..<(8 + headerLength))) as? [String: Any])
+        let stored = header.filter { $0.key.contains("_proj") }.reduce(0) { total, entry in
+            total + ((entry.value as! [String: Any])["shape"] as! [Int]).reduce(1, *)
+        }
+        #expect(recorded == stored && stored < 106_168_320, "compression.json counts \(recorded), model.safetensors stores \(stored)")
         for (kind, title, axis) in [("ranks", "Rank per layer", "rank kept"), ("importance", "Fisher importance α", "α (log scale)")] {
             let file = dir.file("\(kind).svg")
             let plot = try CLI.run(["plot", kind, dir.file("ck"), "-o", file])
@@ -277,6 +288,12 @@ struct CLITests {
                                    "-o", "/tmp/never"])
         #expect(tooMany.status != 0 && tooMany.stderr.contains("--search-samples must be between 1 and the number of calibration windows (3)"),
                 "\(tooMany.stderr)")
+        let reuse = try CLI.run(["compress", model, "--remove", "0.2", "--sensitivity-from", "/tmp", "-o", "/tmp/never"])
+        #expect(reuse.status != 0 && reuse.stderr.contains("--sensitivity-from applies to --allocation asvd-search"), "\(reuse.stderr)")
+        let empty = TemporaryDirectory()
+        let noRecord = try CLI.run(["compress", model, "--method", "svd", "--remove", "0.2", "--allocation", "asvd-search",
+                                    "--sensitivity-from", empty.path, "-o", "/tmp/never"])
+        #expect(noRecord.status == 1 && noRecord.stderr.contains("--sensitivity-from: \(empty.path) has no compression.json"), "\(noRecord.stderr)")
     }
 
     @Test func anActiveRankOnADenseModelIsRejectedAndNamed() throws {
