@@ -48,43 +48,35 @@ struct Generate: ParsableCommand {
     func run() throws {
         var loaded = try loadModel(model)
         let runtime = try engine.makeModel(&loaded)
-        let text: String
+        let session = GenerationSession(model: runtime, loaded: loaded)
+        let input: Prompt
         if chat {
-            guard let template = loaded.chatTemplate else {
-                throw CLIError(String(describing: TokenizationError.noChatTemplate(source: loaded.source.path)))
-            }
             var messages: [ChatTemplate.Message] = []
             if let system { messages.append(.init(.system, system)) }
             messages.append(.init(.user, prompt))
-            text = template.render(messages)
+            input = .chat(messages)
         } else {
-            text = prompt
+            input = .text(prompt)
         }
-        let encoding = loaded.tokenizer.encodeCounting(text, addSpecialTokens: true)
-        if encoding.skippedBytes > 0 {
-            Terminal.error("warning: \(encoding.skippedBytes) byte(s) of the prompt have no token in this vocabulary and were skipped")
-        }
-        guard !encoding.ids.isEmpty else { throw CLIError("the prompt encodes to no tokens") }
-        let capacity = encoding.ids.count + maxTokens
-        guard capacity <= loaded.configuration.contextLength else {
-            throw CLIError("prompt (\(encoding.ids.count) tokens) plus --max-tokens \(maxTokens) exceeds the context length \(loaded.configuration.contextLength)")
-        }
-        let generator = Generator(model: runtime, capacity: capacity)
-        var decoder = StreamingDecoder(tokenizer: loaded.tokenizer)
-        let stop: Set<Int> = ignoreEOS ? [] : Set([loaded.tokenizer.eosTokenID].compactMap { $0 })
         let output = FileHandle.standardOutput
-        let result = generator.generate(
-            prompt: encoding.ids, maxTokens: maxTokens,
-            sampling: SamplingSettings(temperature: temperature, topK: topK, topP: topP, seed: seed),
-            stopTokens: stop
-        ) { token in
-            if stop.contains(token) { return true }
-            if let piece = try? decoder.append(token), !piece.isEmpty { output.write(Data(piece.utf8)) }
-            return true
+        let result: TextGeneration
+        do {
+            let skipped = try session.encode(input).skippedBytes
+            if skipped > 0 { Terminal.error("warning: \(skipped) byte(s) of the prompt have no token in this vocabulary and were skipped") }
+            result = try session.generate(input, maxTokens: maxTokens,
+                                          sampling: SamplingSettings(temperature: temperature, topK: topK, topP: topP, seed: seed),
+                                          ignoreEOS: ignoreEOS) { piece in
+                output.write(Data(piece.utf8))
+                return true
+            }
+        } catch .tooLong(let promptTokens, _, let context) {
+            throw CLIError("prompt (\(promptTokens) tokens) plus --max-tokens \(maxTokens) exceeds the context length \(context)")
+        } catch {
+            throw CLIError(error.description)
         }
-        output.write(Data((decoder.finish() + "\n").utf8))
+        output.write(Data("\n".utf8))
+        let g = result.generation
         Terminal.error(String(format: "[%d prompt tokens, %d generated (%@); prefill %.1f tok/s, decode %.1f tok/s]",
-                              result.promptTokens, result.tokens.count, result.stopReason.rawValue,
-                              result.prefillTokensPerSecond, result.decodeTokensPerSecond))
+                              g.promptTokens, g.tokens.count, g.stopReason.rawValue, g.prefillTokensPerSecond, g.decodeTokensPerSecond))
     }
 }
