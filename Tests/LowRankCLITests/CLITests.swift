@@ -177,6 +177,36 @@ struct CLITests {
         #expect(bad.status != 0 && bad.stderr.contains("unknown task 'boolq'") && bad.stderr.contains("hellaswag"))
     }
 
+    /// Summarisation JSON: every item with its prediction, references and three F1s in [0, 1], the
+    /// means of the items, the prompt and the recipe; each prediction is what `generate --chat`
+    /// writes for the same user message (one generation path).
+    @Test func summarizeJSONHoldsItemsMeansPromptAndRecipe() throws {
+        let model = try Fixtures.requireSmolLM2()
+        let output = try CLI.run(["summarize", model, "--dataset", "dialogsum", "--limit", "2", "--max-tokens", "24", "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stderr.contains("summarize dialogsum  2/2 items"), "\(output.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        let items = try #require(report["items"] as? [[String: Any]])
+        #expect(items.count == 2 && items.map { $0["id"] as? String } == ["test_0", "test_1"])
+        for key in ["rouge1", "rouge2", "rougeL"] {
+            let values = items.map { $0[key] as! Double }
+            #expect(values.allSatisfy { (0...1).contains($0) })
+            #expect(abs((report[key] as! Double) - values.reduce(0, +) / 2) < 1e-12, "\(key) is the mean of the items")
+        }
+        #expect(items.allSatisfy { ($0["references"] as? [String])?.count == 3 })
+        let prompt = try #require(report["prompt"] as? String)
+        #expect(prompt.contains("<|im_start|>user\nSummarize the following dialogue") && prompt.contains("{document}<|im_end|>"))
+        let recipe = try #require(report["recipe"] as? [String: Any])
+        #expect((recipe["dataset_sha256"] as? String)?.count == 64 && recipe["decoding"] as? String == "greedy" && recipe["max_tokens"] as? Int == 24)
+        let firstLine = try String(contentsOfFile: Fixtures.repositoryRoot + "/data/dialogsum/test.jsonl", encoding: .utf8).split(separator: "\n")[0]
+        let dialogue = try #require(try JSONSerialization.jsonObject(with: Data(firstLine.utf8)) as? [String: Any])["dialogue"] as! String
+        let generated = try CLI.run(["generate", model, "--chat", "--prompt", "Summarize the following dialogue in one or two sentences.\n\n" + dialogue,
+                                     "--max-tokens", "24"])
+        #expect(generated.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == items[0]["prediction"] as? String)
+        let missing = try CLI.run(["summarize", model, "--dataset", "/tmp/no-such-file.jsonl"])
+        #expect(missing.status == 1 && missing.stderr.contains("/tmp/no-such-file.jsonl"), "\(missing.stderr)")
+    }
+
     @Test func compressWritesACheckpointThatEveryCommandLoads() throws {
         let dir = TemporaryDirectory()
         let output = try CLI.run(["compress", try Fixtures.requireSmolLM2(), "--method", "svd", "--remove", "0.2", "-o", dir.file("ck"), "--json"])

@@ -1,0 +1,48 @@
+import Foundation
+import Llama
+
+/// One summarised document: what the model wrote and how it scored.
+public struct SummaryResult: Sendable {
+    public var id: String
+    public var prediction: String
+    public var references: [String]
+    /// Against every reference, the best F1 per variant.
+    public var scores: RougeScores
+    public var promptTokens: Int
+    public var generatedTokens: Int
+    public var stopReason: StopReason
+}
+
+/// Summarisation as FLRC evaluates it: each document in a chat prompt (the dataset's instruction
+/// and the document as the user message, the model's default system prompt), greedy decoding up to
+/// `maxTokens`, the reply (whitespace trimmed) scored with ROUGE against the references.
+public enum SummarizationEvaluation {
+    public static func run(_ items: [SummarizationItem], dataset: SummarizationDataset, session: GenerationSession, maxTokens: Int,
+                           scorer: RougeScorer = RougeScorer(), progress: (Int, Int) -> Void = { _, _ in }) throws(SummarizationError)
+        -> [SummaryResult] {
+        var results: [SummaryResult] = []
+        progress(0, items.count)
+        for item in items {
+            let generated: TextGeneration
+            do {
+                generated = try session.generate(.chat([.init(.user, dataset.userMessage(item.document))]), maxTokens: maxTokens)
+            } catch {
+                throw .generation(id: item.id, reason: error.description)
+            }
+            let prediction = generated.text.trimmingCharacters(in: .whitespacesAndNewlines)
+            results.append(SummaryResult(id: item.id, prediction: prediction, references: item.references,
+                                         scores: scorer.score(references: item.references, prediction: prediction),
+                                         promptTokens: generated.generation.promptTokens, generatedTokens: generated.generation.tokens.count,
+                                         stopReason: generated.generation.stopReason))
+            progress(results.count, items.count)
+        }
+        return results
+    }
+
+    /// Mean F1 of each variant over the results.
+    public static func meanF1(_ results: [SummaryResult]) -> (rouge1: Double, rouge2: Double, rougeL: Double) {
+        let n = Double(max(results.count, 1))
+        return (results.reduce(0) { $0 + $1.scores.rouge1.f1 } / n, results.reduce(0) { $0 + $1.scores.rouge2.f1 } / n,
+                results.reduce(0) { $0 + $1.scores.rougeL.f1 } / n)
+    }
+}
