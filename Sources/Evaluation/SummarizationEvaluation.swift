@@ -11,6 +11,11 @@ public struct SummaryResult: Sendable {
     public var promptTokens: Int
     public var generatedTokens: Int
     public var stopReason: StopReason
+    /// Rows the model ran and the projection parameters they used (for FLRC's compression rate).
+    public var processedRows: Int
+    public var projectionParametersUsed: Int
+    public var decodeRows: Int
+    public var decodeProjectionParametersUsed: Int
 }
 
 /// Summarisation as FLRC evaluates it: each document in a chat prompt (the dataset's instruction
@@ -18,14 +23,16 @@ public struct SummaryResult: Sendable {
 /// `maxTokens`, the reply (whitespace trimmed) scored with ROUGE against the references.
 public enum SummarizationEvaluation {
     public static func run(_ items: [SummarizationItem], dataset: SummarizationDataset, session: GenerationSession, maxTokens: Int,
-                           scorer: RougeScorer = RougeScorer(), progress: (Int, Int) -> Void = { _, _ in }) throws(SummarizationError)
+                           schedule: (any RankSchedule)? = nil, scorer: RougeScorer = RougeScorer(),
+                           progress: (Int, Int) -> Void = { _, _ in }) throws(SummarizationError)
         -> [SummaryResult] {
         var results: [SummaryResult] = []
         progress(0, items.count)
         for item in items {
             let generated: TextGeneration
             do {
-                generated = try session.generate(.chat([.init(.user, dataset.userMessage(item.document))]), maxTokens: maxTokens)
+                generated = try session.generate(.chat([.init(.user, dataset.userMessage(item.document))]), maxTokens: maxTokens,
+                                             schedule: schedule)
             } catch {
                 throw .generation(id: item.id, reason: error.description)
             }
@@ -33,10 +40,21 @@ public enum SummarizationEvaluation {
             results.append(SummaryResult(id: item.id, prediction: prediction, references: item.references,
                                          scores: scorer.score(references: item.references, prediction: prediction),
                                          promptTokens: generated.generation.promptTokens, generatedTokens: generated.generation.tokens.count,
-                                         stopReason: generated.generation.stopReason))
+                                         stopReason: generated.generation.stopReason, processedRows: generated.generation.processedRows,
+                                         projectionParametersUsed: generated.generation.projectionParametersUsed,
+                                         decodeRows: generated.generation.decodeRows,
+                                         decodeProjectionParametersUsed: generated.generation.decodeProjectionParametersUsed))
             progress(results.count, items.count)
         }
         return results
+    }
+
+    /// FLRC's compression rate over a whole run: 1 − (parameters used, summed over every processed
+    /// row of every item) / (rows · dense projection parameters); `decodeOnly` counts decode rows only.
+    public static func compressionRate(_ results: [SummaryResult], denseProjectionParameters dense: Int, decodeOnly: Bool = false) -> Double {
+        let rows = results.reduce(0) { $0 + (decodeOnly ? $1.decodeRows : $1.processedRows) }
+        let used = results.reduce(0) { $0 + (decodeOnly ? $1.decodeProjectionParametersUsed : $1.projectionParametersUsed) }
+        return rows > 0 ? 1 - Double(used) / (Double(rows) * Double(dense)) : .nan
     }
 
     /// Mean F1 of each variant over the results.

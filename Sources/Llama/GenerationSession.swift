@@ -60,6 +60,9 @@ public final class GenerationSession {
         self.init(model: model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate, source: loaded.source.path)
     }
 
+    /// Σ m·n over the dense model's projections (what FLRC's compression rate is relative to).
+    public var denseProjectionParameters: Int { ParameterCount(configuration: model.configuration).projections.values.reduce(0, +) }
+
     /// The prompt's tokens, as `generate` would feed them.
     public func encode(_ prompt: Prompt) throws(GenerationError) -> BPETokenizer.Encoding {
         let text: String
@@ -75,9 +78,9 @@ public final class GenerationSession {
 
     /// Generates up to `maxTokens` tokens after `prompt`, handing each newly complete piece of text
     /// to `onText` (which may return false to stop). Stops at a stop token (not part of the text)
-    /// unless `ignoreEOS`.
+    /// unless `ignoreEOS`. A `schedule` sets the low-rank modules' active rank per generated token.
     public func generate(_ prompt: Prompt, maxTokens: Int, sampling: SamplingSettings = .greedy, ignoreEOS: Bool = false,
-                         onText: (String) -> Bool = { _ in true }) throws(GenerationError) -> TextGeneration {
+                         schedule: (any RankSchedule)? = nil, onText: (String) -> Bool = { _ in true }) throws(GenerationError) -> TextGeneration {
         let encoding = try encode(prompt)
         guard !encoding.ids.isEmpty else { throw .emptyPrompt }
         let needed = encoding.ids.count + maxTokens
@@ -91,7 +94,8 @@ public final class GenerationSession {
         var decoder = StreamingDecoder(tokenizer: tokenizer)
         var text = ""
         var stopped = false
-        let generation = generator!.generate(prompt: encoding.ids, maxTokens: maxTokens, sampling: sampling, stopTokens: stop) { token in
+        let generation = generator!.generate(prompt: encoding.ids, maxTokens: maxTokens, sampling: sampling, stopTokens: stop,
+                                                   schedule: schedule) { token in
             if stop.contains(token) { return true }
             // A sampled id is always in the vocabulary, so its bytes exist.
             guard let piece = try? decoder.append(token), !piece.isEmpty else { return true }

@@ -19,8 +19,24 @@ public struct Generation: Sendable {
     /// Seconds spent on the tokens after the first.
     public var decodeSeconds: Double
     public var promptTokens: Int
+    /// Rows the model ran (the prompt's, then one per generated token but the last) and the
+    /// projection parameters they used at their active ranks, summed (FLRC's compression rate is
+    /// 1 − used / (rows · dense projection parameters)).
+    public var processedRows: Int = 0
+    public var projectionParametersUsed: Int = 0
+    /// The same, for the decode rows only (the prompt excluded).
+    public var decodeRows: Int = 0
+    public var decodeProjectionParametersUsed: Int = 0
 
     public var prefillTokensPerSecond: Double { Double(promptTokens) / timeToFirstToken }
+
+    /// FLRC's compression rate of this generation: the mean fraction of the dense model's projection
+    /// parameters not used per processed row, prompt rows included (`decodeOnly`: decode rows only).
+    public func compressionRate(denseProjectionParameters dense: Int, decodeOnly: Bool = false) -> Double {
+        let rows = decodeOnly ? decodeRows : processedRows
+        let used = decodeOnly ? decodeProjectionParametersUsed : projectionParametersUsed
+        return rows > 0 ? 1 - Double(used) / (Double(rows) * Double(dense)) : .nan
+    }
     public var decodeTokensPerSecond: Double { tokens.count > 1 ? Double(tokens.count - 1) / decodeSeconds : .nan }
 }
 
@@ -52,11 +68,26 @@ public final class Generator {
 
     /// Generates up to `maxTokens` tokens after `prompt`. Stops after emitting one of `stopTokens`
     /// (it is included). `onToken` sees each token as it is chosen and may return false to stop.
+    /// With a `schedule`, every low-rank module runs at `schedule.fraction(forToken: t)` of its
+    /// stored rank while token t is produced (the prefill produces token 0); the KV cache keeps what
+    /// earlier rows computed at their own ranks.
     public func generate(prompt: [Int], maxTokens: Int, sampling: SamplingSettings, stopTokens: Set<Int>,
-                         onToken: (Int) -> Bool = { _ in true }) -> Generation {
+                         schedule: (any RankSchedule)? = nil, onToken: (Int) -> Bool = { _ in true }) -> Generation {
         precondition(!prompt.isEmpty, "the prompt must have at least one token")
         precondition(prompt.count + maxTokens <= cache.capacity, "prompt and new tokens exceed the generator's capacity")
         cache.reset()
+        var model = self.model  // the active ranks change on this copy only (the factors are shared)
+        var fraction: Double?
+        var parameters = model.activeProjectionParameters
+        func prepare(token t: Int) {
+            guard let f = schedule?.fraction(forToken: t), f != fraction else { return }
+            model.setActiveRank(fraction: f)
+            fraction = f
+            parameters = model.activeProjectionParameters
+        }
+        prepare(token: 0)
+        let prefillParameters = parameters
+        var decodeRows = 0, decodeParameters = 0
         var sampler = Sampler(sampling)
         let clock = ContinuousClock()
         let started = clock.now
@@ -92,13 +123,18 @@ public final class Generator {
                 break
             }
             if generated.count == maxTokens { break }
+            prepare(token: generated.count)
             model.forward([token], cache: cache, workspace: workspace)
+            decodeRows += 1
+            decodeParameters += parameters
             row = 0
         }
         let finished = clock.now
         return Generation(tokens: generated, stopReason: reason,
                           timeToFirstToken: (firstTokenAt - started).seconds,
-                          decodeSeconds: (finished - firstTokenAt).seconds, promptTokens: prompt.count)
+                          decodeSeconds: (finished - firstTokenAt).seconds, promptTokens: prompt.count,
+                          processedRows: prompt.count + decodeRows, projectionParametersUsed: prompt.count * prefillParameters + decodeParameters,
+                          decodeRows: decodeRows, decodeProjectionParametersUsed: decodeParameters)
     }
 }
 

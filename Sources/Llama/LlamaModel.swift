@@ -64,6 +64,11 @@ public struct LlamaModel: Sendable {
         return total
     }
 
+    /// Projection parameters one token uses at the active ranks (FLRC's "parameters used").
+    public var activeProjectionParameters: Int {
+        layers.reduce(0) { $0 + $1.groups.reduce(0) { $0 + $1.activeParameterCount } }
+    }
+
     /// Stored projection parameters (every form counted as stored).
     public var projectionParameters: Int {
         layers.reduce(0) { $0 + $1.groups.reduce(0) { $0 + $1.parameterCount } }

@@ -9,6 +9,7 @@ struct Generate: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var engine: EngineOptions
+    @OptionGroup var scheduleOptions: RankScheduleOptions
 
     @Option(help: "The prompt (the user message with --chat).")
     var prompt: String
@@ -47,6 +48,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         var loaded = try loadModel(model)
+        let schedule = try scheduleOptions.load(loaded, engine: engine)
         let runtime = try engine.makeModel(&loaded)
         let session = GenerationSession(model: runtime, loaded: loaded)
         let input: Prompt
@@ -65,7 +67,7 @@ struct Generate: ParsableCommand {
             if skipped > 0 { Terminal.error("warning: \(skipped) byte(s) of the prompt have no token in this vocabulary and were skipped") }
             result = try session.generate(input, maxTokens: maxTokens,
                                           sampling: SamplingSettings(temperature: temperature, topK: topK, topP: topP, seed: seed),
-                                          ignoreEOS: ignoreEOS) { piece in
+                                          ignoreEOS: ignoreEOS, schedule: schedule?.0) { piece in
                 output.write(Data(piece.utf8))
                 return true
             }
@@ -78,5 +80,11 @@ struct Generate: ParsableCommand {
         let g = result.generation
         Terminal.error(String(format: "[%d prompt tokens, %d generated (%@); prefill %.1f tok/s, decode %.1f tok/s]",
                               g.promptTokens, g.tokens.count, g.stopReason.rawValue, g.prefillTokensPerSecond, g.decodeTokensPerSecond))
+        if let (_, record) = schedule {
+            let dense = session.denseProjectionParameters
+            Terminal.error(String(format: "[rank schedule %@ (%@): compression rate %.1f%% over prompt and generated rows, %.1f%% over decode rows]",
+                                  record.file, record.direction, 100 * g.compressionRate(denseProjectionParameters: dense),
+                                  100 * g.compressionRate(denseProjectionParameters: dense, decodeOnly: true)))
+        }
     }
 }

@@ -21,6 +21,7 @@ struct Summarize: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var engine: EngineOptions
+    @OptionGroup var scheduleOptions: RankScheduleOptions
 
     @Option(help: "dialogsum (test), cnndm (validation), dialogsum-train (calibration only), or a .jsonl path.")
     var dataset: String = "dialogsum"
@@ -69,6 +70,8 @@ struct Summarize: ParsableCommand {
         var decoding: String
         /// For a compressed checkpoint: its method, budget, calibration set and seed.
         var compression: CompressionRecord.Provenance?
+        /// Progressive decoding: the schedule that set the active ranks (nil: stored ranks throughout).
+        var rank_schedule: RankScheduleOptions.Record?
         var blas: String
         var lowrank_version: String
     }
@@ -82,6 +85,10 @@ struct Summarize: ParsableCommand {
         var prompt: String
         var scoring: String
         var generated_tokens: Int
+        /// FLRC's compression rate: the mean fraction of the dense projection parameters not used per
+        /// processed row (prompt and decode rows), and over the decode rows alone.
+        var compression_rate: Double
+        var decode_compression_rate: Double
         var seconds: Double
         var recipe: Recipe
     }
@@ -99,18 +106,20 @@ struct Summarize: ParsableCommand {
             throw CLIError("summarize prompts through the chat template, and \(loaded.source.path) has none")
         }
         let items = Array(all.prefix(limit ?? all.count))
+        let schedule = try scheduleOptions.load(loaded, engine: engine)
         let session = GenerationSession(model: try engine.makeModel(&loaded), loaded: loaded)
         let progress = ProgressReporter("summarize \(data.name)", unit: "items")
         let results: [SummaryResult]
         do {
-            results = try SummarizationEvaluation.run(items, dataset: data, session: session, maxTokens: maxTokens, progress: progress.update)
+            results = try SummarizationEvaluation.run(items, dataset: data, session: session, maxTokens: maxTokens,
+                                                     schedule: schedule?.0, progress: progress.update)
         } catch { throw CLIError(error.description) }
         let means = SummarizationEvaluation.meanF1(results)
         let file = data.path(dataDirectory: directory)
         let recipe = Recipe(model: loaded.source.path, model_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)),
                             weights: engine.weights.rawValue, active_rank: engine.activeRank, dataset: data.name, split: data.split,
                             dataset_file: file, dataset_sha256: try SHA256.hexDigest(ofFile: file), limit: limit, available_items: all.count,
-                            max_tokens: maxTokens, decoding: "greedy", compression: provenance, blas: BLASRuntime.summary,
+                            max_tokens: maxTokens, decoding: "greedy", compression: provenance, rank_schedule: schedule?.1, blas: BLASRuntime.summary,
                             lowrank_version: lowrankVersion)
         let report = Report(
             rouge1: means.rouge1, rouge2: means.rouge2, rougeL: means.rougeL,
@@ -120,12 +129,17 @@ struct Summarize: ParsableCommand {
             },
             prompt: template.render([.init(.user, data.userMessage("{document}"))]),
             scoring: "rouge-score RougeScorer(['rouge1','rouge2','rougeL'], use_stemmer=True) F1, mean over items; several references: best F1 per metric (score_multi)",
-            generated_tokens: results.reduce(0) { $0 + $1.generatedTokens }, seconds: (clock.now - started).seconds, recipe: recipe)
+            generated_tokens: results.reduce(0) { $0 + $1.generatedTokens },
+            compression_rate: SummarizationEvaluation.compressionRate(results, denseProjectionParameters: session.denseProjectionParameters),
+            decode_compression_rate: SummarizationEvaluation.compressionRate(results, denseProjectionParameters: session.denseProjectionParameters, decodeOnly: true),
+            seconds: (clock.now - started).seconds, recipe: recipe)
         if json {
             try Terminal.printJSON(report)
             return
         }
         print(String(format: "%@ (%@), %d items: ROUGE-1 %.4f  ROUGE-2 %.4f  ROUGE-L %.4f  (F1; %d tokens generated, %.0f s)",
                      data.name, data.split, results.count, means.rouge1, means.rouge2, means.rougeL, report.generated_tokens, report.seconds))
+        print(String(format: "compression rate %.1f%% of projection parameters unused per row (prompt and generated rows; %.1f%% over decode rows)",
+                     100 * report.compression_rate, 100 * report.decode_compression_rate))
     }
 }

@@ -29,6 +29,14 @@ public enum Linear: Sendable, Equatable {
     }
 
     /// Bytes of weights read per use (at the active rank).
+    /// Parameters one product uses: all of a dense weight, a low-rank one's at its active rank.
+    public var activeParameterCount: Int {
+        switch self {
+        case .dense(let d): d.parameterCount
+        case .lowRank(let l): l.activeParameterCount
+        }
+    }
+
     public var byteCount: Int {
         switch self {
         case .dense(let d): d.byteCount

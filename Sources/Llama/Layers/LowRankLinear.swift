@@ -51,6 +51,8 @@ public struct LowRankLinear: Sendable, Equatable {
     public var parameterCount: Int { left.count + right.parameterCount }
     /// Bytes of weights read per use at the active rank.
     public var byteCount: Int { right.byteCount(activeRank: activeRank) + left.byteCount(activeRank: activeRank) }
+    /// Parameters a product at the active rank uses (both factors share one precision).
+    public var activeParameterCount: Int { byteCount / precision.bytesPerValue }
 
     /// Runs the first `rank` rows/columns (1 ≤ rank ≤ the stored rank).
     public mutating func setActiveRank(_ rank: Int) {

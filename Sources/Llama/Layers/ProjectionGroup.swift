@@ -20,6 +20,8 @@ public struct SharedRightGroup: Sendable, Equatable {
         right.byteCount(activeRank: activeRank) + lefts.reduce(0) { $0 + $1.byteCount(activeRank: activeRank) }
     }
 
+    public var activeParameterCount: Int { byteCount / right.precision.bytesPerValue }
+
     public mutating func setActiveRank(_ rank: Int) {
         precondition(rank >= 1 && rank <= self.rank, "active rank \(rank) is outside 1...\(self.rank)")
         activeRank = rank
@@ -97,6 +99,14 @@ public struct ProjectionGroup: Sendable, Equatable {
         switch layout {
         case .separate(let members): members.reduce(0) { $0 + $1.byteCount }
         case .sharedRight(let shared): shared.byteCount
+        }
+    }
+
+    /// Parameters one row uses at the active ranks (a basis shared across layers counts in each).
+    public var activeParameterCount: Int {
+        switch layout {
+        case .separate(let members): members.reduce(0) { $0 + $1.activeParameterCount }
+        case .sharedRight(let shared): shared.activeParameterCount
         }
     }
 
