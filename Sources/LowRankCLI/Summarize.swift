@@ -88,7 +88,8 @@ struct Summarize: ParsableCommand {
         /// FLRC's compression rate: the mean fraction of the dense projection parameters not used per
         /// processed row (prompt and decode rows), and over the decode rows alone.
         var compression_rate: Double
-        var decode_compression_rate: Double
+        /// nil when no decode row ran (every reply ended at its first token).
+        var decode_compression_rate: Double?
         var seconds: Double
         var recipe: Recipe
     }
@@ -131,7 +132,8 @@ struct Summarize: ParsableCommand {
             scoring: "rouge-score RougeScorer(['rouge1','rouge2','rougeL'], use_stemmer=True) F1, mean over items; several references: best F1 per metric (score_multi)",
             generated_tokens: results.reduce(0) { $0 + $1.generatedTokens },
             compression_rate: SummarizationEvaluation.compressionRate(results, denseProjectionParameters: session.denseProjectionParameters),
-            decode_compression_rate: SummarizationEvaluation.compressionRate(results, denseProjectionParameters: session.denseProjectionParameters, decodeOnly: true),
+            decode_compression_rate: Optional(SummarizationEvaluation.compressionRate(results, denseProjectionParameters: session.denseProjectionParameters,
+                                                                                      decodeOnly: true)).flatMap { $0.isNaN ? nil : $0 },
             seconds: (clock.now - started).seconds, recipe: recipe)
         if json {
             try Terminal.printJSON(report)
@@ -139,7 +141,7 @@ struct Summarize: ParsableCommand {
         }
         print(String(format: "%@ (%@), %d items: ROUGE-1 %.4f  ROUGE-2 %.4f  ROUGE-L %.4f  (F1; %d tokens generated, %.0f s)",
                      data.name, data.split, results.count, means.rouge1, means.rouge2, means.rougeL, report.generated_tokens, report.seconds))
-        print(String(format: "compression rate %.1f%% of projection parameters unused per row (prompt and generated rows; %.1f%% over decode rows)",
-                     100 * report.compression_rate, 100 * report.decode_compression_rate))
+        print(String(format: "compression rate %.1f%% of projection parameters unused per row (prompt and generated rows)%@", 100 * report.compression_rate,
+                     report.decode_compression_rate.map { String(format: "; %.1f%% over decode rows", 100 * $0) } ?? "; no decode rows"))
     }
 }

@@ -182,7 +182,8 @@ struct CLITests {
     /// writes for the same user message (one generation path).
     @Test func summarizeJSONHoldsItemsMeansPromptAndRecipe() throws {
         let model = try Fixtures.requireSmolLM2()
-        let output = try CLI.run(["summarize", model, "--dataset", "dialogsum", "--limit", "2", "--max-tokens", "24", "--json"])
+        let fixed = ["LOWRANK_DECODE_GOVERNOR": "off"]  // the same worker count in both processes
+        let output = try CLI.run(["summarize", model, "--dataset", "dialogsum", "--limit", "2", "--max-tokens", "24", "--json"], environment: fixed)
         #expect(output.status == 0, "\(output.stderr)")
         #expect(output.stderr.contains("summarize dialogsum  2/2 items"), "\(output.stderr)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
@@ -201,10 +202,44 @@ struct CLITests {
         let firstLine = try String(contentsOfFile: Fixtures.repositoryRoot + "/data/dialogsum/test.jsonl", encoding: .utf8).split(separator: "\n")[0]
         let dialogue = try #require(try JSONSerialization.jsonObject(with: Data(firstLine.utf8)) as? [String: Any])["dialogue"] as! String
         let generated = try CLI.run(["generate", model, "--chat", "--prompt", "Summarize the following dialogue in one or two sentences.\n\n" + dialogue,
-                                     "--max-tokens", "24"])
+                                     "--max-tokens", "24"], environment: fixed)
         #expect(generated.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == items[0]["prediction"] as? String)
         let missing = try CLI.run(["summarize", model, "--dataset", "/tmp/no-such-file.jsonl"])
         #expect(missing.status == 1 && missing.stderr.contains("/tmp/no-such-file.jsonl"), "\(missing.stderr)")
+    }
+
+    /// Scheduler calibration end to end on a quick SVD checkpoint: every candidate is recorded with
+    /// the rate it reached, the chosen one has the best ROUGE-L, and summarize with the written
+    /// schedule on the same calibration dialogues reproduces that candidate's rate and score.
+    @Test func scheduleWritesTheBestCandidateAndSummarizeReproducesIt() throws {
+        let dir = TemporaryDirectory()
+        let model = try Fixtures.requireSmolLM2()
+        let compress = try CLI.run(["compress", model, "--method", "svd", "--remove", "0.2", "-o", dir.file("ck")])
+        #expect(compress.status == 0, "\(compress.stderr)")
+        // Greedy replies compared across processes: the decode governor off, so both use every worker
+        // (a different worker count sums partial products in another order).
+        let fixed = ["LOWRANK_DECODE_GOVERNOR": "off"]
+        let schedule = try CLI.run(["schedule", dir.file("ck"), "--target", "0.24", "--samples", "2", "--max-tokens", "24", "-o", dir.file("s.json")],
+                                   environment: fixed)
+        #expect(schedule.status == 0, "\(schedule.stderr)")
+        let file = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.file("s.json")))) as? [String: Any])
+        #expect(file["format"] as? String == "lowrank-rank-schedule" && file["direction"] as? String == "decreasing")
+        let calibration = try #require(file["calibration"] as? [String: Any])
+        let candidates = try #require(calibration["candidates"] as? [[String: Any]])
+        let chosen = try #require(calibration["chosen"] as? Int)
+        #expect(!candidates.isEmpty && candidates.allSatisfy { ($0["rate"] as! Double) >= 0.2 })
+        #expect(candidates.allSatisfy { ($0["score"] as! Double) <= (candidates[chosen]["score"] as! Double) })
+        let summary = try CLI.run(["summarize", dir.file("ck"), "--dataset", "dialogsum-train", "--limit", "2", "--max-tokens", "24",
+                                   "--rank-schedule", dir.file("s.json"), "--json"], environment: fixed)
+        #expect(summary.status == 0, "\(summary.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(summary.stdout.utf8)) as? [String: Any])
+        #expect(abs((report["compression_rate"] as! Double) - (candidates[chosen]["rate"] as! Double)) < 1e-12)
+        #expect(abs((report["rougeL"] as! Double) - (candidates[chosen]["score"] as! Double)) < 1e-12)
+        #expect(((report["recipe"] as! [String: Any])["rank_schedule"] as? [String: Any])?["direction"] as? String == "decreasing")
+        let both = try CLI.run(["generate", dir.file("ck"), "--prompt", "hi", "--rank-schedule", dir.file("s.json"), "--active-rank", "0.5"])
+        #expect(both.status != 0 && both.stderr.contains("--rank-schedule and --active-rank"), "\(both.stderr)")
+        let unreachable = try CLI.run(["schedule", dir.file("ck"), "--target", "0.9", "--samples", "1", "--max-tokens", "4", "-o", dir.file("x.json")])
+        #expect(unreachable.status == 1 && unreachable.stderr.contains("no decreasing candidate reaches --target 0.900"), "\(unreachable.stderr)")
     }
 
     @Test func compressWritesACheckpointThatEveryCommandLoads() throws {
