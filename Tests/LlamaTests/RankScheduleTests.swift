@@ -9,21 +9,8 @@ import Llama
 struct RankScheduleTests {
     static let tiny = TinyLlama(seed: 12)
 
-    /// The tiny model with every projection low-rank at rank 10 (random factors), except layer 1's
-    /// down projection, kept dense.
-    static func compressed() -> LlamaModel {
-        var model = LlamaModel(configuration: tiny.configuration, weights: tiny.weights)
-        var rng = SeededGenerator(seed: 4)
-        for layer in 0..<tiny.configuration.layerCount {
-            for kind in ProjectionKind.allCases where !(layer == 1 && kind == .down) {
-                let s = tiny.configuration.shape(of: kind)
-                model[ProjectionID(layer: layer, kind: kind)] = .lowRank(LowRankLinear(
-                    left: Matrix(rows: s.outputs, columns: 10, storage: rng.floats(s.outputs * 10, scale: 0.3)),
-                    right: Matrix(rows: 10, columns: s.inputs, storage: rng.floats(10 * s.inputs, scale: 0.3))))
-            }
-        }
-        return model
-    }
+    /// Every projection low-rank at rank 10 but layer 1's down projection (dense).
+    static func compressed() -> LlamaModel { tiny.lowRankModel(rank: 10) }
 
     static let prompt = [3, 14, 15, 9, 26, 5]
 

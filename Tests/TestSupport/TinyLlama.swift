@@ -158,4 +158,20 @@ public struct TinyLlama: Sendable {
         try BPETokenizer(tokens: tokens, merges: merges, addedTokenIDs: Set(specialTokenIDs), preTokenizer: .gpt2,
                          bosTokenID: specialTokenIDs[1], eosTokenID: specialTokenIDs[2], source: "tiny test model")
     }
+
+    /// This model with every projection low-rank at `rank` (random factors, seeded), except layer 1's
+    /// down projection, kept dense: a compressed model with both forms for rank-schedule tests.
+    public func lowRankModel(rank: Int = 10, seed: UInt64 = 4) -> LlamaModel {
+        var model = LlamaModel(configuration: configuration, weights: weights)
+        var rng = SeededGenerator(seed: seed)
+        for layer in 0..<configuration.layerCount {
+            for kind in ProjectionKind.allCases where !(layer == 1 && kind == .down) {
+                let s = configuration.shape(of: kind)
+                model[ProjectionID(layer: layer, kind: kind)] = .lowRank(LowRankLinear(
+                    left: Matrix(rows: s.outputs, columns: rank, storage: rng.floats(s.outputs * rank, scale: 0.3)),
+                    right: Matrix(rows: rank, columns: s.inputs, storage: rng.floats(rank * s.inputs, scale: 0.3))))
+            }
+        }
+        return model
+    }
 }
