@@ -12,10 +12,12 @@ struct Bench: ParsableCommand {
             Decode: --decode-tokens new tokens at batch 1 after it, greedy. Each number is the median of --runs runs \
             after one warm-up. Also reports single-call sgemm GFLOP/s at the prefill shape, and the weight bytes \
             streamed per second while decoding (decode is bound by memory bandwidth).
+            With --rank-schedule, the decode runs follow the schedule, and each step's fraction is also measured on             its own (the whole decode at that active rank): its decode tokens/s and weight bytes per token beside the             first step's, so the speed-up can be read against the byte ratio.
             """)
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var engine: EngineOptions
+    @OptionGroup var scheduleOptions: RankScheduleOptions
 
     @Option(help: "Prompt length for the prefill measurement.")
     var promptTokens: Int = 512
@@ -50,6 +52,21 @@ struct Bench: ParsableCommand {
         var blas: String
         var model: String
         var model_sha256: String
+        /// With --rank-schedule: the schedule, and each step's fraction measured on its own.
+        var rank_schedule: RankScheduleOptions.Record?
+        var rank_schedule_steps: [StepReport]?
+    }
+
+    /// One step of a schedule, its fraction held for a whole decode.
+    struct StepReport: Encodable {
+        var from_token: Int
+        var fraction: Double
+        var decode_tokens_per_second: Double
+        var decode_runs: [Double]
+        var weight_bytes_per_token: Int
+        /// The first step's weight bytes per token over this step's, and its decode speed over the first step's.
+        var byte_ratio: Double
+        var speedup: Double
     }
 
     func validate() throws {
@@ -59,21 +76,41 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         var loaded = try loadModel(model)
+        let schedule = try scheduleOptions.load(loaded, engine: engine)
         let runtime = try engine.makeModel(&loaded)
         let seed = loaded.tokenizer.encode(
             "The lighthouse keeper climbed the spiral stairs each evening, counting the steps as the sea grew dark. ")
         let prompt = (0..<promptTokens).map { seed[$0 % seed.count] }
         let generator = Generator(model: runtime, capacity: promptTokens + decodeTokens, prefillRows: promptTokens)
         var prefill: [Double] = [], decode: [Double] = [], firstToken: [Double] = []
+        let steps = schedule?.0.steps ?? []
         let progress = ProgressReporter("bench", unit: "runs")
+        let totalRuns = (runs + 1) * (1 + steps.count)
         for run in 0...runs {
-            let result = generator.generate(prompt: prompt, maxTokens: decodeTokens, sampling: .greedy, stopTokens: [])
+            let result = generator.generate(prompt: prompt, maxTokens: decodeTokens, sampling: .greedy, stopTokens: [], schedule: schedule?.0)
             if run > 0 {  // run 0 warms caches and pages
                 prefill.append(result.prefillTokensPerSecond)
                 decode.append(result.decodeTokensPerSecond)
                 firstToken.append(result.timeToFirstToken)
             }
-            progress.update(run + 1, runs + 1)
+            progress.update(run + 1, totalRuns)
+        }
+        var stepReports: [StepReport] = []
+        for (i, step) in steps.enumerated() {
+            var rates: [Double] = []
+            for run in 0...runs {
+                let result = generator.generate(prompt: prompt, maxTokens: decodeTokens, sampling: .greedy, stopTokens: [],
+                                                schedule: try StepRankSchedule.constant(step.fraction))
+                if run > 0 { rates.append(result.decodeTokensPerSecond) }
+                progress.update((runs + 1) * (i + 1) + run + 1, totalRuns)
+            }
+            var at = runtime
+            at.setActiveRank(fraction: step.fraction)
+            let first = stepReports.first
+            stepReports.append(StepReport(from_token: step.fromToken, fraction: step.fraction, decode_tokens_per_second: median(rates), decode_runs: rates,
+                                          weight_bytes_per_token: at.weightBytes,
+                                          byte_ratio: Double(first?.weight_bytes_per_token ?? at.weightBytes) / Double(at.weightBytes),
+                                          speedup: median(rates) / (first?.decode_tokens_per_second ?? median(rates))))
         }
         let gflops = Self.sgemmGFLOPs(m: promptTokens, n: loaded.configuration.intermediateSize, k: loaded.configuration.hiddenSize)
         let decodeRate = median(decode)
@@ -86,7 +123,8 @@ struct Bench: ParsableCommand {
             sgemm_gflops_one_call: gflops,
             sgemm_shape: "[\(promptTokens) × \(loaded.configuration.hiddenSize)] · [\(loaded.configuration.intermediateSize) × \(loaded.configuration.hiddenSize)]ᵀ",
             threads: Parallel.workers, blas: BLASRuntime.summary,
-            model: loaded.source.path, model_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)))
+            model: loaded.source.path, model_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)),
+            rank_schedule: schedule?.1, rank_schedule_steps: schedule == nil ? nil : stepReports)
         if json {
             try Terminal.printJSON(report)
             return
@@ -100,6 +138,14 @@ struct Bench: ParsableCommand {
             ("sgemm", String(format: "%.0f GFLOP/s for one call %@", gflops, report.sgemm_shape)),
             ("threads", "\(Parallel.workers) workers; \(report.blas)"),
         ], indent: ""))
+        if !stepReports.isEmpty {
+            print("rank schedule \(schedule!.1.file) (\(schedule!.1.direction)); the decode above follows it; each step's fraction held for a whole decode:")
+            print(Terminal.table(stepReports.map {
+                (String(format: "t ≥ %d at %.3f", $0.from_token, $0.fraction),
+                 String(format: "%.1f tokens/s, %.1f MB/token; byte ratio %.3f, speed-up %.3f", $0.decode_tokens_per_second,
+                        Double($0.weight_bytes_per_token) / 1e6, $0.byte_ratio, $0.speedup))
+            }))
+        }
     }
 
     /// GFLOP/s of one sgemm call at the prefill shape (median of 5), on the calling thread.

@@ -236,6 +236,17 @@ struct CLITests {
         #expect(abs((report["compression_rate"] as! Double) - (candidates[chosen]["rate"] as! Double)) < 1e-12)
         #expect(abs((report["rougeL"] as! Double) - (candidates[chosen]["score"] as! Double)) < 1e-12)
         #expect(((report["recipe"] as! [String: Any])["rank_schedule"] as? [String: Any])?["direction"] as? String == "decreasing")
+        // bench: each step's fraction measured on its own, its weight bytes falling with the fraction.
+        let bench = try CLI.run(["bench", dir.file("ck"), "--prompt-tokens", "8", "--decode-tokens", "4", "--runs", "3",
+                                 "--rank-schedule", dir.file("s.json"), "--json"])
+        #expect(bench.status == 0, "\(bench.stderr)")
+        let benchReport = try #require(try JSONSerialization.jsonObject(with: Data(bench.stdout.utf8)) as? [String: Any])
+        let steps = try #require(benchReport["rank_schedule_steps"] as? [[String: Any]])
+        let fileSteps = file["steps"] as! [[String: Any]]
+        #expect(steps.map { $0["fraction"] as! Double } == fileSteps.map { $0["fraction"] as! Double })
+        let bytes = steps.map { $0["weight_bytes_per_token"] as! Int }
+        #expect(bytes.first! <= benchReport["weight_bytes_per_token"] as! Int && zip(bytes, bytes.dropFirst()).allSatisfy { $0 > $1 })
+        #expect(abs((steps.last!["byte_ratio"] as! Double) - Double(bytes.first!) / Double(bytes.last!)) < 1e-12)
         let both = try CLI.run(["generate", dir.file("ck"), "--prompt", "hi", "--rank-schedule", dir.file("s.json"), "--active-rank", "0.5"])
         #expect(both.status != 0 && both.stderr.contains("--rank-schedule and --active-rank"), "\(both.stderr)")
         let unreachable = try CLI.run(["schedule", dir.file("ck"), "--target", "0.9", "--samples", "1", "--max-tokens", "4", "-o", dir.file("x.json")])
