@@ -10,6 +10,10 @@ if ! dpkg -s libopenblas-dev liblapacke-dev >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libopenblas-dev liblapacke-dev >/dev/null
 fi
 
+# LOWRANK_SKIP_MODEL=1: the libraries only (the offline test tier needs no model).
+if [ "${LOWRANK_SKIP_MODEL:-0}" = 1 ]; then
+    exit 0
+fi
 if [ -f "$MODEL_PATH" ] && echo "$MODEL_SHA256  $MODEL_PATH" | sha256sum -c --status; then
     exit 0
 fi
