@@ -22,8 +22,10 @@ import Tokenization
 public enum Checkpoint {
     public static let formatVersion = 2
 
-    /// Writes `model` to `directory` atomically: everything goes to a temporary sibling directory,
-    /// which then replaces `directory`. Factors are written in Float32, whatever the run precision.
+    /// Writes `model` to `directory` atomically: everything goes to a temporary sibling directory
+    /// (`.NAME.tmp-…`), which then takes the place of `directory` in one step
+    /// (`AtomicWrite.replaceDirectory`), so a run killed at any moment leaves the previous checkpoint
+    /// or the new one, whole. Factors are written in Float32, whatever the run precision.
     public static func write(_ model: LlamaModel, tokenizer: BPETokenizer, chatTemplate: ChatTemplate?,
                              to directory: String, extraFiles: [String: Data] = [:]) throws {
         let fm = FileManager.default
@@ -32,14 +34,7 @@ public enum Checkpoint {
         try fm.createDirectory(at: temporary, withIntermediateDirectories: true)
         do {
             try writeContents(model, tokenizer: tokenizer, chatTemplate: chatTemplate, to: temporary.path, extraFiles: extraFiles)
-            if fm.fileExists(atPath: target.path) {
-                let old = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).old-\(UUID().uuidString)")
-                try fm.moveItem(at: target, to: old)
-                try fm.moveItem(at: temporary, to: target)
-                try? fm.removeItem(at: old)
-            } else {
-                try fm.moveItem(at: temporary, to: target)
-            }
+            try AtomicWrite.replaceDirectory(target.path, with: temporary.path)
         } catch {
             try? fm.removeItem(at: temporary)
             throw error

@@ -52,4 +52,42 @@ public enum AtomicWrite {
             throw error
         }
     }
+
+    /// Puts the directory `staged` at `target` so that a reader (or a process killed at any moment)
+    /// sees either the previous `target` whole or the new one whole, never a mix or nothing: a new
+    /// target is one rename; an existing one is swapped in one step with Linux's
+    /// `renameat2(RENAME_EXCHANGE)`, after which the old contents (now at `staged`) are removed.
+    /// Where the exchange is unavailable (not Linux, or a file system without it) it falls back to
+    /// two renames, leaving a moment with no `target` (the old one sits at `.NAME.old-…` then).
+    public static func replaceDirectory(_ target: String, with staged: String) throws(ModelFormatError) {
+        let fm = FileManager.default
+        if !fm.fileExists(atPath: target) {
+            guard rename(staged, target) == 0 else {
+                throw .cannotOpen(path: target, reason: "rename from \(staged) failed: \(String(cString: strerror(errno)))")
+            }
+            return
+        }
+        if let exchange = renameExchange, exchange(AT_FDCWD, staged, AT_FDCWD, target, 2 /* RENAME_EXCHANGE */) == 0 {
+            try? fm.removeItem(atPath: staged)  // the previous checkpoint
+            return
+        }
+        let url = URL(fileURLWithPath: target)
+        let old = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).old-\(UUID().uuidString)").path
+        guard rename(target, old) == 0 else {
+            throw .cannotOpen(path: target, reason: "cannot move the previous \(target) aside: \(String(cString: strerror(errno)))")
+        }
+        guard rename(staged, target) == 0 else {
+            let reason = String(cString: strerror(errno))
+            _ = rename(old, target)
+            throw .cannotOpen(path: target, reason: "rename from \(staged) failed: \(reason)")
+        }
+        try? fm.removeItem(atPath: old)
+    }
+
+    /// glibc's `renameat2` (not in Swift's Glibc module: it needs _GNU_SOURCE), looked up at run time.
+    private typealias Renameat2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+    private static let renameExchange: Renameat2? = {
+        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "renameat2") else { return nil }
+        return unsafeBitCast(symbol, to: Renameat2.self)
+    }()
 }

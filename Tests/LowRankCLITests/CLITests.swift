@@ -253,6 +253,62 @@ struct CLITests {
         #expect(unreachable.status == 1 && unreachable.stderr.contains("no decreasing candidate reaches --target 0.900"), "\(unreachable.stderr)")
     }
 
+    /// Killing `lowrank compress` (SIGKILL) at any moment leaves the previous checkpoint or the new
+    /// one at the destination, whole, never a partial one: killed at 24 points spread over a run
+    /// (loading, factorising, writing), each time the destination holds exactly the files of one of
+    /// the two complete runs.
+    @Test func aKilledCompressionLeavesThePreviousCheckpointOrTheNewOneWhole() throws {
+        let dir = TemporaryDirectory()
+        try TinyLlama(seed: 5, hiddenSize: 256, intermediateSize: 768, layerCount: 8).writeGGUF(to: dir.file("small.gguf"))
+        func compress(_ remove: String, to name: String) throws -> Process {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CLI.binary)
+            process.arguments = ["compress", dir.file("small.gguf"), "--method", "svd", "--remove", remove, "-o", dir.file(name)]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            return process
+        }
+        func digests(_ name: String) throws -> [String: String] {
+            let files = try FileManager.default.contentsOfDirectory(atPath: dir.file(name)).filter { $0 != "compression.json" }
+            return Dictionary(uniqueKeysWithValues: try files.map { ($0, try Self.sha256(dir.file(name + "/" + $0))) })
+        }
+        let clock = ContinuousClock()
+        let started = clock.now
+        let new = try compress("0.3", to: "new")
+        new.waitUntilExit()
+        let duration = clock.now - started
+        let old = try compress("0.6", to: "ck")
+        old.waitUntilExit()
+        #expect(new.terminationStatus == 0 && old.terminationStatus == 0)
+        let (oldFiles, newFiles) = (try digests("ck"), try digests("new"))
+        #expect(oldFiles != newFiles && newFiles.keys.contains("model.safetensors"))
+        var outcomes: [String: Int] = [:]
+        for i in 1...24 {
+            let run = try compress("0.3", to: "ck")
+            Thread.sleep(forTimeInterval: (duration * Double(i) / 20).seconds)  // past the end too: some runs finish
+            kill(run.processIdentifier, SIGKILL)
+            run.waitUntilExit()
+            let now = try digests("ck")
+            #expect(now == oldFiles || now == newFiles, "after a kill at \(i)/20 of a run: \(now.keys.sorted())")
+            outcomes[now == oldFiles ? "previous" : "new", default: 0] += 1
+        }
+        // Early kills find the previous checkpoint; once a run completes, the new one stays.
+        #expect(outcomes["previous", default: 0] >= 1 && outcomes["new", default: 0] >= 1, "\(outcomes)")
+    }
+
+    static func sha256(_ path: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        process.arguments = [path]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return String(text.prefix(64))
+    }
+
     @Test func compressWritesACheckpointThatEveryCommandLoads() throws {
         let dir = TemporaryDirectory()
         let output = try CLI.run(["compress", try Fixtures.requireSmolLM2(), "--method", "svd", "--remove", "0.2", "-o", dir.file("ck"), "--json"])

@@ -14,7 +14,9 @@ public struct TinyLlama: Sendable {
     public var specialTokenIDs: [Int]
     public static let defaultSystemPrompt = "You are a tiny test model."
 
-    public init(seed: UInt64 = 7, tiedEmbeddings: Bool = true) {
+    /// The defaults are the tiny model; larger sizes make a small model whose compression takes
+    /// long enough to be interrupted (the kill test).
+    public init(seed: UInt64 = 7, tiedEmbeddings: Bool = true, hiddenSize: Int = 64, intermediateSize: Int = 96, layerCount: Int = 2) {
         // Vocabulary: the 256 byte characters, a few merges, then three special tokens.
         var tokens = (0..<256).map { String(ByteLevel.characterOf[$0]) }
         let merges: [(String, String)] = [("h", "e"), ("Ġ", "t"), ("Ġt", "he"), ("l", "l"), ("e", "ll"), ("o", "w")]
@@ -27,7 +29,7 @@ public struct TinyLlama: Sendable {
         self.specialTokenIDs = specialTokenIDs
 
         let c = LlamaConfiguration(
-            hiddenSize: 64, intermediateSize: 96, layerCount: 2, attentionHeads: 4, keyValueHeads: 2,
+            hiddenSize: hiddenSize, intermediateSize: intermediateSize, layerCount: layerCount, attentionHeads: 4, keyValueHeads: 2,
             vocabularySize: tokens.count, rmsNormEpsilon: 1e-5, ropeTheta: 10_000, contextLength: 128,
             tiedEmbeddings: tiedEmbeddings)
         configuration = c
