@@ -12,11 +12,13 @@ import PackageDescription
 //   Gradients      the backward pass: op functions paired forward/backward with reference twins
 //   LowRank        compression: scalings (SVD, ASVD, SVD-LLM whitening), factorisation, ranks
 //   LowRankCLI     the `lowrank` executable; the only target that prints
+//   LowRankFuzz    fuzz targets for every parser (libFuzzer with scripts/fuzz.sh; corpus replay otherwise)
 let package = Package(
     name: "lowrank",
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "lowrank", targets: ["LowRankCLI"]),
+        .executable(name: "lowrank-fuzz", targets: ["LowRankFuzz"]),
         .library(name: "Llama", targets: ["Llama"]),
     ],
     dependencies: [
@@ -45,6 +47,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Fuzz targets for every parser (scripts/fuzz.sh builds it with libFuzzer and ASan; the plain
+        // build replays corpora: `lowrank-fuzz TARGET FILE...`).
+        .executableTarget(name: "LowRankFuzz", dependencies: ["ModelFormats", "Tokenization", "Llama", "Evaluation", "LowRank"]),
         .target(
             name: "TestSupport",
             dependencies: ["Llama", "LinearAlgebra", "ModelFormats", "Tokenization"],

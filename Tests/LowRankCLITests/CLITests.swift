@@ -309,6 +309,32 @@ struct CLITests {
         return String(text.prefix(64))
     }
 
+    /// Every committed fuzz corpus and regression input goes through its parser (the plain build of
+    /// `lowrank-fuzz`): a parser that crashes on one of them fails here, without sanitizers.
+    @Test func everyFuzzCorpusInputIsParsedOrRejectedWithoutACrash() throws {
+        let fuzz = URL(fileURLWithPath: CLI.binary).deletingLastPathComponent().appendingPathComponent("lowrank-fuzz").path
+        let root = Fixtures.repositoryRoot + "/fuzz"
+        let targets = ["gguf", "safetensors", "tokenizer-json", "config-json", "compression-json", "rank-schedule", "zeroshot-line", "summarization-lines"]
+        for target in targets {
+            var files: [String] = []
+            for folder in ["corpus", "regressions"] {
+                let dir = root + "/\(folder)/\(target)"
+                files += ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted().map { dir + "/" + $0 }
+            }
+            #expect(!files.isEmpty, "no corpus for \(target)")
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: fuzz)
+            process.arguments = [target] + files
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = out
+            try process.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0 && text.contains("\(files.count) input(s)"), "\(target): \(text)")
+        }
+    }
+
     @Test func compressWritesACheckpointThatEveryCommandLoads() throws {
         let dir = TemporaryDirectory()
         let output = try CLI.run(["compress", try Fixtures.requireSmolLM2(), "--method", "svd", "--remove", "0.2", "-o", dir.file("ck"), "--json"])
@@ -383,7 +409,7 @@ struct CLITests {
             #expect(plot.status == 0, "\(plot.stderr)")
             let svg = try String(contentsOfFile: file, encoding: .utf8)
             #expect(XMLParser(data: Data(svg.utf8)).parse(), "\(kind).svg is not well-formed XML")
-            for text in [title, axis, ">layer<"] + ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"].map { ">\($0)<" } {
+            for text in [title, axis, ">layer<"] + ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"].map({ ">\($0)<" }) {
                 #expect(svg.contains(text), "\(kind).svg lacks \(text)")
             }
             #expect(svg.components(separatedBy: "<circle").count - 1 >= 210 + 7, "\(kind).svg: one marker per projection and per legend entry")
