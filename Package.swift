@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "ModelFormats"),
         .target(name: "Tokenization", dependencies: ["ModelFormats"]),
         .target(name: "Llama", dependencies: ["LinearAlgebra", "ModelFormats", "Tokenization"]),
-        .target(name: "Evaluation", dependencies: ["Llama", "Tokenization"]),
+        .target(name: "Evaluation", dependencies: ["Llama", "Tokenization", "ModelFormats"]),
         .target(name: "Gradients", dependencies: ["Llama", "LinearAlgebra"]),
         .target(name: "LowRank", dependencies: ["Llama", "LinearAlgebra", "ModelFormats", "Gradients"]),
         .executableTarget(

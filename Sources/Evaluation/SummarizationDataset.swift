@@ -1,4 +1,5 @@
 import Foundation
+import ModelFormats
 
 /// One document to summarise and its reference summaries.
 public struct SummarizationItem: Sendable, Equatable {
@@ -78,7 +79,7 @@ public enum SummarizationDataset: Sendable, Equatable {
 
     public func load(dataDirectory: String) throws(SummarizationError) -> [SummarizationItem] {
         let path = path(dataDirectory: dataDirectory)
-        guard let data = FileManager.default.contents(atPath: path) else { throw .missing(path: path, dataset: name) }
+        guard let data = try? FileBytes.read(path) else { throw .missing(path: path, dataset: name) }
         guard let text = String(data: data, encoding: .utf8) else { throw .malformed(path: path, line: 0, reason: "not UTF-8") }
         var items: [SummarizationItem] = []
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {

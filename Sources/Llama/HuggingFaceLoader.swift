@@ -16,8 +16,8 @@ public enum HuggingFaceLoader {
     static func configurationAndJSON(directory: String) throws -> (LlamaConfiguration, [String: Any]) {
         let path = directory + "/config.json"
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ModelFormatError.cannotOpen(path: path, reason: "cannot read config.json (\(error.localizedDescription))")
+        do { data = try FileBytes.read(path) } catch {
+            throw ModelFormatError.cannotOpen(path: path, reason: "cannot read config.json (\(error))")
         }
         guard String(data: data, encoding: .utf8) != nil else { throw ModelFormatError.invalidUTF8(path: path, context: "config.json") }
         guard let object = try? JSONSerialization.jsonObject(with: data), let json = object as? [String: Any] else {
@@ -114,7 +114,7 @@ public enum HuggingFaceLoader {
         }
         var template: ChatTemplate?
         let tokenizerConfig = directory + "/tokenizer_config.json"
-        if let data = FileManager.default.contents(atPath: tokenizerConfig),
+        if let data = try? FileBytes.read(tokenizerConfig),
            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
            let jinja = object["chat_template"] as? String {
             template = try ChatTemplate(jinja: jinja, source: tokenizerConfig)

@@ -32,7 +32,7 @@ public struct RankScheduleFile: Codable, Sendable {
 
     /// Reads and validates `path`; every error names the file and the field.
     public static func read(_ path: String) throws(RankScheduleError) -> RankScheduleFile {
-        guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path: path, reason: "no such file") }
+        guard let data = try? FileBytes.read(path) else { throw .unreadable(path: path, reason: "no such file, or not readable") }
         guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw .unreadable(path: path, reason: "not a JSON object")
         }
@@ -61,7 +61,11 @@ public struct RankScheduleFile: Codable, Sendable {
             throw error
         }
         var calibration: ScheduleCalibrationRecord?
-        if let raw = object["calibration"] {
+        if let value = object["calibration"] {
+            // JSONSerialization traps on a top-level value that is not a collection (found by fuzzing).
+            guard let raw = value as? [String: Any], JSONSerialization.isValidJSONObject(raw) else {
+                throw .unreadable(path: path, reason: "\"calibration\" must be an object")
+            }
             do {
                 calibration = try JSONDecoder().decode(ScheduleCalibrationRecord.self, from: JSONSerialization.data(withJSONObject: raw))
             } catch {

@@ -58,7 +58,7 @@ public struct CompressionRecord: Codable, Sendable {
         let path = directory + "/" + fileName
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         let bytes: Data
-        do { bytes = try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw .unreadable(path: path, reason: "\(error)") }
+        do { bytes = try FileBytes.read(path) } catch { throw .unreadable(path: path, reason: "\(error)") }
         do {
             return (try JSONDecoder().decode(CompressionRecord.self, from: bytes), SHA256.hexDigest([UInt8](bytes)))
         } catch {

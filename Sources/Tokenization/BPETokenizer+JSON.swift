@@ -1,4 +1,5 @@
 import Foundation
+import ModelFormats
 
 extension BPETokenizer {
     /// Builds the tokenizer from a Hugging Face `tokenizer.json` (model type BPE with a ByteLevel
@@ -113,8 +114,8 @@ extension BPETokenizer {
 
     static func readJSONObject(_ path: String) throws -> [String: Any] {
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw TokenizationError.missingField(source: path, field: "(file cannot be read: \(error.localizedDescription))")
+        do { data = try FileBytes.read(path) } catch {
+            throw TokenizationError.missingField(source: path, field: "(file cannot be read: \(error))")
         }
         guard String(data: data, encoding: .utf8) != nil else {
             throw TokenizationError.inconsistent(source: path, reason: "the file is not valid UTF-8")

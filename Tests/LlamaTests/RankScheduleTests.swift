@@ -100,6 +100,12 @@ struct RankScheduleTests {
         #expect(throws: RankScheduleError.unreadable(path: dir.file("bad.json"), reason: "steps[1] needs an integer \"from_token\" and a number \"fraction\"")) {
             try RankScheduleFile.read(dir.file("bad.json"))
         }
+        // Found by fuzzing: a "calibration" that is not an object made JSONSerialization trap.
+        try Data(#"{"format": "lowrank-rank-schedule", "version": 1, "steps": [{"from_token": 0, "fraction": 0.5}], "calibration": "d"}"#.utf8)
+            .write(to: URL(fileURLWithPath: dir.file("string.json")))
+        #expect(throws: RankScheduleError.unreadable(path: dir.file("string.json"), reason: "\"calibration\" must be an object")) {
+            try RankScheduleFile.read(dir.file("string.json"))
+        }
         try Data(#"{"format": "something", "steps": []}"#.utf8).write(to: URL(fileURLWithPath: dir.file("other.json")))
         #expect(throws: RankScheduleError.self) { try RankScheduleFile.read(dir.file("other.json")) }
     }
