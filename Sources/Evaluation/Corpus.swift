@@ -1,4 +1,5 @@
 import Foundation
+import ModelFormats
 
 /// Evaluation and calibration text, joined as the reference protocols join it.
 public enum Corpus: Sendable, Equatable {
@@ -48,7 +49,7 @@ public enum Corpus: Sendable, Equatable {
     /// algorithms.md §1.7). JSON lines: the `text` fields joined with "\n\n".
     public func text(dataDirectory: String) throws -> String {
         let path = path(dataDirectory: dataDirectory)
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = try? FileBytes.read(path) else {
             throw CorpusError.missing(path: path, corpus: name)
         }
         guard let raw = String(data: data, encoding: .utf8) else { throw CorpusError.invalidUTF8(path: path) }

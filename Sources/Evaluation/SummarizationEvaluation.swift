@@ -8,14 +8,8 @@ public struct SummaryResult: Sendable {
     public var references: [String]
     /// Against every reference, the best F1 per variant.
     public var scores: RougeScores
-    public var promptTokens: Int
-    public var generatedTokens: Int
-    public var stopReason: StopReason
-    /// Rows the model ran and the projection parameters they used (for FLRC's compression rate).
-    public var processedRows: Int
-    public var projectionParametersUsed: Int
-    public var decodeRows: Int
-    public var decodeProjectionParametersUsed: Int
+    /// Its tokens, stop reason, timings, and the rows and parameters it used.
+    public var generation: Generation
 }
 
 /// Summarisation as FLRC evaluates it: each document in a chat prompt (the dataset's instruction
@@ -39,11 +33,7 @@ public enum SummarizationEvaluation {
             let prediction = generated.text.trimmingCharacters(in: .whitespacesAndNewlines)
             results.append(SummaryResult(id: item.id, prediction: prediction, references: item.references,
                                          scores: scorer.score(references: item.references, prediction: prediction),
-                                         promptTokens: generated.generation.promptTokens, generatedTokens: generated.generation.tokens.count,
-                                         stopReason: generated.generation.stopReason, processedRows: generated.generation.processedRows,
-                                         projectionParametersUsed: generated.generation.projectionParametersUsed,
-                                         decodeRows: generated.generation.decodeRows,
-                                         decodeProjectionParametersUsed: generated.generation.decodeProjectionParametersUsed))
+                                         generation: generated.generation))
             progress(results.count, items.count)
         }
         return results
@@ -52,8 +42,8 @@ public enum SummarizationEvaluation {
     /// FLRC's compression rate over a whole run: 1 − (parameters used, summed over every processed
     /// row of every item) / (rows · dense projection parameters); `decodeOnly` counts decode rows only.
     public static func compressionRate(_ results: [SummaryResult], denseProjectionParameters dense: Int, decodeOnly: Bool = false) -> Double {
-        let rows = results.reduce(0) { $0 + (decodeOnly ? $1.decodeRows : $1.processedRows) }
-        let used = results.reduce(0) { $0 + (decodeOnly ? $1.decodeProjectionParametersUsed : $1.projectionParametersUsed) }
+        let rows = results.reduce(0) { $0 + (decodeOnly ? $1.generation.decodeRows : $1.generation.processedRows) }
+        let used = results.reduce(0) { $0 + (decodeOnly ? $1.generation.decodeProjectionParametersUsed : $1.generation.projectionParametersUsed) }
         return rows > 0 ? 1 - Double(used) / (Double(rows) * Double(dense)) : .nan
     }
 

@@ -19,14 +19,17 @@ public struct Generation: Sendable {
     /// Seconds spent on the tokens after the first.
     public var decodeSeconds: Double
     public var promptTokens: Int
-    /// Rows the model ran (the prompt's, then one per generated token but the last) and the
-    /// projection parameters they used at their active ranks, summed (FLRC's compression rate is
-    /// 1 − used / (rows · dense projection parameters)).
-    public var processedRows: Int = 0
-    public var projectionParametersUsed: Int = 0
-    /// The same, for the decode rows only (the prompt excluded).
+    /// Projection parameters each prompt row used (at the prefill's active ranks).
+    public var prefillProjectionParametersPerRow: Int = 0
+    /// Decode rows (one per generated token but the last) and the projection parameters they used
+    /// at their active ranks, summed.
     public var decodeRows: Int = 0
     public var decodeProjectionParametersUsed: Int = 0
+
+    /// Every row the model ran, prompt rows first, and the projection parameters they used (FLRC's
+    /// compression rate is 1 − used / (rows · dense projection parameters)).
+    public var processedRows: Int { promptTokens + decodeRows }
+    public var projectionParametersUsed: Int { promptTokens * prefillProjectionParametersPerRow + decodeProjectionParametersUsed }
 
     public var prefillTokensPerSecond: Double { Double(promptTokens) / timeToFirstToken }
 
@@ -133,8 +136,8 @@ public final class Generator {
         return Generation(tokens: generated, stopReason: reason,
                           timeToFirstToken: (firstTokenAt - started).seconds,
                           decodeSeconds: (finished - firstTokenAt).seconds, promptTokens: prompt.count,
-                          processedRows: prompt.count + decodeRows, projectionParametersUsed: prompt.count * prefillParameters + decodeParameters,
-                          decodeRows: decodeRows, decodeProjectionParametersUsed: decodeParameters)
+                          prefillProjectionParametersPerRow: prefillParameters, decodeRows: decodeRows,
+                          decodeProjectionParametersUsed: decodeParameters)
     }
 }
 

@@ -17,7 +17,7 @@ public enum ScheduleDirection: String, Sendable, Codable {
 /// stored ranks of a Fisher checkpoint are round(α/S · R), so each module runs ⌈fraction · r⌉ of
 /// its stored r (equal up to rounding), and any other allocation keeps its own proportions.
 /// Matrices kept dense stay dense.
-public struct StepRankSchedule: RankSchedule, Equatable, Codable {
+public struct StepRankSchedule: RankSchedule, Equatable {
     public struct Step: Sendable, Equatable, Codable {
         public var fromToken: Int
         public var fraction: Double
@@ -68,19 +68,6 @@ public struct StepRankSchedule: RankSchedule, Equatable, Codable {
         if zip(f, f.dropFirst()).allSatisfy({ $0 <= $1 }) { return .increasing }
         return .mixed
     }
-
-    /// The mean fraction over the first `tokens` generated tokens.
-    public func meanFraction(tokens: Int) -> Double {
-        guard tokens > 0 else { return steps[0].fraction }
-        return (0..<tokens).reduce(0) { $0 + fraction(forToken: $1) } / Double(tokens)
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        try self.init(steps: c.decode([Step].self, forKey: .steps))
-    }
-
-    enum CodingKeys: String, CodingKey { case steps }
 }
 
 public enum RankScheduleError: Error, CustomStringConvertible, Equatable {

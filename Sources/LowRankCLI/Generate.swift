@@ -63,8 +63,6 @@ struct Generate: ParsableCommand {
         let output = FileHandle.standardOutput
         let result: TextGeneration
         do {
-            let skipped = try session.encode(input).skippedBytes
-            if skipped > 0 { Terminal.error("warning: \(skipped) byte(s) of the prompt have no token in this vocabulary and were skipped") }
             result = try session.generate(input, maxTokens: maxTokens,
                                           sampling: SamplingSettings(temperature: temperature, topK: topK, topP: topP, seed: seed),
                                           ignoreEOS: ignoreEOS, schedule: schedule?.0) { piece in
@@ -77,6 +75,9 @@ struct Generate: ParsableCommand {
             throw CLIError(error.description)
         }
         output.write(Data("\n".utf8))
+        if result.skippedPromptBytes > 0 {
+            Terminal.error("warning: \(result.skippedPromptBytes) byte(s) of the prompt have no token in this vocabulary and were skipped")
+        }
         let g = result.generation
         Terminal.error(String(format: "[%d prompt tokens, %d generated (%@); prefill %.1f tok/s, decode %.1f tok/s]",
                               g.promptTokens, g.tokens.count, g.stopReason.rawValue, g.prefillTokensPerSecond, g.decodeTokensPerSecond))

@@ -76,7 +76,7 @@ struct Schedule: ParsableCommand {
         let stored = try run(nil)
         let storedRate = SummarizationEvaluation.compressionRate(stored, denseProjectionParameters: dense)
         var curve = ScheduleCalibration.ParameterCurve(model: session.model)
-        let lengths = stored.map { ScheduleCalibration.Lengths(prompt: $0.promptTokens, generated: $0.generatedTokens) }
+        let lengths = stored.map { ScheduleCalibration.Lengths(prompt: $0.generation.promptTokens, generated: $0.generation.tokens.count) }
         let schedules = calibration.candidates(form, target: target, lengths: lengths, curve: &curve, denseParameters: dense)
         guard !schedules.isEmpty else {
             let promptRows = lengths.reduce(0) { $0 + $1.prompt }, decodeRows = lengths.reduce(0) { $0 + max(0, $1.generated - 1) }

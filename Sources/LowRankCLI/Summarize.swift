@@ -126,11 +126,12 @@ struct Summarize: ParsableCommand {
             rouge1: means.rouge1, rouge2: means.rouge2, rougeL: means.rougeL,
             items: results.map {
                 Item(id: $0.id, prediction: $0.prediction, references: $0.references, rouge1: $0.scores.rouge1.f1, rouge2: $0.scores.rouge2.f1,
-                     rougeL: $0.scores.rougeL.f1, prompt_tokens: $0.promptTokens, generated_tokens: $0.generatedTokens, stop_reason: $0.stopReason.rawValue)
+                     rougeL: $0.scores.rougeL.f1, prompt_tokens: $0.generation.promptTokens, generated_tokens: $0.generation.tokens.count,
+                     stop_reason: $0.generation.stopReason.rawValue)
             },
             prompt: template.render([.init(.user, data.userMessage("{document}"))]),
             scoring: "rouge-score RougeScorer(['rouge1','rouge2','rougeL'], use_stemmer=True) F1, mean over items; several references: best F1 per metric (score_multi)",
-            generated_tokens: results.reduce(0) { $0 + $1.generatedTokens },
+            generated_tokens: results.reduce(0) { $0 + $1.generation.tokens.count },
             compression_rate: SummarizationEvaluation.compressionRate(results, denseProjectionParameters: session.denseProjectionParameters),
             decode_compression_rate: Optional(SummarizationEvaluation.compressionRate(results, denseProjectionParameters: session.denseProjectionParameters,
                                                                                       decodeOnly: true)).flatMap { $0.isNaN ? nil : $0 },

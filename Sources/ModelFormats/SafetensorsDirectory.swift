@@ -13,10 +13,7 @@ public struct SafetensorsDirectory: Sendable {
         let indexPath = directory + "/model.safetensors.index.json"
         let singlePath = directory + "/model.safetensors"
         if FileManager.default.fileExists(atPath: indexPath) {
-            let data: Data
-            do { data = try Data(contentsOf: URL(fileURLWithPath: indexPath)) } catch {
-                throw .cannotOpen(path: indexPath, reason: error.localizedDescription)
-            }
+            let data = try FileBytes.read(indexPath)
             guard let object = try? JSONSerialization.jsonObject(with: data) else {
                 throw .malformedJSON(path: indexPath, reason: "does not parse")
             }
