@@ -9,8 +9,8 @@ import Tokenization
 ///   every compressed module (format version 2):
 ///   `{"format_version": 2, "modules": {"model.layers.0.self_attn.q_proj": {"form": "low_rank", "rank": 230}, ...}}`.
 ///   Forms: `low_rank` (one projection; `"skipped": true` when its right factor is block-skipped;
-///   `"basis": {"kind", "first_layer", "layers"}` when its left factor is a basis shared across
-///   layers) and `shared_right` (a group, keyed by its fused module name such as
+///   `"basis": {"kind", "first_layer", "layers"}` when its right factor is a basis shared across
+///   layers: Basis Sharing's input-side basis, stored once) and `shared_right` (a group, keyed by its fused module name such as
 ///   `self_attn.qkv_proj`, with `"members"`). Modules not named are dense.
 ///   Version 1 (`{"format_version": 1, "projections": {module: {"rank": r}}}`) still loads.
 /// - `model.safetensors`: a dense projection as `<module>.weight` `[out × in]`; factors by
@@ -78,13 +78,15 @@ public enum Checkpoint {
                         case .lowRank(let f):
                             precondition(f.activeRank == f.rank, "write a checkpoint at its stored ranks")
                             var entry: [String: Any] = ["form": "low_rank", "rank": f.rank]
+                            add(FactorRole.left(id).huggingFaceName, f.left.matrix)
                             if let basis = f.basis {
+                                // The basis is written once, under its own name, by the first layer that uses it.
+                                guard case .plain(let a) = f.right else { preconditionFailure("a shared basis is a plain right factor") }
                                 entry["basis"] = ["kind": basis.kind.shortName, "first_layer": basis.layers.lowerBound, "layers": basis.layers.count]
-                                if writtenBases.insert(basis).inserted { add(FactorRole.sharedBasis(basis).huggingFaceName, f.left.matrix) }
-                            } else {
-                                add(FactorRole.left(id).huggingFaceName, f.left.matrix)
+                                if writtenBases.insert(basis).inserted { add(FactorRole.sharedBasis(basis).huggingFaceName, a.matrix) }
+                            } else if addRight(f.right, owner: .projection(id)) {
+                                entry["skipped"] = true
                             }
-                            if addRight(f.right, owner: .projection(id)) { entry["skipped"] = true }
                             modules[id.huggingFaceModule] = entry
                         }
                     }
@@ -189,7 +191,6 @@ public enum Checkpoint {
                         throw ModelFormatError.invalidValue(path: path, key: key, reason: "'\(module)' is not a projection of this model")
                     }
                     let s = c.shape(of: id.kind)
-                    let r = try rank(entry, key, limit: skipped ? s.inputs - 1 : min(s.outputs, s.inputs))
                     var basis: SharedBasisID?
                     if let b = entry["basis"] {
                         guard let b = b as? [String: Any], let kindName = b["kind"] as? String,
@@ -199,8 +200,13 @@ public enum Checkpoint {
                             throw ModelFormatError.invalidValue(path: path, key: key + ".basis",
                                                                 reason: "needs kind \(id.kind.shortName), first_layer and layers covering layer \(id.layer)")
                         }
+                        guard !skipped else {
+                            throw ModelFormatError.invalidValue(path: path, key: key, reason: "a shared basis is a plain right factor; it cannot be skipped")
+                        }
                         basis = SharedBasisID(kind: kind, layers: first..<first + count)
                     }
+                    // A basis shared by n layers may hold more ranks than one layer has outputs.
+                    let r = try rank(entry, key, limit: skipped ? s.inputs - 1 : basis != nil ? s.inputs : min(s.outputs, s.inputs))
                     forms.append(.lowRank(id, rank: r, skipped: skipped, basis: basis))
                 case "shared_right":
                     guard let g = groupByModule[module] else {
@@ -240,8 +246,8 @@ public enum Checkpoint {
             switch form {
             case .lowRank(let id, _, let skipped, let basis):
                 replaced.insert(TensorRole.projection(id).huggingFaceName)
-                added.insert(basis.map { FactorRole.sharedBasis($0).huggingFaceName } ?? FactorRole.left(id).huggingFaceName)
-                right(.projection(id), skipped: skipped)
+                added.insert(FactorRole.left(id).huggingFaceName)
+                if let basis { added.insert(FactorRole.sharedBasis(basis).huggingFaceName) } else { right(.projection(id), skipped: skipped) }
             case .sharedRight(let g, _, let skipped):
                 for kind in g.site.projections {
                     let id = ProjectionID(layer: g.layer, kind: kind)
@@ -280,29 +286,29 @@ public enum Checkpoint {
             let remainder = try matrix(FactorRole.rightRemainder(owner).huggingFaceName, [r, n - r], group: group)
             return .skipped(SkippedRightFactor(inputs: n, selected: selected, remainder: WeightMatrix(remainder)))
         }
-        var bases: [SharedBasisID: LeftFactor] = [:]
+        var bases: [SharedBasisID: RightFactor] = [:]
         var groups: [GroupID: [ProjectionKind: Linear]] = [:]
         var shared: [GroupID: ProjectionGroup] = [:]
         for form in forms {
             switch form {
             case .lowRank(let id, let r, let skipped, let basis):
                 let s = c.shape(of: id.kind)
-                let left: LeftFactor
+                let left = LeftFactor(try matrix(FactorRole.left(id).huggingFaceName, [s.outputs, r], group: id.kind.shortName))
+                let rightFactor: RightFactor
                 if let basis {
                     if let existing = bases[basis] {
                         guard existing.rank == r else {
                             throw ModelFormatError.invalidValue(path: directory, key: id.huggingFaceModule,
                                                                 reason: "rank \(r) differs from its shared basis (\(existing.rank))")
                         }
-                        left = existing
+                        rightFactor = existing  // the same storage for every layer of the group
                     } else {
-                        left = LeftFactor(try matrix(FactorRole.sharedBasis(basis).huggingFaceName, [s.outputs, r], group: id.kind.shortName))
-                        bases[basis] = left
+                        rightFactor = .plain(WeightMatrix(try matrix(FactorRole.sharedBasis(basis).huggingFaceName, [r, s.inputs], group: id.kind.shortName)))
+                        bases[basis] = rightFactor
                     }
                 } else {
-                    left = LeftFactor(try matrix(FactorRole.left(id).huggingFaceName, [s.outputs, r], group: id.kind.shortName))
+                    rightFactor = try right(.projection(id), rank: r, inputs: s.inputs, skipped: skipped, group: id.kind.shortName)
                 }
-                let rightFactor = try right(.projection(id), rank: r, inputs: s.inputs, skipped: skipped, group: id.kind.shortName)
                 groups[form.group, default: [:]][id.kind] = .lowRank(LowRankLinear(left: left, right: rightFactor, basis: basis))
             case .sharedRight(let g, let r, let skipped):
                 let inputs = c.shape(of: g.site.projections[0]).inputs

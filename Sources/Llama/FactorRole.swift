@@ -38,8 +38,8 @@ public enum FactorRole: Hashable, Sendable {
     /// The input channels a skipped right factor passes through, `[rank]`: `<owner>.right_selection`.
     /// Stored as F32 (exact for channel indices below 2²⁴; safetensors readers everywhere take it).
     case rightSelection(FactorOwner)
-    /// A left basis shared by consecutive layers `[outputs × rank]`:
-    /// `model.shared_bases.<kind>.layers_<first>_<last>.left`.
+    /// A right factor shared by one projection type of consecutive layers (Basis Sharing's basis,
+    /// input side) `[rank × inputs]`: `model.shared_bases.<kind>.layers_<first>_<last>.right`.
     case sharedBasis(SharedBasisID)
 
     public var huggingFaceName: String {
@@ -48,7 +48,7 @@ public enum FactorRole: Hashable, Sendable {
         case .right(let owner): owner.huggingFaceModule + ".right"
         case .rightRemainder(let owner): owner.huggingFaceModule + ".right_remainder"
         case .rightSelection(let owner): owner.huggingFaceModule + ".right_selection"
-        case .sharedBasis(let b): "model.shared_bases.\(b.kind.shortName).layers_\(b.layers.lowerBound)_\(b.layers.upperBound - 1).left"
+        case .sharedBasis(let b): "model.shared_bases.\(b.kind.shortName).layers_\(b.layers.lowerBound)_\(b.layers.upperBound - 1).right"
         }
     }
 }

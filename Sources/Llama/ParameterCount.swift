@@ -20,7 +20,7 @@ public struct ParameterCount: Codable, Equatable, Sendable {
     }
 
     /// Actual counts of a (possibly compressed) model: each compressed group counts what it stores.
-    /// A shared right factor is counted under the group's first projection kind; a left basis shared
+    /// A shared right factor is counted under the group's first projection kind; a right basis shared
     /// across layers counts once, under the first layer that uses it.
     public init(configuration c: LlamaConfiguration, compressedGroups: [GroupID: ProjectionGroup]) {
         self.init(configuration: c)
@@ -34,7 +34,7 @@ public struct ParameterCount: Codable, Equatable, Sendable {
             case .separate(let members):
                 for (kind, member) in zip(id.site.projections, members) {
                     var count = member.parameterCount
-                    if let basis = member.lowRank?.basis, !countedBases.insert(basis).inserted { count -= member.lowRank!.left.count }
+                    if let basis = member.lowRank?.basis, !countedBases.insert(basis).inserted { count -= member.lowRank!.right.parameterCount }
                     projections[kind, default: 0] += count
                 }
             case .sharedRight(let shared):

@@ -55,21 +55,15 @@ struct LayerFormTests {
         let gu = try sharedFactors([w.layers[0].gate, w.layers[0].up], rank: 30)
         model.layers[0].mlpInput = ProjectionGroup(site: .mlpInput, layout: .sharedRight(SharedRightGroup(
             right: .plain(WeightMatrix(gu.right)), lefts: gu.lefts.map { LeftFactor($0) })))
-        // Basis Sharing: one left basis for down of layers 0 and 1, per-layer coefficients C_l = Bᵀ W_l.
-        var side = [Float]()  // [W_0 W_1], [64 × 192]
-        for r in 0..<64 {
-            let range = (r * 96)..<((r + 1) * 96)
-            side += w.layers[0].down.storage[range]
-            side += w.layers[1].down.storage[range]
-        }
-        let basisFactors = try factors(Matrix(rows: 64, columns: 192, storage: side), rank: 28)
-        let basis = LeftFactor(basisFactors.left)
+        // Basis Sharing: one right basis for down of layers 0 and 1 (from [W_0; W_1], [128 × 96]),
+        // per-layer coefficients: each layer's rows of the left factor.
+        let stacked = Matrix(rows: 128, columns: 96, storage: w.layers[0].down.storage + w.layers[1].down.storage)
+        let basisFactors = try factors(stacked, rank: 28)
+        let basis = RightFactor.plain(WeightMatrix(basisFactors.right))
         let id = SharedBasisID(kind: .down, layers: 0..<2)
         for l in 0..<2 {
-            var c = [Float](repeating: 0, count: 28 * 96)
-            for k in 0..<28 { for j in 0..<96 { c[k * 96 + j] = basisFactors.right[k, l * 96 + j] } }
-            let coefficients = Matrix(rows: 28, columns: 96, storage: c)
-            model.layers[l][.down] = .lowRank(LowRankLinear(left: basis, right: .plain(WeightMatrix(coefficients)), basis: id))
+            let coefficients = Matrix(rows: 64, columns: 28, storage: Array(basisFactors.left.storage[(l * 64 * 28)..<((l + 1) * 64 * 28)]))
+            model.layers[l][.down] = .lowRank(LowRankLinear(left: LeftFactor(coefficients), right: basis, basis: id))
         }
         let q1 = try factors(w.layers[1].query, rank: 16)
         model.layers[1][.query] = .lowRank(LowRankLinear(left: q1.left, right: q1.right))
@@ -256,7 +250,7 @@ struct LayerFormTests {
         }
         let counts = ParameterCount(configuration: loaded.configuration, compressedGroups: loaded.weights.compressedGroups)
         #expect(counts.projectionTotal == stored)
-        // Basis Sharing stores the basis once: 64 × 28, not twice.
-        #expect(file.tensors.map(\.name).filter { $0.hasPrefix("model.shared_bases.down_proj") } == ["model.shared_bases.down_proj.layers_0_1.left"])
+        // Basis Sharing stores the basis once: 28 × 96, not twice.
+        #expect(file.tensors.map(\.name).filter { $0.hasPrefix("model.shared_bases.down_proj") } == ["model.shared_bases.down_proj.layers_0_1.right"])
     }
 }

@@ -1,7 +1,8 @@
 import LinearAlgebra
 
-/// Which projections share one left basis across consecutive layers (Basis Sharing): the basis of
-/// `kind` for `layers`.
+/// Which projections share one basis across consecutive layers (Basis Sharing): the right factor
+/// `[rank × inputs]` of `kind` for `layers` (input side, as Basis Sharing's code: the basis maps
+/// d_in → k, each layer keeps its own coefficients k → d_out).
 public struct SharedBasisID: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
     public var kind: ProjectionKind
     public var layers: Range<Int>
@@ -24,7 +25,7 @@ public struct SharedBasisID: Hashable, Sendable, Codable, Comparable, CustomStri
 public struct LowRankLinear: Sendable, Equatable {
     public let left: LeftFactor  // B [outputs × rank], kept as Bᵀ
     public let right: RightFactor  // [rank × inputs]
-    /// Set when `left` is a basis shared with the same projection of other layers (its storage is
+    /// Set when `right` is a basis shared with the same projection of other layers (its storage is
     /// shared too; the checkpoint stores it once).
     public let basis: SharedBasisID?
     public private(set) var activeRank: Int
