@@ -22,6 +22,23 @@ public enum BlockSkipping {
         public var maxAbsRemainder: Double
     }
 
+    /// max |A₁⁻¹A₂| for `right` `[r × n]` with `selection`, without rewriting anything (what the
+    /// report compares the selections by).
+    public static func maxAbsRemainder(right: Matrix<Float>, selection: Selection) throws -> Double {
+        let r = right.rows, n = right.columns
+        let a = Matrix(rows: r, columns: n, storage: right.storage.map(Double.init))
+        let order: [Int] = switch selection {
+        case .pivoted: try Decompositions.pivotedQRColumnOrder(a)
+        case .leading: Array(0..<n)
+        }
+        var a1 = Matrix<Double>.zeros(rows: r, columns: r), a2 = Matrix<Double>.zeros(rows: r, columns: n - r)
+        for i in 0..<r {
+            for j in 0..<r { a1[i, j] = a[i, order[j]] }
+            for j in r..<n { a2[i, j - r] = a[i, order[j]] }
+        }
+        return try Decompositions.solve(a1, a2).storage.reduce(0) { max($0, abs($1)) }
+    }
+
     /// Rewrites `left · right` (Float64 arithmetic, Float32 results).
     public static func skip(left: Matrix<Float>, right: Matrix<Float>, selection: Selection = .pivoted) throws -> Result {
         let r = right.rows, n = right.columns, m = left.rows

@@ -7,6 +7,8 @@ public enum CompressionError: Error, CustomStringConvertible, Equatable {
     case missingCalibration(CompressionMethod)
     case missingAllocationCalibration(AllocationMethod)
     case nonFiniteFactors(ProjectionID, count: Int)
+    case invalidGroupSize(Int, layers: Int)
+    case sharedBasisNeedsDenseCalibration
 
     public var description: String {
         switch self {
@@ -16,6 +18,9 @@ public enum CompressionError: Error, CustomStringConvertible, Equatable {
         case .missingAllocationCalibration(let allocation):
             "--allocation \(allocation.rawValue) needs calibration windows for its backward pass (--calibration, --samples, --length)"
         case .nonFiniteFactors(let id, let count): "factorising \(id) gave \(count) non-finite values; check the calibration data"
+        case .invalidGroupSize(let n, let layers): "--group-size \(n) must be between 1 and the model's \(layers) layers"
+        case .sharedBasisNeedsDenseCalibration:
+            "basis-sharing whitens a group of layers with their summed Gram matrices, so a layer cannot be calibrated on the compressed prefix before its group is complete: use --calibrate-on dense"
         }
     }
 }

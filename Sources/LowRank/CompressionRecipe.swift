@@ -1,6 +1,7 @@
 import Foundation
 
-/// The factorisation methods of this issue; allocation and sharing methods come later.
+/// How the projections are factorised (`--method`): the scaling, and which projections one
+/// factorisation covers (`FactorizationUnit`). Every method after svd-llm whitens as SVD-LLM does.
 public enum CompressionMethod: String, CaseIterable, Codable, Sendable {
     /// Plain truncated SVD (no calibration data needed).
     case svd
@@ -8,10 +9,26 @@ public enum CompressionMethod: String, CaseIterable, Codable, Sendable {
     case asvd
     /// SVD-LLM (W): truncation-aware Cholesky whitening, no parameter update.
     case svdLLM = "svd-llm"
+    /// SkipCat's Cat: q/k/v and gate/up each factorised as one stacked matrix sharing one right
+    /// factor (one whitening: they read one input); o and down as svd-llm.
+    case cat
+    /// SkipCat's Skip: svd-llm factors, each block-skipped (cost r·(m+n−r)).
+    case skip
+    /// Cat and Skip: the shared right factors and o, down all block-skipped.
+    case skipCat = "skipcat"
+    /// Basis Sharing: q, k, v, gate and up of `groupSize` consecutive layers share one right factor
+    /// (whitened by their summed Gram matrices) with per-layer left factors; o and down as svd-llm.
+    case basisSharing = "basis-sharing"
 
-    public var needsGram: Bool { self == .svdLLM }
+    public var needsGram: Bool { self != .svd && self != .asvd }
     public var needsAbsoluteMean: Bool { self == .asvd }
     public var needsCalibration: Bool { needsGram || needsAbsoluteMean }
+    /// Whether projections that read one input are factorised together (Cat).
+    public var stacksSharedInput: Bool { self == .cat || self == .skipCat }
+    /// Whether every factorisation is block-skipped.
+    public var skips: Bool { self == .skip || self == .skipCat }
+    /// Whether a basis is shared across layers (`groupSize`).
+    public var sharesAcrossLayers: Bool { self == .basisSharing }
 }
 
 /// How SVD-LLM turns a Gram matrix into a whitening (both give the same singular values of W·S;
@@ -51,12 +68,20 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
     public var searchSamples: Int
     /// asvd-search: the `compression.json` whose probes this run reused (nil: measured here).
     public var sensitivitySource: SensitivitySource?
+    /// basis-sharing: how many consecutive layers share a basis (1 for every other method).
+    public var groupSize: Int
+    /// skip and skipcat: which r input channels pass through (UNCONFIRMED in the paper; pivoted QR
+    /// by default, the first r as the reported unstable baseline).
+    public var skipSelection: BlockSkipping.Selection
 
     public init(method: CompressionMethod, removedFraction: Double, asvdAlpha: Double = 0.5, calibrationCorpus: String = "c4",
                 calibrationSamples: Int = 64, calibrationLength: Int = 512, seed: UInt64 = 3, calibrationStarts: [Int]? = nil,
                 whitening: WhiteningKind = .cholesky, calibrateOn: CalibrationSource = .dense, allocation: AllocationMethod = .uniform,
                 beta: Double = 0.3, uniformFallback: Bool = false, fisherCap: FisherCap = .breakEven,
-                searchSamples: Int = 4, sensitivitySource: SensitivitySource? = nil) {
+                searchSamples: Int = 4, sensitivitySource: SensitivitySource? = nil, groupSize: Int? = nil,
+                skipSelection: BlockSkipping.Selection = .pivoted) {
+        self.groupSize = groupSize ?? (method.sharesAcrossLayers ? 2 : 1)
+        self.skipSelection = skipSelection
         self.sensitivitySource = sensitivitySource
         self.searchSamples = searchSamples
         self.uniformFallback = uniformFallback
@@ -80,6 +105,7 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case method, removedFraction, asvdAlpha, calibrationCorpus, calibrationSamples, calibrationLength, seed, calibrationStarts
         case whitening, calibrateOn, allocation, beta, uniformFallback, fisherCap, searchSamples, sensitivitySource
+        case groupSize, skipSelection
     }
 
     /// Records written before allocation existed read as uniform.
@@ -101,5 +127,7 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
         fisherCap = try c.decodeIfPresent(FisherCap.self, forKey: .fisherCap) ?? .breakEven
         searchSamples = try c.decodeIfPresent(Int.self, forKey: .searchSamples) ?? 4
         sensitivitySource = try c.decodeIfPresent(SensitivitySource.self, forKey: .sensitivitySource)
+        groupSize = try c.decodeIfPresent(Int.self, forKey: .groupSize) ?? 1
+        skipSelection = try c.decodeIfPresent(BlockSkipping.Selection.self, forKey: .skipSelection) ?? .pivoted
     }
 }

@@ -1,9 +1,21 @@
 import Foundation
 
-/// What happened to one projection.
+/// What happened to one factorisation unit: a projection, or several factorised as one (then
+/// `projection` names the first, `members` all of them, and `outputs` is their sum).
 public struct ProjectionReport: Codable, Sendable {
     public var layer: Int
     public var projection: String
+    /// A Cat group's projections (`["q_proj", "k_proj", "v_proj"]`); nil for one projection.
+    public var members: [String]?
+    /// Basis Sharing: how many consecutive layers (from `layer`) share this unit's right factor.
+    public var layers: Int?
+    /// skip, skipcat: the right factor is block-skipped.
+    public var skipped: Bool?
+    /// max |A′| of the skipped right factor with the r input channels chosen by pivoted QR, and
+    /// with the first r (whichever the run used; the known fp16 failure: above 65504 a
+    /// half-precision A′ overflows). ∞ when the leading block is singular.
+    public var maxAbsRemainderPivoted: Double?
+    public var maxAbsRemainderLeading: Double?
     public var outputs: Int
     public var inputs: Int
     /// nil when the projection stayed dense.

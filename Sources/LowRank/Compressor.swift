@@ -24,7 +24,8 @@ public enum Compressor {
         case search
     }
 
-    /// Profile, allocate, factorise. Factorises every projection of `model` at the rank
+    /// Profile, allocate, factorise. Factorises every unit of `model` (a projection, or for cat,
+    /// skipcat and basis-sharing several as one: `FactorizationUnit`) at the rank
     /// `recipe.allocation` chooses, scaling by the method's statistic. Layer by layer: run the layer
     /// on every calibration window (its statistics only), decompose its seven projections, drop the
     /// statistics, move on; with `recipe.calibrateOn == .compressed` the windows then pass through
@@ -53,8 +54,11 @@ public enum Compressor {
         }
         precondition(recipe.sensitivitySource == savedSensitivity?.source, "the recipe must name the record the reused probes came from")
         let c = model.configuration
+        guard recipe.groupSize >= 1 && recipe.groupSize <= c.layerCount else { throw CompressionError.invalidGroupSize(recipe.groupSize, layers: c.layerCount) }
+        if recipe.method.sharesAcrossLayers && recipe.calibrateOn == .compressed { throw CompressionError.sharedBasisNeedsDenseCalibration }
         let clock = ContinuousClock()
-        var shapes = ProjectionProfile.shapes(of: c)
+        let units = FactorizationUnit.units(method: recipe.method, configuration: c, groupSize: recipe.groupSize)
+        var shapes = units.map { $0.profile(c) }
         let plan: RankPlan?
         var allocationSeconds: Double?
         switch allocator.input {
@@ -71,7 +75,7 @@ public enum Compressor {
                                                       weights: weights) {
                 progress(Progress(stage: .importance, done: $0.window, total: $0.windows, layer: 0))
             }
-            for i in shapes.indices { shapes[i].fisher = importance.entries[shapes[i].id] }
+            for (i, unit) in units.enumerated() { shapes[i].fisher = .summed(unit.members.compactMap { importance.entries[$0] }) }
             plan = try allocator.allocate(shapes, keptFraction: recipe.keptFraction)
             allocationSeconds = (clock.now - started).seconds
         }
@@ -80,7 +84,6 @@ public enum Compressor {
         var calibrationTime = Duration.zero, factorisationTime = Duration.zero
         var compressed = model
         var reports: [ProjectionReport] = []
-        let kinds = ProjectionKind.allCases
         let layerwise: LayerwiseCalibration?
         if recipe.method.needsCalibration {
             guard let calibration else { throw CompressionError.missingCalibration(recipe.method) }
@@ -91,11 +94,14 @@ public enum Compressor {
             layerwise = nil
         }
         let passes = layerwise == nil ? 0 : (recipe.calibrateOn == .compressed ? 2 : 1)
-        let stepsPerLayer = passes * (layerwise?.windows.count ?? 0) + kinds.count
+        let windowSteps = passes * (layerwise?.windows.count ?? 0)
+        let totalSteps = c.layerCount * windowSteps + units.count
+        var done = 0
         var peakBytes = 0
-        progress(Progress(stage: .layers, done: 0, total: c.layerCount * stepsPerLayer, layer: 0))
+        // Basis Sharing: the Gram matrices of the shared sites summed over the group's layers so far.
+        var groupGrams: [InputSite: Matrix<Double>] = [:]
+        progress(Progress(stage: .layers, done: 0, total: totalSteps, layer: 0))
         for layer in 0..<c.layerCount {
-            let base = layer * stepsPerLayer
             var statistics: ActivationStatistics?
             if let layerwise {
                 let started = clock.now
@@ -103,26 +109,42 @@ public enum Compressor {
                 // Dense: the original layer's outputs feed the next layer in the same pass.
                 // Compressed: this pass only observes; the stream advances through the factors below.
                 let source = recipe.calibrateOn == .compressed ? compressed : model
+                let before = done
                 layerwise.run(source, observer: collector, advance: recipe.calibrateOn == .dense) {
-                    progress(Progress(stage: .layers, done: base + $0, total: c.layerCount * stepsPerLayer, layer: layer))
+                    progress(Progress(stage: .layers, done: before + $0, total: totalSteps, layer: layer))
                 }
-                peakBytes = max(peakBytes, collector.byteCount + layerwise.streamBytes)
+                done += layerwise.windows.count
+                peakBytes = max(peakBytes, collector.byteCount + layerwise.streamBytes + groupGrams.values.reduce(0) { $0 + $1.storage.count * 8 })
                 statistics = collector
                 calibrationTime += clock.now - started
             }
             let started = clock.now
-            // One scaling per input site, shared by the projections that read it.
+            let ready = units.filter { $0.lastLayer == layer }
+            // One scaling per input site, shared by the units that read it (a Basis Sharing group's
+            // from the Gram matrices summed over its layers).
             var scalings: [InputSite: (InputScaling, Double, Int)] = [:]
             for site in InputSite.allCases {
                 let key = ActivationStatistics.Key(layer: layer, site: site)
+                let sharedHere = ready.contains { $0.site == site && $0.basis != nil }
                 switch recipe.method {
                 case .svd:
                     scalings[site] = (.identity, 0, 0)
                 case .asvd:
                     guard let mean = statistics?.meanAbsolute(key) else { throw CompressionError.missingStatistics(layer: layer, site: site) }
                     scalings[site] = (.diagonal(activationScale(meanAbsolute: mean, alpha: recipe.asvdAlpha)), 0, 0)
-                case .svdLLM:
-                    guard let gram = statistics?.symmetricGram(key) else { throw CompressionError.missingStatistics(layer: layer, site: site) }
+                case .svdLLM, .cat, .skip, .skipCat, .basisSharing:
+                    guard var gram = statistics?.symmetricGram(key) else { throw CompressionError.missingStatistics(layer: layer, site: site) }
+                    if recipe.method.sharesAcrossLayers && [.attentionInput, .mlpInput].contains(site) {
+                        if var sum = groupGrams[site] {
+                            for i in sum.storage.indices { sum.storage[i] += gram.storage[i] }
+                            gram = sum
+                        }
+                        guard sharedHere else {
+                            groupGrams[site] = gram
+                            continue
+                        }
+                        groupGrams[site] = nil
+                    }
                     switch recipe.whitening {
                     case .cholesky:
                         let whitening = try Whitening.cholesky(gram: gram)
@@ -134,47 +156,48 @@ public enum Compressor {
                 }
             }
             statistics = nil  // the Gram matrices go now; only the scalings are needed
-            // The seven projections of a layer in parallel (LAPACK is single-threaded per call).
-            let box = UncheckedSendableBox(UnsafeMutableBufferPointer<Result<(Outcome, ProjectionReport), any Error>?>.allocate(capacity: kinds.count))
+            // The layer's units in parallel (LAPACK is single-threaded per call).
+            let box = UncheckedSendableBox(UnsafeMutableBufferPointer<Result<(Outcome, ProjectionReport), any Error>?>.allocate(capacity: ready.count))
             box.value.initialize(repeating: nil)
             defer {
                 _ = box.value.deinitialize()
                 box.value.deallocate()
             }
-            Parallel.forEach(kinds.count) { i in
-                let id = ProjectionID(layer: layer, kind: kinds[i])
-                let (scaling, shift, clamped) = scalings[id.kind.inputSite]!
+            let profiles = ready.map { unit in shapes.first { $0.id == unit.id }! }
+            Parallel.forEach(ready.count) { i in
+                let (scaling, shift, clamped) = scalings[ready[i].site]!
                 box.value[i] = Result {
                     // Without a plan yet: full rank, truncated once the allocator has seen every spectrum.
-                    var (outcome, report) = try factorizeProjection(weights[id], id: id, rank: plan.map { $0[id] ?? 0 },
-                                                                    factorsPastBreakEven: plan?.factorsPastBreakEven ?? false,
-                                                                    scaling: scaling, shift: shift)
+                    var (outcome, report) = try factorizeUnit(ready[i], profile: profiles[i], weights: weights, rank: plan.map { $0[ready[i].id] ?? 0 },
+                                                              factorsPastBreakEven: plan?.factorsPastBreakEven ?? false,
+                                                              scaling: scaling, shift: shift, selection: recipe.skipSelection)
                     if case .eigen = scaling { report.clampedEigenvalues = clamped }
                     return (outcome, report)
                 }
             }
-            let stepsBefore = base + (passes == 0 ? 0 : layerwise?.windows.count ?? 0)
-            for (i, kind) in kinds.enumerated() {
-                let id = ProjectionID(layer: layer, kind: kind)
+            for (i, unit) in ready.enumerated() {
                 let (outcome, report) = try box.value[i]!.get()
                 switch outcome {
-                case .final(let linear):
-                    compressed[id] = linear
+                case .final(let factors):
+                    if let factors { install(unit, factors, into: &compressed) }
                     var report = report
-                    report.importance = shapes.first { $0.id == id }?.fisher.map { allocator.importance(of: $0) } ?? nil
+                    report.importance = profiles[i].fisher.map { allocator.importance(of: $0) } ?? nil
                     reports.append(report)
                 case .pending(var factors):
                     factors.report = report  // with the eigenvalue count added above
-                    pending[id] = factors
+                    pending[unit.id] = factors
                 }
-                progress(Progress(stage: .layers, done: stepsBefore + i + 1, total: c.layerCount * stepsPerLayer, layer: layer))
+                done += 1
+                progress(Progress(stage: .layers, done: done, total: totalSteps, layer: layer))
             }
             factorisationTime += clock.now - started
             if let layerwise, recipe.calibrateOn == .compressed {
                 let started = clock.now
+                let before = done
                 layerwise.run(compressed, observer: nil, advance: true) {
-                    progress(Progress(stage: .layers, done: stepsBefore + kinds.count + $0, total: c.layerCount * stepsPerLayer, layer: layer))
+                    progress(Progress(stage: .layers, done: before + $0, total: totalSteps, layer: layer))
                 }
+                done += layerwise.windows.count
                 calibrationTime += clock.now - started
             }
         }
@@ -194,15 +217,20 @@ public enum Compressor {
                 guard let calibration else { throw CompressionError.missingAllocationCalibration(recipe.allocation) }
                 let started = clock.now
                 let probe = SensitivityProbe(model: model, windows: Array(calibration.windows.prefix(recipe.searchSamples)))
-                probe.measure(&profiles, candidates: SensitivitySearchAllocator.candidates,
-                              truncated: { id, rank in pending[id]!.truncated(to: rank).0 }, progress: progress)
+                let unitByID = Dictionary(uniqueKeysWithValues: units.map { ($0.id, $0) })
+                try probe.measure(&profiles, candidates: SensitivitySearchAllocator.candidates, truncated: { id, rank in
+                    let unit = unitByID[id]!
+                    let factors = try pending[id]!.truncated(to: rank, selection: recipe.skipSelection).0
+                    return { model in factors.map { install(unit, $0, into: &model) } }
+                }, progress: progress)
                 allocationSeconds = (clock.now - started).seconds
             }
             let chosen = try allocator.allocate(profiles, keptFraction: recipe.keptFraction)
-            for p in profiles {
-                var (linear, report) = pending.removeValue(forKey: p.id)!.truncated(to: chosen[p.id] ?? 0)
+            for (unit, p) in zip(units, profiles) {
+                let (factors, report0) = try pending.removeValue(forKey: p.id)!.truncated(to: chosen[p.id] ?? 0, selection: recipe.skipSelection)
+                var report = report0
                 report.sensitivity = p.sensitivity
-                compressed[p.id] = linear
+                if let factors { install(unit, factors, into: &compressed) }
                 reports.append(report)
             }
         }
@@ -217,72 +245,123 @@ public enum Compressor {
         return (compressed, report)
     }
 
-    /// What factorising one projection gives: its final form, or (no plan yet) full-rank factors
-    /// that wait for the allocator.
+    /// What factorising one unit gives: its factors (nil: kept dense), or (no plan yet) full-rank
+    /// factors that wait for the allocator.
     enum Outcome {
-        case final(Linear)
+        case final(UnitFactors?)
         case pending(PendingFactorization)
     }
 
-    /// Factorises `w` at `rank`; with no rank yet (nil: the allocator needs every spectrum first)
-    /// at full rank min(m, n), kept pending. A rank that would not save parameters keeps `w` dense.
-    static func factorizeProjection(_ w: Matrix<Float>, id: ProjectionID, rank planned: Int?, factorsPastBreakEven: Bool = false,
-                                    scaling: InputScaling, shift: Double) throws -> (Outcome, ProjectionReport) {
-        let m = w.rows, n = w.columns
-        var report = ProjectionReport(layer: id.layer, projection: id.kind.shortName, outputs: m, inputs: n, rank: nil,
+    /// The members' weights stacked along outputs, `[Σ m_i × n]` (Float64 for the factorisation).
+    static func stacked(_ unit: FactorizationUnit, weights: LlamaWeights) -> Matrix<Double> {
+        let parts = unit.members.map { weights[$0] }
+        return Matrix(rows: parts.reduce(0) { $0 + $1.rows }, columns: parts[0].columns, storage: parts.flatMap { $0.storage.map(Double.init) })
+    }
+
+    /// Factorises `unit` at `rank`; with no rank yet (nil: the allocator needs every spectrum first)
+    /// at full rank min(m, n), kept pending. A rank that would not save parameters keeps it dense.
+    static func factorizeUnit(_ unit: FactorizationUnit, profile: ProjectionProfile, weights: LlamaWeights, rank planned: Int?,
+                              factorsPastBreakEven: Bool = false, scaling: InputScaling, shift: Double,
+                              selection: BlockSkipping.Selection) throws -> (Outcome, ProjectionReport) {
+        let m = profile.outputs, n = profile.inputs
+        var report = ProjectionReport(layer: unit.id.layer, projection: unit.id.kind.shortName,
+                                      members: unit.isCat ? unit.members.map(\.kind.shortName) : nil,
+                                      layers: unit.basis.map { $0.layers.count }, outputs: m, inputs: n, rank: nil,
                                       parametersBefore: m * n, parametersAfter: m * n, relativeTruncationError: nil,
                                       whiteningShift: shift, note: nil)
-        if let planned, let note = keptDenseNote(rank: planned, outputs: m, inputs: n, factorsPastBreakEven: factorsPastBreakEven) {
+        if let planned, let note = profile.keptDenseNote(rank: planned, factorsPastBreakEven: factorsPastBreakEven) {
             report.note = note
-            return (.final(.dense(DenseLinear(w))), report)
+            return (.final(nil), report)
         }
         let rank = planned ?? min(m, n)
-        let f = try ScaledSVD.factorize(Matrix(rows: m, columns: n, storage: w.storage.map(Double.init)), rank: rank, scaling: scaling)
+        let f = try ScaledSVD.factorize(stacked(unit, weights: weights), rank: rank, scaling: scaling)
         let left = Matrix(rows: m, columns: rank, storage: f.left.storage.map(Float.init))
         let right = Matrix(rows: rank, columns: n, storage: f.right.storage.map(Float.init))
         let nonFinite = left.storage.filter { !$0.isFinite }.count + right.storage.filter { !$0.isFinite }.count
-        guard nonFinite == 0 else { throw CompressionError.nonFiniteFactors(id, count: nonFinite) }
+        guard nonFinite == 0 else { throw CompressionError.nonFiniteFactors(unit.id, count: nonFinite) }
         report.effectiveRank = EffectiveRank.energy(f.singularValues)
         guard planned != nil else {
-            return (.pending(PendingFactorization(left: left, right: right, singularValues: f.singularValues, dense: w, report: report)), report)
+            return (.pending(PendingFactorization(unit: unit, left: left, right: right, singularValues: f.singularValues, report: report)), report)
         }
         report.rank = rank
-        report.parametersAfter = rank * (m + n)
         report.relativeTruncationError = f.relativeTruncationError
-        return (.final(.lowRank(LowRankLinear(left: left, right: right))), report)
+        let factors = try UnitFactors.make(unit, left: left, right: right, selection: selection, report: &report)
+        return (.final(factors), report)
     }
 
-    /// Why a projection stays dense at `rank` (0, or no saving: r·(m+n) ≥ m·n, unless the plan
-    /// factors past break-even), or nil.
-    static func keptDenseNote(rank: Int, outputs m: Int, inputs n: Int, factorsPastBreakEven: Bool = false) -> String? {
-        if rank < 1 { return "rank would be 0: kept dense" }
-        return rank * (m + n) < m * n || factorsPastBreakEven ? nil : "rank \(rank) would not save parameters: kept dense"
+    /// Puts a unit's factors into `model`: one low-rank projection, a Cat group sharing its right
+    /// factor, or a Basis Sharing group's layers on one right factor (the same storage).
+    static func install(_ unit: FactorizationUnit, _ factors: UnitFactors, into model: inout LlamaModel) {
+        let c = model.configuration
+        var row = 0
+        let lefts = unit.members.map { id -> LeftFactor in
+            let m = c.shape(of: id.kind).outputs
+            defer { row += m }
+            return LeftFactor(Matrix(rows: m, columns: factors.left.columns,
+                                     storage: Array(factors.left.storage[(row * factors.left.columns)..<((row + m) * factors.left.columns)])))
+        }
+        if unit.isCat {
+            model[GroupID(layer: unit.id.layer, site: unit.site)] = ProjectionGroup(site: unit.site,
+                                                                                    layout: .sharedRight(SharedRightGroup(right: factors.right, lefts: lefts)))
+        } else {
+            for (id, left) in zip(unit.members, lefts) { model[id] = .lowRank(LowRankLinear(left: left, right: factors.right, basis: unit.basis)) }
+        }
     }
 }
 
-/// Full-rank factors of one projection, √Σ folded into both, waiting for the plan: every rank
-/// prefix is the truncated factorisation (the scaling is undone row by row on the right factor,
-/// so truncating after undoing it equals undoing it after truncating).
+/// A unit's final factors: `left` `[Σ m_i × r]` (B, or B′ = B·A₁ when skipped), split by member
+/// rows when installed, and the shared right factor.
+struct UnitFactors {
+    var left: Matrix<Float>
+    var right: RightFactor
+
+    /// Truncated factors `left [m × r]`, `right [r × n]` in their final form: block-skipped when the
+    /// unit is (and r < n), with max |A′| for the chosen selection and for the first r channels in
+    /// the report; rank and parameters filled in.
+    static func make(_ unit: FactorizationUnit, left: Matrix<Float>, right: Matrix<Float>, selection: BlockSkipping.Selection,
+                     report: inout ProjectionReport) throws -> UnitFactors {
+        let r = right.rows, n = right.columns
+        report.rank = r
+        guard unit.skipped && r < n else {
+            report.parametersAfter = left.count + right.count
+            return UnitFactors(left: left, right: .plain(WeightMatrix(right)))
+        }
+        let skipped = try BlockSkipping.skip(left: left, right: right, selection: selection)
+        report.skipped = true
+        // The other selection only for the report; a singular leading block is reported as ∞.
+        let other: BlockSkipping.Selection = selection == .pivoted ? .leading : .pivoted
+        let otherMax = (try? BlockSkipping.maxAbsRemainder(right: right, selection: other)) ?? .infinity
+        report.maxAbsRemainderPivoted = selection == .pivoted ? skipped.maxAbsRemainder : otherMax
+        report.maxAbsRemainderLeading = selection == .leading ? skipped.maxAbsRemainder : otherMax
+        report.parametersAfter = skipped.left.count + skipped.right.remainder.count
+        return UnitFactors(left: skipped.left, right: .skipped(skipped.right))
+    }
+}
+
+/// Full-rank factors of one unit, √Σ folded into both, waiting for the plan: every rank prefix is
+/// the truncated factorisation (the scaling is undone row by row on the right factor, so
+/// truncating after undoing it equals undoing it after truncating).
 struct PendingFactorization {
+    var unit: FactorizationUnit
     var left: Matrix<Float>  // [m × k], k = min(m, n)
     var right: Matrix<Float>  // [k × n]
     var singularValues: [Double]
-    var dense: Matrix<Float>  // [m × n], kept for a rank that saves nothing
     var report: ProjectionReport  // what factorising said; rank, parameters and error come with the plan
 
-    func truncated(to rank: Int) -> (Linear, ProjectionReport) {
+    /// The factors at `rank` (nil: the unit stays dense) and the report.
+    func truncated(to rank: Int, selection: BlockSkipping.Selection) throws -> (UnitFactors?, ProjectionReport) {
         var report = report
         let m = left.rows, n = right.columns
-        if let note = Compressor.keptDenseNote(rank: rank, outputs: m, inputs: n) {
+        let profile = ProjectionProfile(id: unit.id, outputs: m, inputs: n, members: unit.members, skipped: unit.skipped)
+        if let note = profile.keptDenseNote(rank: rank) {
             report.note = note
-            return (.dense(DenseLinear(dense)), report)
+            return (nil, report)
         }
         var l = Matrix<Float>.zeros(rows: m, columns: rank)  // [m × rank]: the first rank columns
         for i in 0..<m { for k in 0..<rank { l[i, k] = left[i, k] } }
         let r = Matrix(rows: rank, columns: n, storage: Array(right.storage.prefix(rank * n)))  // [rank × n]
-        report.rank = rank
-        report.parametersAfter = rank * (m + n)
         report.relativeTruncationError = Factorization.relativeTruncationError(singularValues, rank: rank)
-        return (.lowRank(LowRankLinear(left: l, right: r)), report)
+        let factors = try UnitFactors.make(unit, left: l, right: r, selection: selection, report: &report)
+        return (factors, report)
     }
 }

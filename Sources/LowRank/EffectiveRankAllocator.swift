@@ -6,7 +6,8 @@ import Llama
 /// 1. the effective rank R = exp(entropy of σ²/Σσ²) of each scaled (whitened) weight;
 /// 2. per projection type, budget B = keep·Σ m·n and the Lagrangian closed form
 ///    k_l = B·√(R_l/ω)/Σ_j √(R_j·ω), ω = m + n; within one type every ω is equal, so k_l is the
-///    type's total rank split in proportion to √R_l;
+///    type's total rank split in proportion to √R_l (a skipped unit's cost per rank falls with r:
+///    ω is then its mean cost per rank at the uniform rank, and the repair steps by exact costs);
 /// 3. the Q/K → V transfer in **parameter** units: q and k ranks shrink by (1 − β), and the
 ///    parameters freed, β·Σ(k_q·ω_q + k_k·ω_k), become v ranks evenly over the layers at v's own ω
 ///    (the released code moves rank units, which is parameter-neutral only when q, k and v have
@@ -52,26 +53,27 @@ public struct EffectiveRankAllocator: RankAllocator {
             guard !ofKind.isEmpty else { continue }
             let budget = keep * Double(ofKind.reduce(0) { $0 + $1.denseParameters })
             budgets[kind] = budget
-            let roots = ofKind.reduce(0.0) { $0 + (effective[$1.id]! * Double($1.perRank)).squareRoot() }
+            let roots = ofKind.reduce(0.0) { $0 + (effective[$1.id]! * $1.costPerRank(near: keep)).squareRoot() }
             for p in ofKind {
-                target[p.id] = budget * (effective[p.id]! / Double(p.perRank)).squareRoot() / roots
+                target[p.id] = budget * (effective[p.id]! / p.costPerRank(near: keep)).squareRoot() / roots
             }
             if uniformFallback && [.output, .gate, .up, .down].contains(kind) {
                 func rounded(_ p: ProjectionProfile) -> Int { min(max(1, Int(target[p.id]!.rounded())), max(1, p.largestSavingRank)) }
-                func uniform(_ p: ProjectionProfile) -> Int { uniformRank(outputs: p.outputs, inputs: p.inputs, keptFraction: keep) }
+                func uniform(_ p: ProjectionProfile) -> Int { p.uniformRank(keptFraction: keep) }
                 if kind == .gate || Self.truncationError(ofKind, ranks: rounded) >= Self.truncationError(ofKind, ranks: uniform) {
                     for p in ofKind { target[p.id] = Double(uniform(p)) }
                 }
             }
         }
-        if beta > 0 {
+        // The transfer needs separate q, k and v units (a Cat group shares one rank: nothing to move).
+        let values = profiles.filter { $0.id.kind == .value }
+        if beta > 0 && !values.isEmpty {
             var freed = 0.0
             for p in profiles where p.id.kind == .query || p.id.kind == .key {
-                freed += beta * target[p.id]! * Double(p.perRank)
+                freed += beta * target[p.id]! * p.costPerRank(near: keep)
                 target[p.id]! *= 1 - beta
             }
-            let values = profiles.filter { $0.id.kind == .value }
-            for p in values { target[p.id]! += freed / Double(values.count) / Double(p.perRank) }
+            for p in values { target[p.id]! += freed / Double(values.count) / p.costPerRank(near: keep) }
         }
         var ranks: [ProjectionID: Int] = [:]
         for p in profiles { ranks[p.id] = min(max(1, Int(target[p.id]!.rounded())), max(1, p.largestSavingRank)) }
@@ -82,7 +84,7 @@ public struct EffectiveRankAllocator: RankAllocator {
             guard !members.isEmpty else { continue }
             // keep·Σ m·n is an integer in exact arithmetic (0.8 of 16,588,800): absorb the rounding of keep.
             let budget = Int((pool.reduce(0.0) { $0 + (budgets[$1] ?? 0) } + 1e-6).rounded(.down))
-            Self.repair(members, ranks: &ranks, density: { effective[$0.id]! / Double($0.perRank) }, budget: budget)
+            Self.repair(members, ranks: &ranks, density: { effective[$0.id]! / $0.costPerRank(near: keep) }, budget: budget)
         }
         return RankPlan(ranks: ranks)
     }
@@ -91,16 +93,18 @@ public struct EffectiveRankAllocator: RankAllocator {
     /// single rank fits (each step on the matrix the density ranks last or first).
     static func repair(_ members: [ProjectionProfile], ranks: inout [ProjectionID: Int], density: (ProjectionProfile) -> Double,
                        budget: Int) {
-        var cost = members.reduce(0) { $0 + $1.perRank * ranks[$1.id]! }
+        // Each step changes the cost by the exact difference (constant m+n when plain, m+n−2r−1 skipped).
+        func step(_ p: ProjectionProfile, _ r: Int) -> Int { p.factorCost(rank: r + 1) - p.factorCost(rank: r) }
+        var cost = members.reduce(0) { $0 + $1.factorCost(rank: ranks[$1.id]!) }
         while cost > budget {
             guard let p = members.filter({ ranks[$0.id]! > 1 }).min(by: { density($0) < density($1) }) else { break }
             ranks[p.id]! -= 1
-            cost -= p.perRank
+            cost -= step(p, ranks[p.id]!)
         }
-        while let p = members.filter({ ranks[$0.id]! < $0.largestSavingRank && cost + $0.perRank <= budget })
+        while let p = members.filter({ ranks[$0.id]! < $0.largestSavingRank && cost + step($0, ranks[$0.id]!) <= budget })
             .max(by: { density($0) < density($1) }) {
+            cost += step(p, ranks[p.id]!)
             ranks[p.id]! += 1
-            cost += p.perRank
         }
     }
 }

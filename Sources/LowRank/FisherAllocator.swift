@@ -69,7 +69,7 @@ public struct FisherAllocator: RankAllocator {
                 switch cap {
                 case .breakEven:
                     // Reaching ⌊mn/(m+n)⌋ keeps the matrix dense: the plan says so with the full rank.
-                    ranks[p.id] = proportional >= p.denseParameters / p.perRank ? full : proportional
+                    ranks[p.id] = proportional >= p.breakEvenRank ? full : proportional
                 case .fullRank:
                     ranks[p.id] = min(proportional, full)
                 }

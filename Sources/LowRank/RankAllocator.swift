@@ -69,13 +69,14 @@ public enum AllocationMethod: String, CaseIterable, Codable, Sendable {
     public var isFisher: Bool { [.fisher, .fisherWeight, .fisherGradient].contains(self) }
 }
 
-/// SVD-LLM's uniform rank per matrix (each rounded down, so slightly under the budget).
+/// SVD-LLM's uniform rank per matrix (each rounded down, so slightly under the budget); per unit
+/// for units of several projections, and for skipped units the rank whose r·(m+n−r) meets it.
 public struct UniformAllocator: RankAllocator {
     public init() {}
     public var input: AllocationInput { .shapes }
     public func allocate(_ profiles: [ProjectionProfile], keptFraction: Double) throws -> RankPlan {
         RankPlan(ranks: Dictionary(uniqueKeysWithValues: profiles.map {
-            ($0.id, uniformRank(outputs: $0.outputs, inputs: $0.inputs, keptFraction: keptFraction))
+            ($0.id, $0.uniformRank(keptFraction: keptFraction))
         }))
     }
 }

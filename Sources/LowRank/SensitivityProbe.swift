@@ -43,17 +43,21 @@ public final class SensitivityProbe {
         return loss(of: probed, from: id.layer)
     }
 
-    /// Every profile's sensitivity list: the loss with the projection truncated to each candidate
-    /// kept fraction (rank ⌊fraction·m·n/(m+n)⌋; `truncated` gives that layer), one probe at a time.
-    func measure(_ profiles: inout [ProjectionProfile], candidates: [Double], truncated: (ProjectionID, Int) -> Linear,
-                 progress: (Compressor.Progress) -> Void) {
+    /// Every profile's sensitivity list: the loss with the unit truncated to each candidate kept
+    /// fraction (its uniform rank for that fraction; `truncated` gives the edit that installs it),
+    /// one probe at a time.
+    func measure(_ profiles: inout [ProjectionProfile], candidates: [Double],
+                 truncated: (ProjectionID, Int) throws -> (inout LlamaModel) -> Void,
+                 progress: (Compressor.Progress) -> Void) throws {
         let total = profiles.count * candidates.count
         var done = 0
         progress(Compressor.Progress(stage: .search, done: 0, total: total, layer: 0))
         for i in profiles.indices {
             let p = profiles[i]
-            profiles[i].sensitivity = candidates.map { fraction in
-                let loss = self.loss(replacing: p.id, with: truncated(p.id, uniformRank(outputs: p.outputs, inputs: p.inputs, keptFraction: fraction)))
+            profiles[i].sensitivity = try candidates.map { fraction in
+                var probed = model
+                try truncated(p.id, p.uniformRank(keptFraction: fraction))(&probed)
+                let loss = self.loss(of: probed, from: p.members.map(\.layer).min()!)
                 done += 1
                 progress(Compressor.Progress(stage: .search, done: done, total: total, layer: p.id.layer))
                 return SensitivityPoint(keptFraction: fraction, loss: loss)

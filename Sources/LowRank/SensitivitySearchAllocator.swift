@@ -52,7 +52,7 @@ public struct SensitivitySearchAllocator: RankAllocator {
             var ranks: [ProjectionID: Int] = [:]
             for p in profiles {
                 if let f = fraction[p.id] {
-                    ranks[p.id] = uniformRank(outputs: p.outputs, inputs: p.inputs, keptFraction: f)
+                    ranks[p.id] = p.uniformRank(keptFraction: f)
                 } else {
                     ranks[p.id] = min(p.outputs, p.inputs)  // not applied: stays dense
                 }

@@ -22,7 +22,7 @@ public struct TruncationLossAllocator: RankAllocator {
         var loss: [ProjectionID: Double] = [:]
         for p in profiles {
             guard let sigma = p.singularValues else { throw AllocationError.missingSpectrum(p.id) }
-            let uniform = uniformRank(outputs: p.outputs, inputs: p.inputs, keptFraction: keep)
+            let uniform = p.uniformRank(keptFraction: keep)
             let l = sigma.dropFirst(uniform).reduce(0) { $0 + $1 * $1 }.squareRoot()
             guard l > 1 && l.isFinite else { throw AllocationError.truncationLossBelowOne(p.id, l) }
             loss[p.id] = l
@@ -35,15 +35,15 @@ public struct TruncationLossAllocator: RankAllocator {
             let total = inverseLogs.reduce(0, +)
             for (p, l) in zip(ofKind, inverseLogs) {
                 let ratio = Double(ofKind.count) * removed * l / total
-                let rank = uniformRank(outputs: p.outputs, inputs: p.inputs, keptFraction: 1 - ratio)
+                let rank = p.uniformRank(keptFraction: 1 - ratio)
                 ranks[p.id] = min(max(1, rank), max(1, p.largestSavingRank))
             }
             let budget = Int((keep * Double(ofKind.reduce(0) { $0 + $1.denseParameters }) + 1e-6).rounded(.down))
             // Only the over-budget half of the repair: the rule's own rounding stays below the budget.
-            var cost = ofKind.reduce(0) { $0 + $1.perRank * ranks[$1.id]! }
+            var cost = ofKind.reduce(0) { $0 + $1.factorCost(rank: ranks[$1.id]!) }
             while cost > budget, let p = ofKind.filter({ ranks[$0.id]! > 1 }).min(by: { loss[$0.id]! < loss[$1.id]! }) {
+                cost -= p.factorCost(rank: ranks[p.id]!) - p.factorCost(rank: ranks[p.id]! - 1)
                 ranks[p.id]! -= 1
-                cost -= p.perRank
             }
         }
         return RankPlan(ranks: ranks)

@@ -15,7 +15,12 @@ struct Compress: ParsableCommand {
             removed, embeddings and norms are untouched); the other allocations choose a rank per projection within the \
             same budget (fisher runs a backward pass over the calibration windows first). \
             Methods: svd (plain truncated SVD), asvd (activation-magnitude scaling, α = --alpha), svd-llm (Cholesky \
-            whitening of the calibration Gram matrix). Calibration: --samples windows of --length tokens from the \
+            whitening of the calibration Gram matrix); with SVD-LLM's whitening: cat (SkipCat: q/k/v and gate/up each \
+            factorised as one stacked matrix sharing one right factor, r·(d_in + Σ d_out) parameters), skip (SkipCat: each \
+            factorisation rewritten exactly without an r × r identity block, r·(m + n − r)), skipcat (both), and \
+            basis-sharing (q/k/v/gate/up of --group-size consecutive layers share one right factor whitened by their \
+            summed Gram matrices; o and down per layer). Allocations then choose one rank per unit (a group, or a \
+            projection). Calibration: --samples windows of --length tokens from the \
             corpus (documents joined with blank lines, tokenised once), at seeded random offsets or --calibration-starts.
             Calibration runs layer by layer: only one layer's statistics are in memory at a time. --calibrate-on compressed \
             feeds each layer the outputs of the already-compressed layers before it (SVD-LLM's sequential variant); \
@@ -25,8 +30,14 @@ struct Compress: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
-    @Option(help: "svd, asvd or svd-llm.")
+    @Option(help: "svd, asvd, svd-llm, cat, skip, skipcat or basis-sharing.")
     var method: CompressionMethod = .svdLLM
+
+    @Option(help: "basis-sharing: consecutive layers sharing one basis (default 2).")
+    var groupSize: Int?
+
+    @Option(help: "skip, skipcat: the r input channels that pass through: pivoted (QR with column pivoting, default) or leading (the first r, the unstable baseline).")
+    var skipSelection: BlockSkipping.Selection?
 
     @Option(help: "Fraction of projection parameters to remove, in (0, 1).")
     var remove: Double
@@ -86,6 +97,16 @@ struct Compress: ParsableCommand {
         guard remove > 0 && remove < 1 else { throw ValidationError("--remove must be strictly between 0 and 1 (e.g. 0.2 removes 20% of projection parameters)") }
         guard samples >= 1, length >= 2 else { throw ValidationError("--samples must be ≥ 1 and --length ≥ 2") }
         guard alpha > 0 else { throw ValidationError("--alpha must be positive") }
+        if let groupSize {
+            guard method.sharesAcrossLayers else { throw ValidationError("--group-size applies to --method basis-sharing only (this run uses \(method.rawValue))") }
+            guard groupSize >= 1 else { throw ValidationError("--group-size must be ≥ 1 (the consecutive layers sharing one basis)") }
+        }
+        if skipSelection != nil && !method.skips {
+            throw ValidationError("--skip-selection applies to --method skip and skipcat only (this run uses \(method.rawValue))")
+        }
+        if method.sharesAcrossLayers && calibrateOn == .compressed {
+            throw ValidationError(CompressionError.sharedBasisNeedsDenseCalibration.description)
+        }
         if allocation != .effectiveRank && (beta != nil || uniformFallback) {
             throw ValidationError("--beta and --uniform-fallback apply to --allocation effective-rank only (this run uses \(allocation.rawValue))")
         }
@@ -127,7 +148,8 @@ struct Compress: ParsableCommand {
                                        calibrationSamples: calibrationStarts?.count ?? samples, calibrationLength: length,
                                        seed: seed, calibrationStarts: calibrationStarts, whitening: whitening, calibrateOn: calibrateOn,
                                        allocation: allocation, beta: beta ?? 0.3, uniformFallback: uniformFallback,
-                                       fisherCap: fisherCap ?? .breakEven, searchSamples: searchSamples ?? saved?.record.recipe.searchSamples ?? min(4, calibrationStarts?.count ?? samples))
+                                       fisherCap: fisherCap ?? .breakEven, searchSamples: searchSamples ?? saved?.record.recipe.searchSamples ?? min(4, calibrationStarts?.count ?? samples),
+                                       groupSize: groupSize, skipSelection: skipSelection ?? .pivoted)
         var calibrationSet: CalibrationSet?
         var calibrationFile: String?
         var calibrationTokens: Int?
@@ -155,7 +177,7 @@ struct Compress: ParsableCommand {
             } catch { throw CLIError(error.description) }
             recipe.sensitivitySource = savedSensitivity?.source
         }
-        let unit = method.needsCalibration ? "steps (window passes and projections)" : "projections"
+        let unit = method.needsCalibration ? "steps (window passes and factorisations)" : "factorisations"
         // Each stage's reporter starts its clock when the stage starts (its ETA covers that stage only).
         var progress: ProgressReporter?
         var importanceProgress: ProgressReporter?
@@ -191,8 +213,20 @@ struct Compress: ParsableCommand {
             return
         }
         var rows: [(String, String)] = []
-        for kind in ProjectionKind.allCases {
-            let entries = report.projections.filter { $0.projection == kind.shortName }
+        // One row per kind of unit: a projection type, a Cat group ("q_proj+k_proj+v_proj") or a
+        // basis shared across layers.
+        func label(_ p: ProjectionReport) -> String {
+            (p.members?.joined(separator: "+") ?? p.projection) + (p.layers.map { $0 > 1 ? " (basis of \($0) layers)" : "" } ?? "")
+        }
+        var labels: [String] = []
+        for p in report.projections where !labels.contains(label(p)) { labels.append(label(p)) }
+        let order = ProjectionKind.allCases.map(\.shortName)
+        labels.sort { a, b in
+            let ia = order.firstIndex { a.hasPrefix($0) } ?? order.count, ib = order.firstIndex { b.hasPrefix($0) } ?? order.count
+            return ia != ib ? ia < ib : a < b
+        }
+        for name in labels {
+            let entries = report.projections.filter { label($0) == name }
             let sorted = entries.compactMap(\.rank).sorted()
             let distinct = Set(sorted).sorted()
             // Allocators other than uniform give a rank per layer: a range and the median then.
@@ -200,10 +234,17 @@ struct Compress: ParsableCommand {
                 : "\(distinct.first!)–\(distinct.last!) (median \(sorted[sorted.count / 2]))"
             let errors = entries.compactMap(\.relativeTruncationError)
             let dense = entries.filter { $0.rank == nil }.count
-            rows.append((kind.shortName, "rank \(ranks.isEmpty ? "-" : ranks)" + (dense > 0 ? ", \(dense) kept dense" : "")
+            rows.append((name, "rank \(ranks.isEmpty ? "-" : ranks)" + (dense > 0 ? ", \(dense) kept dense" : "")
                 + (errors.isEmpty ? "" : String(format: ", relative error %.3f–%.3f", errors.min()!, errors.max()!))))
         }
         let shifted = report.projections.filter { ($0.whiteningShift ?? 0) > 0 }.count
+        let skippedUnits = report.projections.filter { $0.skipped == true }
+        if let pivoted = skippedUnits.compactMap(\.maxAbsRemainderPivoted).max(), let leading = skippedUnits.compactMap(\.maxAbsRemainderLeading).max() {
+            let used = recipe.skipSelection == .pivoted ? pivoted : leading
+            rows.append(("skipped", String(format: "%d factorisations (%@ channels); max |A′| %.3g with pivoted QR, %.3g with the first r%@",
+                                           skippedUnits.count, recipe.skipSelection.rawValue, pivoted, leading,
+                                           used > 65504 ? "; above 65504 F16 weights overflow" : "")))
+        }
         print("\(method.rawValue), --remove \(remove), --allocation \(allocation.rawValue): wrote \(output)")
         print(Terminal.table(rows))
         print(String(format: "projection parameters %@ → %@ (%.1f%% removed); whole model %@ → %@ (%.1f%% removed, embeddings and norms kept)",
@@ -226,3 +267,4 @@ extension WhiteningKind: ExpressibleByArgument {}
 extension CalibrationSource: ExpressibleByArgument {}
 extension AllocationMethod: ExpressibleByArgument {}
 extension FisherCap: ExpressibleByArgument {}
+extension BlockSkipping.Selection: ExpressibleByArgument {}

@@ -416,6 +416,55 @@ struct CLITests {
         }
     }
 
+    /// cat, skip, skipcat and basis-sharing checkpoints of a tiny model go through every command
+    /// that loads a model (info, logits, perplexity, generate, bench at f16, eval), and the
+    /// parameter count compression.json records is the count info reports.
+    @Test(arguments: ["cat", "skip", "skipcat", "basis-sharing"])
+    func everyFormCompressesAndRunsThroughEveryCommand(method: String) throws {
+        let dir = TemporaryDirectory()
+        try TinyLlama(seed: 9).writeGGUF(to: dir.file("tiny.gguf"))
+        let text = (0..<80).map { "Calibration sentence \($0) says something about the number \($0 * 7)." }.joined(separator: " ")
+        try text.write(toFile: dir.file("calibration.txt"), atomically: true, encoding: .utf8)
+        let compress = try CLI.run(["compress", dir.file("tiny.gguf"), "--method", method, "--remove", "0.3", "--calibration", dir.file("calibration.txt"),
+                                    "--samples", "4", "--length", "32", "-o", dir.file("ck"), "--json"])
+        #expect(compress.status == 0, "\(compress.stderr)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(compress.stdout.utf8)) as? [String: Any])
+        let recipe = summary["recipe"] as! [String: Any]
+        #expect(recipe["method"] as? String == method && recipe["groupSize"] as? Int == (method == "basis-sharing" ? 2 : 1))
+        let after = (summary["report"] as! [String: Any])["projectionParametersAfter"] as! Int
+        let info = try CLI.run(["info", dir.file("ck"), "--json"])
+        #expect(info.status == 0, "\(info.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any])
+        #expect((json["parameters"] as! [String: Any])["projectionTotal"] as? Int == after)
+        let commands: [[String]] = [
+            ["logits", dir.file("ck"), "--ids", "5,60,7,99", "--json"],
+            ["perplexity", dir.file("ck"), "--dataset", dir.file("calibration.txt"), "--window", "64", "--limit", "2", "--json"],
+            ["generate", dir.file("ck"), "--prompt", "Calibration", "--max-tokens", "6"],
+            ["bench", dir.file("ck"), "--weights", "f16", "--prompt-tokens", "16", "--decode-tokens", "4", "--runs", "3", "--json"],
+            ["eval", dir.file("ck"), "--tasks", "openbookqa", "--limit", "2", "--json"],
+        ]
+        for command in commands {
+            let run = try CLI.run(command)
+            #expect(run.status == 0, "\(method) \(command[0]): \(run.stderr.suffix(400))")
+            #expect(!run.stdout.isEmpty, "\(method) \(command[0])")
+        }
+    }
+
+    /// The form options are refused where they do not apply, before anything loads.
+    @Test func compressRejectsFormOptionsThatDoNotApply() throws {
+        let model = try Fixtures.requireSmolLM2()
+        let group = try CLI.run(["compress", model, "--remove", "0.2", "--group-size", "2", "-o", "/tmp/never"])
+        #expect(group.status != 0 && group.stderr.contains("--group-size applies to --method basis-sharing"), "\(group.stderr)")
+        let zero = try CLI.run(["compress", model, "--method", "basis-sharing", "--remove", "0.2", "--group-size", "0", "-o", "/tmp/never"])
+        #expect(zero.status != 0 && zero.stderr.contains("--group-size must be ≥ 1"), "\(zero.stderr)")
+        let selection = try CLI.run(["compress", model, "--method", "cat", "--remove", "0.2", "--skip-selection", "leading", "-o", "/tmp/never"])
+        #expect(selection.status != 0 && selection.stderr.contains("--skip-selection applies to --method skip and skipcat"), "\(selection.stderr)")
+        let sequential = try CLI.run(["compress", model, "--method", "basis-sharing", "--remove", "0.2", "--calibrate-on", "compressed", "-o", "/tmp/never"])
+        #expect(sequential.status != 0 && sequential.stderr.contains("--calibrate-on dense"), "\(sequential.stderr)")
+        let unknown = try CLI.run(["compress", model, "--method", "skipcatt", "--remove", "0.2", "-o", "/tmp/never"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("basis-sharing"), "\(unknown.stderr)")
+    }
+
     @Test func compressRejectsAnImpossibleBudget() throws {
         let output = try CLI.run(["compress", try Fixtures.requireSmolLM2(), "--remove", "1.5", "-o", "/tmp/never"])
         #expect(output.status != 0)
