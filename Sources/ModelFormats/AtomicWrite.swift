@@ -6,16 +6,12 @@ import Glibc
 /// Writes files atomically: to a temporary file in the same directory, then a rename, so a reader
 /// never sees a half-written file and a crash leaves the old file (or none) in place.
 public enum AtomicWrite {
-    /// (Not Foundation's `.atomic` option: on Linux it stages through a fresh
-    /// `/tmp/TemporaryDirectory.*` that it never removes, one leaked directory per write, and a
-    /// rename from /tmp is a copy when the target is on another file system.)
     public static func write(_ data: Data, to path: String) throws(ModelFormatError) {
-        try stream(to: path) { (sink: (UnsafeRawBufferPointer) throws(ModelFormatError) -> Void) throws(ModelFormatError) in
-            var failure: ModelFormatError?
-            data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
-                do throws(ModelFormatError) { try sink(bytes) } catch { failure = error }
-            }
-            if let failure { throw failure }
+        let url = URL(fileURLWithPath: path)
+        do {
+            try data.write(to: url, options: .atomic)
+        } catch {
+            throw .cannotOpen(path: path, reason: "write failed: \(error.localizedDescription)")
         }
     }
 
