@@ -67,6 +67,13 @@ public struct LlamaWeights: Sendable, Equatable {
     /// True when every projection is dense (what compression starts from).
     public var isDense: Bool { compressedGroups.isEmpty }
 
+    /// Whether some right factor is block-skipped (SkipCat). Its first r′ < r ranks are not a
+    /// truncation of the factorisation (B′ = B·A₁ mixes every rank), so such a checkpoint runs at
+    /// its stored ranks only.
+    public var hasSkippedFactors: Bool {
+        factored.values.contains { if case .skipped = $0.right { true } else { false } }
+    }
+
     /// The low-rank projections of a compressed checkpoint (views into their groups).
     public var factored: [ProjectionID: LowRankLinear] {
         var out: [ProjectionID: LowRankLinear] = [:]

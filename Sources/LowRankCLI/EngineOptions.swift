@@ -28,6 +28,10 @@ struct EngineOptions: ParsableArguments {
             throw CLIError("--active-rank \(activeRank): \(loaded.source.path) has no low-rank factors (a dense model always runs at full rank); "
                 + "pass a checkpoint made by lowrank compress, or drop the option")
         }
+        if activeRank < 1 && loaded.weights.hasSkippedFactors {
+            throw CLIError("--active-rank \(activeRank): \(loaded.source.path) has block-skipped factors (skip, skipcat), whose leading ranks are "
+                + "not a truncation of the factorisation; run it at full rank, or use a svd-llm, cat or basis-sharing checkpoint")
+        }
         if let threads { Parallel.workers = threads }
         var model = LlamaModel(configuration: loaded.configuration, weights: loaded.weights, precision: weights)
         if activeRank < 1 { model.setActiveRank(fraction: activeRank) }

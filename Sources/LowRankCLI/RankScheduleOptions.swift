@@ -25,6 +25,10 @@ struct RankScheduleOptions: ParsableArguments {
         if loaded.weights.isDense {
             throw CLIError("--rank-schedule \(path): \(loaded.source.path) has no low-rank factors (a dense model always runs at full rank); pass a checkpoint made by lowrank compress")
         }
+        if loaded.weights.hasSkippedFactors {
+            throw CLIError("--rank-schedule \(path): \(loaded.source.path) has block-skipped factors (skip, skipcat), whose leading ranks are "
+                + "not a truncation of the factorisation; use a svd-llm, cat or basis-sharing checkpoint")
+        }
         let file: RankScheduleFile
         do { file = try RankScheduleFile.read(path) } catch { throw CLIError(error.description) }
         let schedule = try file.schedule()

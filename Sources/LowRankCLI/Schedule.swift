@@ -53,6 +53,10 @@ struct Schedule: ParsableCommand {
         if loaded.weights.isDense {
             throw CLIError("\(loaded.source.path) has no low-rank factors: a schedule changes the active rank of a checkpoint made by lowrank compress")
         }
+        if loaded.weights.hasSkippedFactors {
+            throw CLIError("\(loaded.source.path) has block-skipped factors (skip, skipcat), whose leading ranks are not a truncation of the "
+                + "factorisation: a schedule cannot lower them; use a svd-llm, cat or basis-sharing checkpoint")
+        }
         let data = SummarizationDataset.dialogsumTrain
         let directory = dataDirectory ?? defaultDataDirectory()
         let items: [SummarizationItem]

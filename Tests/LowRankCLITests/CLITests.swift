@@ -448,6 +448,13 @@ struct CLITests {
             #expect(run.status == 0, "\(method) \(command[0]): \(run.stderr.suffix(400))")
             #expect(!run.stdout.isEmpty, "\(method) \(command[0])")
         }
+        // A lower active rank is a truncation for plain and shared factors, not for skipped ones.
+        let lowered = try CLI.run(["logits", dir.file("ck"), "--ids", "5,60,7", "--active-rank", "0.5", "--json"])
+        if method.contains("skip") {
+            #expect(lowered.status == 1 && lowered.stderr.contains("--active-rank 0.5") && lowered.stderr.contains("block-skipped"), "\(lowered.stderr)")
+        } else {
+            #expect(lowered.status == 0, "\(method): \(lowered.stderr)")
+        }
     }
 
     /// The form options are refused where they do not apply, before anything loads.
