@@ -219,7 +219,7 @@ extension LlamaModel {
     /// `ws.attention`. Query head h reads KV head h / (heads / kvHeads) (Hugging Face `repeat_kv`).
     /// Scores use sgemm/sgemv in blocks of queries, each block only against the keys it can see.
     private func attend(layer l: Int, rows: Int, firstPosition: Int, cache: KVCache, workspace ws: Workspace) {
-        if rows == 1 { return attendOne(layer: l, position: firstPosition, cache: cache, workspace: ws) }
+        if rows == 1 { return attendOne(layer: l, position: firstPosition, cache: cache, query: ws.query, into: ws.attention, workspace: ws) }
         let c = configuration
         let d = c.headDimension, qw = c.queryWidth, kvw = c.keyValueWidth
         let group = c.attentionHeads / c.keyValueHeads
@@ -262,7 +262,10 @@ extension LlamaModel {
     /// head at a time read every row `group` times). The positions are split between workers, each
     /// keeping an unnormalised softmax state per query head (maximum m, Σ e^(s − m), Σ e^(s − m)·v),
     /// merged after as in flash-decoding (Dao et al. 2023), so two workers share even 3 key heads evenly.
-    private func attendOne(layer l: Int, position: Int, cache: KVCache, workspace ws: Workspace) {
+    /// `query` `[heads·d]` in, `output` `[heads·d]` out (rows of the workspace's query and attention
+    /// buffers; a batched step passes each sequence's row).
+    func attendOne(layer l: Int, position: Int, cache: KVCache, query: UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>,
+                   workspace ws: Workspace) {
         let c = configuration
         let d = c.headDimension, heads = c.attentionHeads, kvHeads = c.keyValueHeads, kvw = c.keyValueWidth
         let group = heads / kvHeads
@@ -274,13 +277,13 @@ extension LlamaModel {
         // Per part p, in ws.scores[p]: scaled queries [heads × d] | weighted values [heads × d] |
         // maxima [heads] | sums [heads] | one group's scores [group × positions].
         let weightedAt = heads * d, maximaAt = 2 * heads * d, sumsAt = maximaAt + heads, scoresAt = sumsAt + heads
-        let box = UncheckedSendableBox((ws, keys, values))
+        let box = UncheckedSendableBox((ws, keys, values, query))
         Parallel.forEach(parts) { p in
-            let (ws, keys, values) = box.value
+            let (ws, keys, values, query) = box.value
             let positions = Parallel.part(p, of: parts, count: visible)
             let n = positions.count
             let q = ws.scores[p], weighted = q + weightedAt, maxima = q + maximaAt, sums = q + sumsAt, scores = q + scoresAt
-            for i in 0..<(heads * d) { q[i] = ws.query[i] * scale }
+            for i in 0..<(heads * d) { q[i] = query[i] * scale }
             for kvHead in 0..<kvHeads {
                 let first = kvHead * group  // query heads first ..< first + group read this key head
                 DecodeKernels.attentionScores(keys: keys + kvHead * d, ld: kvw, queries: q + first * d, group: group, headSize: d,
@@ -299,7 +302,7 @@ extension LlamaModel {
             var m = -Float.infinity
             for p in 0..<parts { m = max(m, ws.scores[p][maximaAt + head]) }
             var total: Float = 0
-            let out = ws.attention + head * d
+            let out = output + head * d
             for p in 0..<parts {
                 let state = ws.scores[p]
                 let factor = parts == 1 ? 1 : VectorMath.exp(state[maximaAt + head] - m)
