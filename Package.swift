@@ -11,6 +11,7 @@ import PackageDescription
 //   Evaluation     perplexity (and later zero-shot, ROUGE) over a small LanguageModel protocol
 //   Gradients      the backward pass: op functions paired forward/backward with reference twins
 //   LowRank        compression: scalings (SVD, ASVD, SVD-LLM whitening), factorisation, ranks
+//   Serving        `lowrank serve`: continuous batching and OpenAI's HTTP API on Hummingbird
 //   LowRankCLI     the `lowrank` executable; the only target that prints
 //   LowRankFuzz    fuzz targets for every parser (libFuzzer with scripts/fuzz.sh; corpus replay otherwise)
 let package = Package(
@@ -23,6 +24,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(
@@ -40,10 +43,18 @@ let package = Package(
         .target(name: "Evaluation", dependencies: ["Llama", "Tokenization", "ModelFormats"]),
         .target(name: "Gradients", dependencies: ["Llama", "LinearAlgebra"]),
         .target(name: "LowRank", dependencies: ["Llama", "LinearAlgebra", "ModelFormats", "Gradients"]),
+        .target(
+            name: "Serving",
+            dependencies: [
+                "Llama", "LinearAlgebra", "Tokenization",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "LowRankCLI",
             dependencies: [
-                "Llama", "LinearAlgebra", "ModelFormats", "Tokenization", "Evaluation", "LowRank",
+                "Llama", "LinearAlgebra", "ModelFormats", "Tokenization", "Evaluation", "LowRank", "Serving",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -64,6 +75,7 @@ let package = Package(
         .testTarget(name: "LowRankTests", dependencies: ["LowRank", "Gradients", "LinearAlgebra", "Llama", "Evaluation", "ModelFormats", "TestSupport"]),
         // Runs the built `lowrank` binary; depends on the executable so it is built first.
         .testTarget(name: "LowRankCLITests", dependencies: ["LowRankCLI", "TestSupport"]),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Llama", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -20,6 +20,16 @@ if ! python3 -c "import rouge_score, nltk" 2>/dev/null; then
     echo "== installing rouge-score for the ROUGE test" >&2
     python3 -m pip install --quiet rouge-score==0.1.2 nltk==3.10.4 >&2
 fi
+# curl: the server test talks to `lowrank serve` as a shell user would.
+if ! command -v curl >/dev/null; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq curl >/dev/null
+fi
+# The server test's oracle: the official OpenAI client (`lowrank serve` must answer it); tests only.
+if ! python3 -c "import openai" 2>/dev/null; then
+    echo "== installing the openai client for the server test" >&2
+    python3 -m pip install --quiet openai==3.57.0 >&2
+fi
 swift build "${SWIFT_FLAGS[@]}" --build-tests
 if [ $fast -eq 1 ]; then
     # The real-model tier: every suite that reads SmolLM2 or ../shared/fixtures, and the CLI tests
