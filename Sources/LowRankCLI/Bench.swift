@@ -25,6 +25,9 @@ struct Bench: ParsableCommand {
     @Option(help: "New tokens for the decode measurement.")
     var decodeTokens: Int = 128
 
+    @Option(help: "Also decode this many sequences together (each with its own KV cache, one pass over the weights per step, as lowrank serve does) and report the aggregate tokens/s.")
+    var batch: Int = 1
+
     @Option(help: "Measured runs (the median is reported); at least 3.")
     var runs: Int = 3
 
@@ -55,6 +58,10 @@ struct Bench: ParsableCommand {
         /// With --rank-schedule: the schedule, and each step's fraction measured on its own.
         var rank_schedule: RankScheduleOptions.Record?
         var rank_schedule_steps: [StepReport]?
+        /// With --batch N > 1: N sequences decoded together; tokens/s summed over them.
+        var batch: Int?
+        var batch_decode_tokens_per_second: Double?
+        var batch_decode_runs: [Double]?
     }
 
     /// One step of a schedule, its fraction held for a whole decode.
@@ -72,6 +79,40 @@ struct Bench: ParsableCommand {
     func validate() throws {
         guard runs >= 3 else { throw ValidationError("--runs must be at least 3 (the report is a median)") }
         guard promptTokens >= 1, decodeTokens >= 2 else { throw ValidationError("--prompt-tokens ≥ 1 and --decode-tokens ≥ 2") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+    }
+
+    /// Aggregate decode tokens/s of `batch` sequences stepped together by `forwardBatch` after the
+    /// same prompt (prefilled once; each run rewinds the caches to it), greedy, logits included.
+    func batchedDecodeRates(_ model: LlamaModel, prompt: [Int]) -> [Double] {
+        let capacity = prompt.count + decodeTokens
+        let caches = (0..<batch).map { _ in KVCache(configuration: model.configuration, capacity: capacity) }
+        let prefill = Workspace(model: model, rows: min(512, prompt.count), contextCapacity: capacity)
+        let workspace = Workspace(model: model, rows: batch, contextCapacity: capacity)
+        for cache in caches {
+            var start = 0
+            while start < prompt.count {
+                let rows = min(prefill.rows, prompt.count - start)
+                model.forward(prompt[start..<(start + rows)], cache: cache, workspace: prefill)
+                start += rows
+            }
+        }
+        let vocabulary = model.configuration.vocabularySize
+        var logits = [Float](repeating: 0, count: batch * vocabulary)
+        var rates: [Double] = []
+        let clock = ContinuousClock()
+        for run in 0...runs {
+            for cache in caches { cache.truncate(to: prompt.count) }
+            var tokens = Array(repeating: prompt.last!, count: batch)
+            let started = clock.now
+            for _ in 0..<(decodeTokens - 1) {
+                model.forwardBatch(tokens, caches: caches, workspace: workspace)
+                logits.withUnsafeMutableBufferPointer { model.logits(workspace: workspace, rows: 0..<batch, into: $0.baseAddress!) }
+                tokens = (0..<batch).map { b in logits.withUnsafeBufferPointer { Sampler.argmax(UnsafeBufferPointer(rebasing: $0[(b * vocabulary)..<((b + 1) * vocabulary)])) } }
+            }
+            if run > 0 { rates.append(Double(batch * (decodeTokens - 1)) / (clock.now - started).seconds) }
+        }
+        return rates
     }
 
     func run() throws {
@@ -112,6 +153,7 @@ struct Bench: ParsableCommand {
                                           byte_ratio: Double(first?.weight_bytes_per_token ?? at.weightBytes) / Double(at.weightBytes),
                                           speedup: median(rates) / (first?.decode_tokens_per_second ?? median(rates))))
         }
+        let batchRates = batch > 1 ? batchedDecodeRates(runtime, prompt: prompt) : nil
         let gflops = Self.sgemmGFLOPs(m: promptTokens, n: loaded.configuration.intermediateSize, k: loaded.configuration.hiddenSize)
         let decodeRate = median(decode)
         let report = Report(
@@ -124,7 +166,8 @@ struct Bench: ParsableCommand {
             sgemm_shape: "[\(promptTokens) × \(loaded.configuration.hiddenSize)] · [\(loaded.configuration.intermediateSize) × \(loaded.configuration.hiddenSize)]ᵀ",
             threads: Parallel.workers, blas: BLASRuntime.summary,
             model: loaded.source.path, model_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)),
-            rank_schedule: schedule?.1, rank_schedule_steps: schedule == nil ? nil : stepReports)
+            rank_schedule: schedule?.1, rank_schedule_steps: schedule == nil ? nil : stepReports,
+            batch: batch > 1 ? batch : nil, batch_decode_tokens_per_second: batchRates.map(median), batch_decode_runs: batchRates)
         if json {
             try Terminal.printJSON(report)
             return
@@ -133,6 +176,9 @@ struct Bench: ParsableCommand {
             ("prefill", String(format: "%.1f tokens/s (%d-token prompt; runs %@)", report.prefill_tokens_per_second, promptTokens, prefill.map { String(format: "%.0f", $0) }.joined(separator: ", "))),
             ("decode", String(format: "%.1f tokens/s (%d tokens, batch 1; runs %@)", decodeRate, decodeTokens, decode.map { String(format: "%.1f", $0) }.joined(separator: ", "))),
             ("time to first token", String(format: "%.3f s", report.time_to_first_token_seconds)),
+        ] + (batchRates.map { rates in [("decode, batch \(batch)", String(format: "%.1f tokens/s summed over %d sequences (%.2f× batch 1; runs %@)", median(rates), batch,
+                                                                         median(rates) / decodeRate, rates.map { String(format: "%.1f", $0) }.joined(separator: ", ")))] } ?? []) + [
+
             ("peak RSS", String(format: "%.1f MiB", Double(report.peak_rss_bytes) / 1_048_576)),
             ("weights", "\(engine.weights.rawValue), \(String(format: "%.1f", Double(runtime.weightBytes) / 1e6)) MB read per token, \(String(format: "%.1f", report.decode_weight_gigabytes_per_second)) GB/s while decoding"),
             ("sgemm", String(format: "%.0f GFLOP/s for one call %@", gflops, report.sgemm_shape)),

@@ -86,6 +86,22 @@ public struct WeightMatrix: Sendable, Equatable {
 
     /// `y[j] = Σ_{k ∈ rows} x[k] · W[k, j]` for every column j (overwrites y): the transposed
     /// product over a block of rows, each streamed once in order.
+    /// The same over output columns `columns` only (y's other entries untouched).
+    @inline(__always)
+    func gemvTransposed(rows: Range<Int>, columns block: Range<Int>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        switch precision {
+        case .float32:
+            float32.withUnsafeBufferPointer {
+                DecodeKernels.gemvTransposed($0.baseAddress! + block.lowerBound, ld: columns, outputs: block.count, rows: rows, x: x, y: y + block.lowerBound)
+            }
+        case .float16, .bfloat16:
+            half.withUnsafeBufferPointer {
+                DecodeKernels.gemvTransposed($0.baseAddress! + block.lowerBound, format: precision.halfFormat!, ld: columns, outputs: block.count,
+                                             rows: rows, x: x, y: y + block.lowerBound)
+            }
+        }
+    }
+
     @inline(__always)
     func gemvTransposed(rows: Range<Int>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         switch precision {
@@ -100,8 +116,32 @@ public struct WeightMatrix: Sendable, Equatable {
 
     /// `y[t × columns] = x[t × r] · W[0..<r, :]` for more than one row (sgemm, split by output
     /// columns over the workers). `scratch` holds `scratchCount(rows: r)` floats.
+    /// Input rows up to which `multiply` and `multiplyTransposed` stream the weights through the
+    /// decode kernels instead of sgemm, and the weight block they keep in L2 meanwhile.
+    static let smallBatch = 8
+    static let blockBytes = 192 * 1024
+
     func multiplyTransposed(_ x: UnsafePointer<Float>, rows t: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
                             activeRows r: Int, scratch: UnsafeMutablePointer<Float>) {
+        if t <= Self.smallBatch {
+            // A few rows: per input row, the transposed decode kernel over blocks of output columns
+            // whose r rows stay in L2, so each weight is read from memory once for all rows.
+            let n = columns
+            let parts = Parallel.partCount(n, minimum: 128)
+            let width = max(16, Self.blockBytes / max(1, r * precision.bytesPerValue)) / 16 * 16
+            let box = UncheckedSendableBox((self, x, y))  // disjoint column blocks of every y row
+            Parallel.forEach(parts) { p in
+                let (w, x, y) = box.value
+                let part = Parallel.part(p, of: parts, count: n)
+                var start = part.lowerBound
+                while start < part.upperBound {
+                    let columns = start..<min(part.upperBound, start + width)
+                    for s in 0..<t { w.gemvTransposed(rows: 0..<r, columns: columns, x: x + s * ldx, y: y + s * ldy) }
+                    start = columns.upperBound
+                }
+            }
+            return
+        }
         let run = { (w: UnsafePointer<Float>) in
             let parts = Parallel.partCount(self.columns, minimum: 128)
             let box = UncheckedSendableBox((w, x, y))  // disjoint column blocks of y
@@ -136,6 +176,25 @@ public struct WeightMatrix: Sendable, Equatable {
             Parallel.forEach(parts) { p in
                 let (w, x, y) = box.value
                 w.gemvRows(Parallel.part(p, of: parts, count: r), columns: n, x: x, y: y)
+            }
+            return
+        }
+        if t <= Self.smallBatch {
+            // A few rows (batched decoding): the decode kernel per input row over blocks of weight
+            // rows small enough to stay in L2, so the weights come from memory once for all rows
+            // (sgemm would pack, i.e. copy, the whole weight matrix on every call).
+            let parts = Parallel.partCount(r, minimum: 128)
+            let block = max(8, (Self.blockBytes / max(1, n * precision.bytesPerValue)))
+            let box = UncheckedSendableBox((self, x, y))  // each part writes disjoint rows of every y row
+            Parallel.forEach(parts) { p in
+                let (w, x, y) = box.value
+                let part = Parallel.part(p, of: parts, count: r)
+                var start = part.lowerBound
+                while start < part.upperBound {
+                    let rows = start..<min(part.upperBound, start + block)
+                    for s in 0..<t { w.gemvRows(rows, columns: n, x: x + s * ldx, y: y + s * ldy) }
+                    start = rows.upperBound
+                }
             }
             return
         }
