@@ -183,3 +183,31 @@ struct RougeOracleError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
+
+/// A summarisation file the tool cannot use is refused with the file, the line and what is wrong.
+@Suite("Summarisation data errors")
+struct SummarizationDataErrorTests {
+    @Test(arguments: [
+        ("{\"dialogue\": \"a\", \"summary\": \"b\"}\nnot json\n", 2, "not a JSON object"),
+        ("{\"summary\": \"b\"}\n", 1, "no \"dialogue\", \"article\" or \"document\" string"),
+        ("\n{\"article\": \"a\", \"references\": []}\n", 2, "no references (\"references\", \"summary\" or \"highlights\")"),
+        ("\n\n", 0, "no items"),
+    ] as [(String, Int, String)])
+    func aMalformedLineIsNamedWithItsNumber(contents: String, line: Int, reason: String) throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("items.jsonl")
+        try contents.write(toFile: path, atomically: false, encoding: .utf8)
+        #expect(throws: SummarizationError.malformed(path: path, line: line, reason: reason)) {
+            try SummarizationDataset.file(path).load(dataDirectory: dir.path)
+        }
+        let message = SummarizationError.malformed(path: path, line: line, reason: reason).description
+        #expect(message.hasPrefix(path) && message.contains(reason) && (line == 0 || message.contains("line \(line)")))
+    }
+
+    @Test func aMissingFileNamesThePathAndTheOption() {
+        #expect(throws: SummarizationError.missing(path: "/nonexistent/x.jsonl", dataset: "/nonexistent/x.jsonl")) {
+            try SummarizationDataset.file("/nonexistent/x.jsonl").load(dataDirectory: "/tmp")
+        }
+        #expect(SummarizationError.missing(path: "/p", dataset: "d").description.contains("--data-directory"))
+    }
+}
