@@ -35,7 +35,23 @@ extension LlamaModel {
                 ws.rotary.rotate(ws.batchKeys + r * kvw, rows: 1, heads: c.keyValueHeads, firstPosition: position)
                 (cache.keys[l] + position * kvw).update(from: ws.batchKeys + r * kvw, count: kvw)
                 (cache.values[l] + position * kvw).update(from: ws.batchValues + r * kvw, count: kvw)
-                attendOne(layer: l, position: position, cache: cache, query: ws.query + r * qw, into: ws.attention + r * qw, workspace: ws)
+            }
+            let workers = min(ws.scores.count, Parallel.activeWorkers)
+            if b >= workers && workers > 1 {
+                // At least one row per worker: each worker attends whole rows in its own buffer (one
+                // region for the batch, rather than one per row).
+                let box = UncheckedSendableBox((self, caches, ws))  // disjoint rows and score buffers per worker
+                Parallel.forEach(workers) { w in
+                    let (model, caches, ws) = box.value
+                    for r in stride(from: w, to: b, by: workers) {
+                        model.attendOne(layer: l, position: caches[r].count, cache: caches[r], query: ws.query + r * qw,
+                                        into: ws.attention + r * qw, workspace: ws, buffer: w, serial: true)
+                    }
+                }
+            } else {
+                for (r, cache) in caches.enumerated() {
+                    attendOne(layer: l, position: cache.count, cache: cache, query: ws.query + r * qw, into: ws.attention + r * qw, workspace: ws)
+                }
             }
             layer.attentionOutput.apply(ws.attention, rows: b, ldx: qw, into: [ws.normed], ldy: [h], scratch: ws.scratch)
             VectorMath.add(ws.normed, into: ws.hidden, count: b * h)

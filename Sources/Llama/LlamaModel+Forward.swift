@@ -264,15 +264,17 @@ extension LlamaModel {
     /// merged after as in flash-decoding (Dao et al. 2023), so two workers share even 3 key heads evenly.
     /// `query` `[heads·d]` in, `output` `[heads·d]` out (rows of the workspace's query and attention
     /// buffers; a batched step passes each sequence's row).
+    /// `buffer` and `serial`: a batched step that gives each worker whole rows runs this with one
+    /// part, in that worker's score buffer.
     func attendOne(layer l: Int, position: Int, cache: KVCache, query: UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>,
-                   workspace ws: Workspace) {
+                   workspace ws: Workspace, buffer first: Int = 0, serial: Bool = false) {
         let c = configuration
         let d = c.headDimension, heads = c.attentionHeads, kvHeads = c.keyValueHeads, kvw = c.keyValueWidth
         let group = heads / kvHeads
         let scale = 1 / Float(d).squareRoot()
         let visible = position + 1
         // Fewer than 64 positions per worker are not worth a parallel region.
-        let parts = min(ws.scores.count, Parallel.partCount(visible, minimum: 64))
+        let parts = serial ? 1 : min(ws.scores.count, Parallel.partCount(visible, minimum: 64))
         let keys = cache.keys[l], values = cache.values[l]
         // Per part p, in ws.scores[p]: scaled queries [heads × d] | weighted values [heads × d] |
         // maxima [heads] | sums [heads] | one group's scores [group × positions].
@@ -282,7 +284,7 @@ extension LlamaModel {
             let (ws, keys, values, query) = box.value
             let positions = Parallel.part(p, of: parts, count: visible)
             let n = positions.count
-            let q = ws.scores[p], weighted = q + weightedAt, maxima = q + maximaAt, sums = q + sumsAt, scores = q + scoresAt
+            let q = ws.scores[first + p], weighted = q + weightedAt, maxima = q + maximaAt, sums = q + sumsAt, scores = q + scoresAt
             for i in 0..<(heads * d) { q[i] = query[i] * scale }
             for kvHead in 0..<kvHeads {
                 let first = kvHead * group  // query heads first ..< first + group read this key head
@@ -300,11 +302,11 @@ extension LlamaModel {
         }
         for head in 0..<heads {
             var m = -Float.infinity
-            for p in 0..<parts { m = max(m, ws.scores[p][maximaAt + head]) }
+            for p in 0..<parts { m = max(m, ws.scores[first + p][maximaAt + head]) }
             var total: Float = 0
             let out = output + head * d
             for p in 0..<parts {
-                let state = ws.scores[p]
+                let state = ws.scores[first + p]
                 let factor = parts == 1 ? 1 : VectorMath.exp(state[maximaAt + head] - m)
                 total += factor * state[sumsAt + head]
                 let weighted = state + weightedAt + head * d
