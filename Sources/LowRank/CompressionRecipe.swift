@@ -31,6 +31,16 @@ public enum CompressionMethod: String, CaseIterable, Codable, Sendable {
     public var sharesAcrossLayers: Bool { self == .basisSharing }
 }
 
+/// How allocators treat skipped units, whose cost r·(m+n−r) is concave in r (SkipCat does not say;
+/// our choice, switchable).
+public enum SkippedAllocation: String, CaseIterable, Codable, Sendable {
+    /// The allocator sees plain costs and decides each unit's parameter share; the share becomes the
+    /// largest skipped rank it pays for (uniform keeps its own rule: the same fraction of every unit).
+    case parameterShare = "parameter-share"
+    /// The allocator sees the skipped cost itself.
+    case exactCost = "exact-cost"
+}
+
 /// How SVD-LLM turns a Gram matrix into a whitening (both give the same singular values of W·S;
 /// they differ in numerics and in what happens when the Gram is singular).
 public enum WhiteningKind: String, CaseIterable, Codable, Sendable {
@@ -73,13 +83,16 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
     /// skip and skipcat: which r input channels pass through (UNCONFIRMED in the paper; pivoted QR
     /// by default, the first r as the reported unstable baseline).
     public var skipSelection: BlockSkipping.Selection
+    /// skip and skipcat with an allocator: how it sees the skipped cost.
+    public var skippedAllocation: SkippedAllocation
 
     public init(method: CompressionMethod, removedFraction: Double, asvdAlpha: Double = 0.5, calibrationCorpus: String = "c4",
                 calibrationSamples: Int = 64, calibrationLength: Int = 512, seed: UInt64 = 3, calibrationStarts: [Int]? = nil,
                 whitening: WhiteningKind = .cholesky, calibrateOn: CalibrationSource = .dense, allocation: AllocationMethod = .uniform,
                 beta: Double = 0.3, uniformFallback: Bool = false, fisherCap: FisherCap = .breakEven,
                 searchSamples: Int = 4, sensitivitySource: SensitivitySource? = nil, groupSize: Int? = nil,
-                skipSelection: BlockSkipping.Selection = .pivoted) {
+                skipSelection: BlockSkipping.Selection = .pivoted, skippedAllocation: SkippedAllocation = .parameterShare) {
+        self.skippedAllocation = skippedAllocation
         self.groupSize = groupSize ?? (method.sharesAcrossLayers ? 2 : 1)
         self.skipSelection = skipSelection
         self.sensitivitySource = sensitivitySource
@@ -105,7 +118,7 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case method, removedFraction, asvdAlpha, calibrationCorpus, calibrationSamples, calibrationLength, seed, calibrationStarts
         case whitening, calibrateOn, allocation, beta, uniformFallback, fisherCap, searchSamples, sensitivitySource
-        case groupSize, skipSelection
+        case groupSize, skipSelection, skippedAllocation
     }
 
     /// Records written before allocation existed read as uniform.
@@ -129,5 +142,7 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
         sensitivitySource = try c.decodeIfPresent(SensitivitySource.self, forKey: .sensitivitySource)
         groupSize = try c.decodeIfPresent(Int.self, forKey: .groupSize) ?? 1
         skipSelection = try c.decodeIfPresent(BlockSkipping.Selection.self, forKey: .skipSelection) ?? .pivoted
+        // Records written before the choice existed used the exact cost.
+        skippedAllocation = try c.decodeIfPresent(SkippedAllocation.self, forKey: .skippedAllocation) ?? (method.skips ? .exactCost : .parameterShare)
     }
 }

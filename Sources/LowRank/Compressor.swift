@@ -63,7 +63,7 @@ public enum Compressor {
         var allocationSeconds: Double?
         switch allocator.input {
         case .shapes:
-            plan = try allocator.allocate(shapes, keptFraction: recipe.keptFraction)
+            plan = try allocate(allocator, shapes, recipe: recipe)
         case .spectra, .sensitivity:
             plan = nil
         case .fisherImportance:
@@ -76,7 +76,7 @@ public enum Compressor {
                 progress(Progress(stage: .importance, done: $0.window, total: $0.windows, layer: 0))
             }
             for (i, unit) in units.enumerated() { shapes[i].fisher = .summed(unit.members.compactMap { importance.entries[$0] }) }
-            plan = try allocator.allocate(shapes, keptFraction: recipe.keptFraction)
+            plan = try allocate(allocator, shapes, recipe: recipe)
             allocationSeconds = (clock.now - started).seconds
         }
         if plan == nil && recipe.calibrateOn == .compressed { throw AllocationError.needsDenseCalibration(recipe.allocation) }
@@ -225,7 +225,7 @@ public enum Compressor {
                 }, progress: progress)
                 allocationSeconds = (clock.now - started).seconds
             }
-            let chosen = try allocator.allocate(profiles, keptFraction: recipe.keptFraction)
+            let chosen = try allocate(allocator, profiles, recipe: recipe)
             for (unit, p) in zip(units, profiles) {
                 let (factors, report0) = try pending.removeValue(forKey: p.id)!.truncated(to: chosen[p.id] ?? 0, selection: recipe.skipSelection)
                 var report = report0
@@ -243,6 +243,36 @@ public enum Compressor {
                                        allocationSeconds: allocationSeconds,
                                        calibrationTokens: layerwise?.tokenCount ?? 0, peakCalibrationBytes: peakBytes)
         return (compressed, report)
+    }
+
+    /// The allocator's plan for `profiles`. With `recipe.skippedAllocation == .parameterShare` (the
+    /// default) the allocator sees skipped units as plain ones (cost r·(m+n)), so its rule decides
+    /// each unit's share of the parameters as it does without skipping; each share then becomes the
+    /// largest skipped rank it pays for. `.exactCost` gives allocators the concave skipped cost
+    /// itself (their greedy repairs then run ranks up to the cheap end near min(m, n)).
+    public static func allocate(_ allocator: any RankAllocator, _ profiles: [ProjectionProfile], recipe: CompressionRecipe) throws -> RankPlan {
+        // Uniform keeps the same fraction of every unit, which its skipped cost meets directly (through
+        // a plain rank it would be rounded down twice).
+        guard recipe.skippedAllocation == .parameterShare, !(allocator is UniformAllocator), profiles.contains(where: \.skipped) else {
+            return try allocator.allocate(profiles, keptFraction: recipe.keptFraction)
+        }
+        let plain = profiles.map { p -> ProjectionProfile in
+            var q = p
+            q.skipped = false
+            return q
+        }
+        var plan = try allocator.allocate(plain, keptFraction: recipe.keptFraction)
+        for (p, q) in zip(profiles, plain) where p.skipped {
+            guard let r = plan[p.id], r >= 1 else { continue }
+            if r > q.largestSavingRank && !plan.factorsPastBreakEven {
+                plan.ranks[p.id] = min(p.outputs, p.inputs)  // the allocator keeps it dense
+            } else {
+                let share = Double(min(r, q.largestSavingRank) * q.perRank) / Double(q.denseParameters)
+                plan.ranks[p.id] = max(1, p.uniformRank(keptFraction: share))
+            }
+        }
+        plan.factorsPastBreakEven = false
+        return plan
     }
 
     /// What factorising one unit gives: its factors (nil: kept dense), or (no plan yet) full-rank

@@ -39,6 +39,9 @@ struct Compress: ParsableCommand {
     @Option(help: "skip, skipcat: the r input channels that pass through: pivoted (QR with column pivoting, default) or leading (the first r, the unstable baseline).")
     var skipSelection: BlockSkipping.Selection?
 
+    @Option(help: "skip, skipcat with an allocation other than uniform: parameter-share (default: the allocator decides each unit's parameter share as for plain factors, which then buys the largest skipped rank) or exact-cost (the allocator sees the skipped cost r·(m+n−r) itself).")
+    var skippedAllocation: SkippedAllocation?
+
     @Option(help: "Fraction of projection parameters to remove, in (0, 1).")
     var remove: Double
 
@@ -101,6 +104,9 @@ struct Compress: ParsableCommand {
             guard method.sharesAcrossLayers else { throw ValidationError("--group-size applies to --method basis-sharing only (this run uses \(method.rawValue))") }
             guard groupSize >= 1 else { throw ValidationError("--group-size must be ≥ 1 (the consecutive layers sharing one basis)") }
         }
+        if skippedAllocation != nil && !method.skips {
+            throw ValidationError("--skipped-allocation applies to --method skip and skipcat only (this run uses \(method.rawValue))")
+        }
         if skipSelection != nil && !method.skips {
             throw ValidationError("--skip-selection applies to --method skip and skipcat only (this run uses \(method.rawValue))")
         }
@@ -149,7 +155,8 @@ struct Compress: ParsableCommand {
                                        seed: seed, calibrationStarts: calibrationStarts, whitening: whitening, calibrateOn: calibrateOn,
                                        allocation: allocation, beta: beta ?? 0.3, uniformFallback: uniformFallback,
                                        fisherCap: fisherCap ?? .breakEven, searchSamples: searchSamples ?? saved?.record.recipe.searchSamples ?? min(4, calibrationStarts?.count ?? samples),
-                                       groupSize: groupSize, skipSelection: skipSelection ?? .pivoted)
+                                       groupSize: groupSize, skipSelection: skipSelection ?? .pivoted,
+                                       skippedAllocation: skippedAllocation ?? .parameterShare)
         var calibrationSet: CalibrationSet?
         var calibrationFile: String?
         var calibrationTokens: Int?
@@ -268,3 +275,4 @@ extension CalibrationSource: ExpressibleByArgument {}
 extension AllocationMethod: ExpressibleByArgument {}
 extension FisherCap: ExpressibleByArgument {}
 extension BlockSkipping.Selection: ExpressibleByArgument {}
+extension SkippedAllocation: ExpressibleByArgument {}

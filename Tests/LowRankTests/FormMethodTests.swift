@@ -139,6 +139,33 @@ struct FormMethodTests {
         #expect(counts.projectionTotal == report.projectionParametersAfter)
     }
 
+    /// An allocator that returns fixed ranks (what a plain-cost rule decided).
+    struct FixedAllocator: RankAllocator {
+        var ranks: [ProjectionID: Int]
+        var input: AllocationInput { .shapes }
+        func allocate(_ profiles: [ProjectionProfile], keptFraction: Double) throws -> RankPlan {
+            #expect(profiles.allSatisfy { !$0.skipped }, "parameter-share allocation shows plain costs")
+            return RankPlan(ranks: ranks)
+        }
+    }
+
+    /// With parameter-share allocation a skipped unit takes the largest skipped rank its plain share
+    /// pays for, derived by hand for 100 × 100: plain rank 40 is 8000 parameters, and
+    /// r·(200 − r) ≤ 8000 gives r = ⌊100 − √2000⌋ = 55; plain 49 (the last saving rank) gives
+    /// ⌊100 − √200⌋ = 85; plain 50 saves nothing, so the unit stays dense (rank 100); a plain unit
+    /// keeps its rank.
+    @Test func aSkippedUnitBuysTheLargestRankItsPlainShareAffords() throws {
+        let ids = (0..<4).map { ProjectionID(layer: $0, kind: .output) }
+        let profiles = ids.enumerated().map { ProjectionProfile(id: $1, outputs: 100, inputs: 100, skipped: $0 < 3) }
+        let allocator = FixedAllocator(ranks: [ids[0]: 40, ids[1]: 49, ids[2]: 50, ids[3]: 30])
+        let shared = try Compressor.allocate(allocator, profiles, recipe: CompressionRecipe(method: .skip, removedFraction: 0.2))
+        #expect(ids.map { shared[$0] } == [55, 85, 100, 30])
+        #expect(profiles[2].keptDenseNote(rank: 100) != nil)
+        let exact = try Compressor.allocate(FixedAllocator(ranks: allocator.ranks).asExact(), profiles,
+                                            recipe: CompressionRecipe(method: .skip, removedFraction: 0.2, skippedAllocation: .exactCost))
+        #expect(ids.map { exact[$0] } == [40, 49, 50, 30])
+    }
+
     /// A basis shared by more layers than the model has, or calibrated on the compressed prefix,
     /// is refused with the option named.
     @Test func basisSharingRejectsAnImpossibleGroupAndSequentialCalibration() throws {
@@ -154,4 +181,15 @@ struct FormMethodTests {
         }
         #expect(CompressionError.invalidGroupSize(3, layers: 2).description.contains("--group-size 3"))
     }
+}
+
+extension FormMethodTests.FixedAllocator {
+    /// The same ranks for an exact-cost run (which shows skipped costs, so no check on them).
+    func asExact() -> ExactFixedAllocator { ExactFixedAllocator(ranks: ranks) }
+}
+
+struct ExactFixedAllocator: RankAllocator {
+    var ranks: [ProjectionID: Int]
+    var input: AllocationInput { .shapes }
+    func allocate(_ profiles: [ProjectionProfile], keptFraction: Double) throws -> RankPlan { RankPlan(ranks: ranks) }
 }
