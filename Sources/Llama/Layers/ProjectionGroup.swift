@@ -162,6 +162,26 @@ public struct ProjectionGroup: Sendable, Equatable {
             return
         }
         switch layout {
+        case .separate(let members) where t <= WeightMatrix.smallBatch && members.count > 1 && members.allSatisfy({ $0.lowRank == nil }):
+            // A few rows of dense members (batched decoding): one region for the whole group, as
+            // `applyOneRow`; each worker streams its rows of every weight in L2-sized blocks, once for all t rows.
+            let largest = members.map(\.outputs).max() ?? 0
+            let parts = Parallel.partCount(largest, minimum: 128)
+            let box = UncheckedSendableBox((members, x, outputs))  // disjoint output rows per part
+            Parallel.forEach(parts) { p in
+                let (members, x, outputs) = box.value
+                for (i, member) in members.enumerated() {
+                    guard case .dense(let d) = member else { continue }
+                    let part = Parallel.part(p, of: parts, count: d.outputs)
+                    let block = max(8, WeightMatrix.blockBytes / max(1, d.inputs * d.precision.bytesPerValue))
+                    var start = part.lowerBound
+                    while start < part.upperBound {
+                        let rows = start..<min(part.upperBound, start + block)
+                        for r in 0..<t { d.weight.gemvRows(rows, columns: d.inputs, x: x + r * ldx, y: outputs[i] + r * ldy[i]) }
+                        start = rows.upperBound
+                    }
+                }
+            }
         case .separate(let members):
             for (i, m) in members.enumerated() { m.apply(x, rows: t, ldx: ldx, into: outputs[i], ldy: ldy[i], scratch: scratch) }
         case .sharedRight(let shared):
