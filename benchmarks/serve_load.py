@@ -12,6 +12,8 @@ parser.add_argument("--clients", default="1,2,4,8")
 parser.add_argument("--requests", type=int, default=3)
 parser.add_argument("--max-tokens", type=int, default=64)
 parser.add_argument("--timeout", type=float, default=600)
+parser.add_argument("--endpoint", choices=["chat", "completions"], default="chat",
+                    help="completions: plain-text prompts (a compressed instruct model may end a chat reply at once)")
 args = parser.parse_args()
 url = urllib.parse.urlparse(args.base)
 PROMPTS = ["Tell me about the history of lighthouses.", "Explain how a bicycle works.", "Write a short poem about rain.",
@@ -24,9 +26,13 @@ def one_request(prompt, results):
     first, tokens, ok = None, 0, False
     try:
         connection = http.client.HTTPConnection(url.hostname, url.port, timeout=args.timeout)
-        body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": args.max_tokens, "temperature": 0, "stream": True,
-                "stream_options": {"include_usage": True}}
-        connection.request("POST", "/v1/chat/completions", body=json.dumps(body), headers={"Content-Type": "application/json"})
+        body = {"max_tokens": args.max_tokens, "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
+        if args.endpoint == "chat":
+            body["messages"] = [{"role": "user", "content": prompt}]
+        else:
+            body["prompt"] = prompt + "\n"
+        path = "/v1/chat/completions" if args.endpoint == "chat" else "/v1/completions"
+        connection.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
         response = connection.getresponse()
         if response.status == 200:
             for raw in response:
@@ -37,7 +43,8 @@ def one_request(prompt, results):
                 chunk = json.loads(line[6:])
                 if chunk.get("usage"):
                     tokens = chunk["usage"]["completion_tokens"]
-                if chunk["choices"] and chunk["choices"][0]["delta"].get("content") and first is None:
+                piece = (chunk["choices"][0].get("delta", {}).get("content") or chunk["choices"][0].get("text")) if chunk["choices"] else None
+                if piece and first is None:
                     first = time.perf_counter() - started
         connection.close()
     except Exception as error:  # noqa: BLE001 - counted as a failed request

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load test of `lowrank serve` on loopback (issue 15): for each MODEL, start the server
 # (--max-concurrent 8), run benchmarks/serve_load.py with 1, 2, 4 and 8 concurrent streaming
-# clients, stop it with SIGINT. Also `lowrank bench --batch 4` on each model for the engine-side
+# clients (plain-text completions by default, ENDPOINT=chat for chat: the 40% checkpoint ends most
+# chat replies at once), stop it with SIGINT. Also `lowrank bench --batch 4` on each model for the engine-side
 # ratio. Usage: benchmarks/serve_load.sh MODEL... (REQUESTS=3 MAX_TOKENS=64 by default)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -14,7 +15,7 @@ for model in "$@"; do
     server=$!
     for _ in $(seq 300); do curl -s "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
     echo "### $(basename "$model")"
-    python3 "$here/serve_load.py" "http://127.0.0.1:$port" --requests "${REQUESTS:-3}" --max-tokens "${MAX_TOKENS:-64}"
+    python3 "$here/serve_load.py" "http://127.0.0.1:$port" --requests "${REQUESTS:-3}" --max-tokens "${MAX_TOKENS:-64}" --endpoint "${ENDPOINT:-completions}"
     kill -INT "$server"; wait "$server" || true
     grep -c " 200 " "/tmp/serve_load.$port.log" | sed 's/^/requests logged with status 200: /'
     "$BIN" bench "$model" --prompt-tokens 64 --decode-tokens 64 --batch 4 --runs 3 2>/dev/null | grep -E "^decode"
