@@ -26,9 +26,10 @@ enum CLI {
     }
 
     /// `environment` values replace inherited ones; an empty value removes the variable.
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Output {
+    /// `executable`: another program (curl, python3) run the same way.
+    static func run(_ arguments: [String], environment: [String: String] = [:], executable: String = binary) throws -> Output {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }.filter { !$0.value.isEmpty }

@@ -140,18 +140,5 @@ struct TestFailure: Error, CustomStringConvertible {
 
 /// Runs any program and collects its output.
 enum CLIProcess {
-    static func run(_ executable: String, _ arguments: [String]) throws -> CLI.Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return CLI.Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                          stderr: String(decoding: stderr, as: UTF8.self))
-    }
+    static func run(_ executable: String, _ arguments: [String]) throws -> CLI.Output { try CLI.run(arguments, executable: executable) }
 }
