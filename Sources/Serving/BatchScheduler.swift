@@ -165,7 +165,7 @@ public final class BatchScheduler: @unchecked Sendable {
             if cancelAll {
                 for job in active + queue { job.cancelled = true }
             }
-            if stopping && queue.isEmpty && active.allSatisfy({ $0.cancelled }) {
+            if stopping && queue.isEmpty && active.allSatisfy({ $0.cancelled }) {  // under the lock
                 activeCount = 0
                 condition.unlock()
                 // Outside the lock: finishing a stream runs its termination handler, which takes it.
@@ -179,10 +179,12 @@ public final class BatchScheduler: @unchecked Sendable {
             var admitted: [Job] = []
             while active.count + admitted.count < maxConcurrent, !queue.isEmpty { admitted.append(queue.removeFirst()) }
             activeCount = active.count + admitted.count
+            // `cancelled` is written under this lock by other threads: read it here only.
+            let cancelled = Set((active + admitted).filter(\.cancelled).map { ObjectIdentifier($0) })
             condition.unlock()
 
             for job in admitted {
-                if job.cancelled {
+                if cancelled.contains(ObjectIdentifier(job)) {
                     job.finish("cancelled")
                     continue
                 }
@@ -200,7 +202,7 @@ public final class BatchScheduler: @unchecked Sendable {
                 job.accept(job.sampler.next(UnsafeBufferPointer(rebasing: logits[0..<vocabulary])), stopTokens: stopTokens)
                 if !job.done { active.append(job) }
             }
-            for job in active where job.cancelled && !job.done { job.finish("cancelled") }
+            for job in active where cancelled.contains(ObjectIdentifier(job)) && !job.done { job.finish("cancelled") }
             active.removeAll { $0.done }
             guard !active.isEmpty else {
                 condition.lock()
@@ -241,7 +243,7 @@ final class Job: @unchecked Sendable {
     var generated: [Int] = []
     /// Decoded text not yet sent: it could be the start of a stop sequence.
     var held = ""
-    var cancelled = false  // set under the scheduler's lock, read by the model thread
+    var cancelled = false  // read and written under the scheduler's lock only
     private(set) var done = false
     let submitted = ContinuousClock.now
     var firstTokenAt: ContinuousClock.Instant?
