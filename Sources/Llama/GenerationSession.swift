@@ -65,6 +65,12 @@ public final class GenerationSession {
 
     /// The prompt's tokens, as `generate` would feed them.
     public func encode(_ prompt: Prompt) throws(GenerationError) -> BPETokenizer.Encoding {
+        try Self.encode(prompt, tokenizer: tokenizer, chatTemplate: chatTemplate, source: source)
+    }
+
+    /// The same without a session (the server encodes on its request threads, the model runs elsewhere).
+    public static func encode(_ prompt: Prompt, tokenizer: BPETokenizer, chatTemplate: ChatTemplate?,
+                              source: String) throws(GenerationError) -> BPETokenizer.Encoding {
         let text: String
         switch prompt {
         case .text(let raw):

@@ -80,7 +80,6 @@ public struct OpenAIServer: Sendable {
 
     func generate(_ request: Request, context: BasicRequestContext, endpoint: GenerationRequest.Endpoint) async throws -> Response {
         let number = counter.next()
-        let started = ContinuousClock.now
         let parsed: GenerationRequest
         let ticket: Ticket
         do {
@@ -92,26 +91,20 @@ public struct OpenAIServer: Sendable {
                 throw error
             }
             parsed = try GenerationRequest.parse(Data(buffer.readableBytesView), endpoint: endpoint)
-            let text: String
-            switch parsed.prompt {
-            case .text(let raw): text = raw
-            case .chat(let messages):
-                guard let chatTemplate else {
-                    throw APIError.invalid("\(info.modelName) has no chat template: use /v1/completions", param: "messages")
-                }
-                text = chatTemplate.render(messages)
+            let prompt: [Int]
+            do {
+                prompt = try GenerationSession.encode(parsed.prompt, tokenizer: tokenizer, chatTemplate: chatTemplate, source: info.modelName).ids
+            } catch {
+                throw APIError.invalid("\(info.modelName) has no chat template: use /v1/completions", param: "messages")
             }
-            let prompt = tokenizer.encodeCounting(text, addSpecialTokens: true).ids
             ticket = try scheduler.submit(prompt: prompt, maxTokens: parsed.maxTokens, sampling: parsed.sampling, stop: parsed.stop)
         } catch let error as APIError {
-            log(number, endpoint, status: error.status, detail: error.message)
-            return Response(status: .init(code: error.status), headers: [.contentType: "application/json"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: error.body)))
+            return failure(error, number: number, endpoint: endpoint)
         }
         let id = (endpoint == .chat ? "chatcmpl-" : "cmpl-") + ticket.id
         let model = info.modelName
         if parsed.stream {
-            return streamed(ticket, id: id, model: model, endpoint: endpoint, includeUsage: parsed.includeUsage, number: number, started: started)
+            return streamed(ticket, id: id, model: model, endpoint: endpoint, includeUsage: parsed.includeUsage, number: number)
         }
         var text = ""
         var summary: GenerationSummary?
@@ -122,9 +115,8 @@ public struct OpenAIServer: Sendable {
             }
         }
         guard let summary, summary.finishReason != "cancelled" else {
-            let error = APIError(status: 503, message: "the generation was cancelled (the server is stopping)", type: "server_error")
-            log(number, endpoint, status: 503, detail: error.message)
-            return Response(status: .serviceUnavailable, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: error.body)))
+            return failure(APIError(status: 503, message: "the generation was cancelled (the server is stopping)", type: "server_error"),
+                           number: number, endpoint: endpoint)
         }
         let choice: [String: Any] = endpoint == .chat
             ? ["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": summary.finishReason, "logprobs": NSNull()]
@@ -136,8 +128,7 @@ public struct OpenAIServer: Sendable {
 
     /// Server-sent events: one chunk per piece of text, a last chunk with the finish_reason, the
     /// usage chunk when asked, then `data: [DONE]`. A client that goes away cancels the sequence.
-    func streamed(_ ticket: Ticket, id: String, model: String, endpoint: GenerationRequest.Endpoint, includeUsage: Bool, number: Int,
-                  started: ContinuousClock.Instant) -> Response {
+    func streamed(_ ticket: Ticket, id: String, model: String, endpoint: GenerationRequest.Endpoint, includeUsage: Bool, number: Int) -> Response {
         let created = Int(Date().timeIntervalSince1970)
         let object = endpoint == .chat ? "chat.completion.chunk" : "text_completion"
         @Sendable func chunk(_ choices: [[String: Any]], usage: [String: Any]? = nil) -> ByteBuffer {
@@ -182,6 +173,13 @@ public struct OpenAIServer: Sendable {
             }
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+
+    /// An error answered (and logged) in OpenAI's shape.
+    func failure(_ error: APIError, number: Int, endpoint: GenerationRequest.Endpoint) -> Response {
+        log(number, endpoint, status: error.status, detail: error.message)
+        return Response(status: .init(code: error.status), headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: error.body)))
     }
 
     func usage(_ s: GenerationSummary) -> [String: Any] {
