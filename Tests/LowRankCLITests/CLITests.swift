@@ -467,6 +467,8 @@ struct CLITests {
         #expect(zero.status != 0 && zero.stderr.contains("--group-size must be ≥ 1"), "\(zero.stderr)")
         let selection = try CLI.run(["compress", model, "--method", "cat", "--remove", "0.2", "--skip-selection", "leading", "-o", "/tmp/never"])
         #expect(selection.status != 0 && selection.stderr.contains("--skip-selection applies to --method skip and skipcat"), "\(selection.stderr)")
+        let shares = try CLI.run(["compress", model, "--method", "cat", "--remove", "0.2", "--skipped-allocation", "exact-cost", "-o", "/tmp/never"])
+        #expect(shares.status != 0 && shares.stderr.contains("--skipped-allocation applies to --method skip and skipcat"), "\(shares.stderr)")
         let sequential = try CLI.run(["compress", model, "--method", "basis-sharing", "--remove", "0.2", "--calibrate-on", "compressed", "-o", "/tmp/never"])
         #expect(sequential.status != 0 && sequential.stderr.contains("--calibrate-on dense"), "\(sequential.stderr)")
         let unknown = try CLI.run(["compress", model, "--method", "skipcatt", "--remove", "0.2", "-o", "/tmp/never"])
