@@ -94,13 +94,7 @@ public final class Generator {
         var sampler = Sampler(sampling)
         let clock = ContinuousClock()
         let started = clock.now
-        var start = 0
-        while start < prompt.count {
-            let rows = min(workspace.rows, prompt.count - start)
-            model.forward(prompt[start..<(start + rows)], cache: cache, workspace: workspace)
-            start += rows
-        }
-        let lastRow = (prompt.count - 1) % workspace.rows
+        let lastRow = model.prefill(prompt, cache: cache, workspace: workspace)
         var generated: [Int] = []
         var reason = StopReason.maximumTokens
         var firstTokenAt = started

@@ -18,6 +18,20 @@ extension LlamaModel {
         forwardSuffix(from: 0, rows: t, cache: cache, workspace: ws, observer: observer)
     }
 
+    /// Runs a whole prompt in passes of at most `ws.rows` rows (one `forward` each) and returns the
+    /// workspace row that holds its last position's final-normed state (read it with `logits`).
+    @discardableResult
+    public func prefill(_ prompt: [Int], cache: KVCache, workspace ws: Workspace) -> Int {
+        precondition(!prompt.isEmpty, "the prompt must have at least one token")
+        var start = 0
+        while start < prompt.count {
+            let rows = min(ws.rows, prompt.count - start)
+            forward(prompt[start..<(start + rows)], cache: cache, workspace: ws)
+            start += rows
+        }
+        return (prompt.count - 1) % ws.rows
+    }
+
     /// Runs layers `first ..< layerCount` on the residual stream already in the workspace
     /// (`[rows × hidden]`, positions from `cache.count`), advances the cache, and applies the final
     /// norm: `forward` after its embedding. Re-running only a model's suffix from a saved stream is

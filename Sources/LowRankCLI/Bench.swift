@@ -89,14 +89,7 @@ struct Bench: ParsableCommand {
         let caches = (0..<batch).map { _ in KVCache(configuration: model.configuration, capacity: capacity) }
         let prefill = Workspace(model: model, rows: min(512, prompt.count), contextCapacity: capacity)
         let workspace = Workspace(model: model, rows: batch, contextCapacity: capacity)
-        for cache in caches {
-            var start = 0
-            while start < prompt.count {
-                let rows = min(prefill.rows, prompt.count - start)
-                model.forward(prompt[start..<(start + rows)], cache: cache, workspace: prefill)
-                start += rows
-            }
-        }
+        for cache in caches { model.prefill(prompt, cache: cache, workspace: prefill) }
         let vocabulary = model.configuration.vocabularySize
         var logits = [Float](repeating: 0, count: batch * vocabulary)
         var rates: [Double] = []

@@ -191,13 +191,7 @@ public final class BatchScheduler: @unchecked Sendable {
                 let fraction = schedule?.fraction(forToken: 0) ?? 1
                 let m = runtime(at: fraction)
                 job.cache = KVCache(configuration: m.configuration, capacity: job.prompt.count + job.maxTokens)
-                var start = 0
-                while start < job.prompt.count {
-                    let rows = min(prefill.rows, job.prompt.count - start)
-                    m.forward(job.prompt[start..<(start + rows)], cache: job.cache!, workspace: prefill)
-                    start += rows
-                }
-                let last = (job.prompt.count - 1) % prefill.rows
+                let last = m.prefill(job.prompt, cache: job.cache!, workspace: prefill)
                 m.logits(workspace: prefill, rows: last..<(last + 1), into: logits.baseAddress!)
                 job.accept(job.sampler.next(UnsafeBufferPointer(rebasing: logits[0..<vocabulary])), stopTokens: stopTokens)
                 if !job.done { active.append(job) }
