@@ -55,6 +55,8 @@ public enum GGUFLoader {
     public static func load(path: String, options: LoadOptions = LoadOptions()) throws -> LoadedModel {
         let gguf = try GGUFFile(path: path)
         let configuration = try configuration(of: gguf)
+        try configuration.requireLayerCount(fitting: gguf.tensors.count, source: path,
+                                            key: "\(gguf.value("general.architecture")?.string ?? "llama").block_count")
         let roles = TensorRole.all(for: configuration)
         let expected = Set(roles.map(\.ggufName))
         let unexpected = gguf.tensors.map(\.name).filter { !expected.contains($0) }

@@ -75,6 +75,7 @@ public enum HuggingFaceLoader {
         // A compressed checkpoint names the form of each compressed module (see `Checkpoint`).
         let forms = try Checkpoint.moduleForms(config: json, configuration: configuration, path: directory + "/config.json")
         let tensors = try SafetensorsDirectory(directory: directory)
+        try configuration.requireLayerCount(fitting: tensors.tensorNames.count, source: directory + "/config.json", key: "num_hidden_layers")
         let roles = TensorRole.all(for: configuration)
         let (added, replaced) = Checkpoint.tensorNames(of: forms)
         var known = Set(roles.map(\.huggingFaceName)).subtracting(replaced).union(added)

@@ -49,6 +49,17 @@ public struct LlamaConfiguration: Codable, Equatable, Sendable {
         }
     }
 
+    /// Every layer of every checkpoint form keeps its two norm vectors as tensors, so a file holding
+    /// `tensorCount` tensors has at most tensorCount / 2 layers. Loaders check this before any work
+    /// sized by the declared layer count (the GGUF fuzz target found a header declaring 44,289 layers
+    /// over 11 tensors, which spent a second building tensor names before the first one was missing).
+    public func requireLayerCount(fitting tensorCount: Int, source: String, key: String) throws(ModelFormatError) {
+        guard layerCount <= tensorCount / 2 else {
+            throw .invalidValue(path: source, key: key,
+                                reason: "\(layerCount) layers need at least \(2 * layerCount) tensors (two norms each), the file has \(tensorCount)")
+        }
+    }
+
     /// Checks the invariants the engine relies on; `source` names the file for the message.
     public func validate(source: String) throws(ModelFormatError) {
         func require(_ ok: Bool, _ key: String, _ reason: String) throws(ModelFormatError) {

@@ -36,6 +36,11 @@ extension BPETokenizer {
             guard let id = (entry["id"] as? NSNumber)?.intValue, let content = entry["content"] as? String else {
                 throw TokenizationError.inconsistent(source: path, reason: "an added_tokens entry lacks id or content")
             }
+            // A negative id would pass the contiguity check below in place of a missing one (found by
+            // the tokenizer-json fuzz target: ids {-1, 1} count as two tokens, largest id 1).
+            guard id >= 0 else {
+                throw TokenizationError.inconsistent(source: path, reason: "added token '\(content)' has a negative id \(id)")
+            }
             if let existing = tokensByID[id], existing != content {
                 throw TokenizationError.inconsistent(source: path, reason: "added token \(id) '\(content)' differs from vocab '\(existing)'")
             }

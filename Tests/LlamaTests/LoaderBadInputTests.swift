@@ -66,6 +66,28 @@ struct LoaderBadInputTests {
         }
     }
 
+    /// Found by the gguf fuzz target (fuzz/regressions/gguf): a declared layer count the tensor table
+    /// cannot hold is refused before any work is sized by it.
+    @Test func aLayerCountTheTensorTableCannotHoldIsRefusedByName() throws {
+        let dir = TemporaryDirectory()
+        var writer = TinyLlama().ggufWriter()
+        writer.set("llama.block_count", .uint32(44_289))
+        try writer.write(to: dir.file("m.gguf"))
+        expectFormatError(dir.file("m.gguf")) {
+            if case .invalidValue(dir.file("m.gguf"), "llama.block_count", let reason) = $0 { return reason.contains("44289 layers") }
+            return false
+        }
+        let tiny = TinyLlama()
+        try tiny.writeHuggingFace(to: dir.file("hf"))
+        var config = tiny.configJSON
+        config["num_hidden_layers"] = 1_000_000
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: dir.file("hf/config.json")))
+        expectFormatError(dir.file("hf")) {
+            if case .invalidValue(dir.file("hf/config.json"), "num_hidden_layers", let reason) = $0 { return reason.contains("1000000 layers") }
+            return false
+        }
+    }
+
     @Test func headCountsThatDoNotDivideAreRejected() throws {
         let dir = TemporaryDirectory()
         var writer = TinyLlama().ggufWriter()

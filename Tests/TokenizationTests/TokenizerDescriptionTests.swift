@@ -69,6 +69,16 @@ struct TokenizerDescriptionTests {
         } catch { Issue.record("\(error)") }
     }
 
+    /// Found by the tokenizer-json fuzz target (fuzz/regressions/tokenizer-json): ids {-1, 1} passed
+    /// the contiguity check as two tokens with largest id 1, and id 0 was then force-unwrapped.
+    @Test func anAddedTokenWithANegativeIDIsRefusedByName() {
+        let (dir, path) = writeJSON(#"{"model": {"type": "BPE", "vocab": {"b": 1}, "merges": []}, "normalizer": null, "pre_tokenizer": null, "added_tokens": [{"id": -1, "content": "a"}]}"#)
+        _ = dir
+        #expect(throws: TokenizationError.inconsistent(source: path, reason: "added token 'a' has a negative id -1")) {
+            try BPETokenizer(tokenizerJSON: path)
+        }
+    }
+
     @Test func invalidUTF8TokenizerJSONIsReported() throws {
         let dir = TemporaryDirectory()
         let path = dir.file("tokenizer.json")
