@@ -2,11 +2,12 @@
 PyTorch + transformers from the same GGUF, in float32 (as the fixture) and in float64.
 
 Not part of the product or the tests: it answers whether a difference between our backward pass and
-the fixture is ours or the float32 reference's rounding. Usage (a venv with torch, transformers, gguf):
+the fixture is ours or the float32 reference's rounding. Usage (a venv with torch (CPU),
+transformers, gguf and accelerate; about 2 minutes per dtype on 2 cores):
     python scripts/reference/fisher_reference.py MODEL.gguf data/c4/train_sample.jsonl \
         ../shared/fixtures/smollm2/fisher_importance.json OUT.json [float32|float64 ...]
 Writes, per dtype, the first window's loss, the gradient norms and both alpha variants, keyed as the
-fixture is ("layer.proj").
+fixture is ("layer.proj"). Tests/Fixtures/fisher_importance_float64.json is its float64 output.
 """
 import json, os, sys, time
 import torch
