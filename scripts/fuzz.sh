@@ -14,7 +14,8 @@ cd "$REPO_ROOT"
 TARGET="${1:?usage: scripts/fuzz.sh TARGET|all [SECONDS] [RUNS]}"
 SECONDS_TO_RUN="${2:-60}"
 RUNS="${3:--1}"   # libFuzzer: -1 means no limit on the number of inputs
-ALL_TARGETS=(gguf safetensors tokenizer-json config-json compression-json rank-schedule zeroshot-line summarization-lines)
+# Every target has a committed corpus folder (the corpus replay test checks it), so the folders are the list.
+mapfile -t ALL_TARGETS < <(ls fuzz/corpus)
 
 echo "== building lowrank-fuzz with -sanitize=fuzzer,address (.build-fuzz)" >&2
 swift build -c release --scratch-path .build-fuzz --product lowrank-fuzz \

@@ -94,8 +94,10 @@ public struct OpenAIServer: Sendable {
             let prompt: [Int]
             do {
                 prompt = try GenerationSession.encode(parsed.prompt, tokenizer: tokenizer, chatTemplate: chatTemplate, source: info.modelName).ids
-            } catch {
+            } catch .noChatTemplate {
                 throw APIError.invalid("\(info.modelName) has no chat template: use /v1/completions", param: "messages")
+            } catch {
+                throw APIError.invalid(error.description, param: "prompt")
             }
             ticket = try scheduler.submit(prompt: prompt, maxTokens: parsed.maxTokens, sampling: parsed.sampling, stop: parsed.stop)
         } catch let error as APIError {
