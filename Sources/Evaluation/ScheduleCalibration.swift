@@ -15,13 +15,30 @@ public enum ScheduleForm: String, Sendable, CaseIterable, Codable {
 /// the prompt and reply lengths are measured first (the checkpoint at its stored ranks on the same
 /// samples) and each candidate's low fraction is solved against them; the rate each candidate then
 /// actually reaches is recorded beside its score, since replies change length with the ranks.
+///
+/// The high fractions are steps *above the static fraction* f_s (the one fraction that reaches the
+/// target), not fixed fractions of the stored rank: prompt rows are most of the rows (DialogSum
+/// prompts average 262 tokens against replies of 15–55), so a prefill much above f_s leaves the
+/// decode rows no rank to pay for it, and fixed anchors (1.0, 0.9, 0.8, 0.7 before 2026-12-01) had
+/// no feasible candidate unless the checkpoint stored about the target's rank.
 public struct ScheduleCalibration {
-    /// Switch tokens and first-part fractions tried (decreasing: the high part; increasing: the high
-    /// second part).
+    /// Switch tokens, and the steps above the static fraction tried for the high part (decreasing:
+    /// the first part, prefill included; increasing: the second).
     public var switchTokens: [Int] = [8, 16, 32, 64]
-    public var anchorFractions: [Double] = [1.0, 0.9, 0.8, 0.7]
+    public var anchorSteps: [Double] = [0.02, 0.05, 0.1, 0.2]
 
     public init() {}
+
+    /// The high fractions tried when the static fraction is `staticFraction`: each step above it,
+    /// at most 1 (the stored rank), written to 4 decimals, without repeats.
+    public func anchorFractions(above staticFraction: Double) -> [Double] {
+        var anchors: [Double] = []
+        for step in anchorSteps {
+            let f = min(1, ((staticFraction + step) * 10_000).rounded() / 10_000)
+            if f > staticFraction, !anchors.contains(f) { anchors.append(f) }
+        }
+        return anchors
+    }
 
     /// Prompt and generated lengths of one calibration generation.
     public struct Lengths: Sendable {
@@ -86,18 +103,20 @@ public struct ScheduleCalibration {
             // Written to 4 decimals, rounded down: a little more compression, never less.
             return make((lo * 10_000).rounded(.down) / 10_000)
         }
+        guard let staticSchedule = solve(upper: 1, { try? StepRankSchedule.constant($0) }) else { return [] }
+        let anchors = anchorFractions(above: staticSchedule.fraction(forToken: 0))
         switch form {
         case .static:
-            return [solve(upper: 1) { try? StepRankSchedule.constant($0) }].compactMap { $0 }
+            return [staticSchedule]
         case .decreasing:
             return switchTokens.flatMap { s in
-                anchorFractions.compactMap { high in
+                anchors.compactMap { high in
                     solve(upper: high) { low in try? StepRankSchedule(steps: [.init(fromToken: 0, fraction: high), .init(fromToken: s, fraction: low)]) }
                 }
             }
         case .increasing:
             return switchTokens.flatMap { s in
-                anchorFractions.compactMap { high in
+                anchors.compactMap { high in
                     solve(upper: high) { low in try? StepRankSchedule(steps: [.init(fromToken: 0, fraction: low), .init(fromToken: s, fraction: high)]) }
                 }
             }

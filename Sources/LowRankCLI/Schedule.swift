@@ -13,8 +13,9 @@ struct Schedule: ParsableCommand {
             rate on those lengths (FLRC's rate: the mean fraction of the dense projection parameters not used per processed \
             row, prompt rows included; the prefill runs at the schedule's first fraction), summarises the same dialogues \
             with each, and keeps the one with the best mean ROUGE-L F1. Candidates: two-step schedules switching at tokens \
-            8, 16, 32 or 64 with the larger part at 1.0, 0.9, 0.8 or 0.7 of the stored rank (decreasing: first; \
-            increasing: second), the other part solved for the target; static: one fraction. The file records every \
+            8, 16, 32 or 64 with the larger part at 0.02, 0.05, 0.1 or 0.2 above the static fraction (the one fraction \
+            of the stored rank that reaches the target; at most 1) (decreasing: first; increasing: second), the other \
+            part solved for the target; static: one fraction. The file records every \
             candidate with the rate it actually reached and its score. Use it with --rank-schedule on generate, summarize, bench.
             """)
 
@@ -64,7 +65,7 @@ struct Schedule: ParsableCommand {
         let session = GenerationSession(model: try engine.makeModel(&loaded), loaded: loaded)
         let dense = session.denseProjectionParameters
         let calibration = ScheduleCalibration()
-        let maximumCandidates = form == .static ? 1 : calibration.switchTokens.count * calibration.anchorFractions.count
+        let maximumCandidates = form == .static ? 1 : calibration.switchTokens.count * calibration.anchorSteps.count
         let progress = ProgressReporter("schedule (\(form.rawValue), target \(target))", unit: "summaries")
         var total = items.count * (1 + maximumCandidates)  // until the candidates are known
         var done = 0

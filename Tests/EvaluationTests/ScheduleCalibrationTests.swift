@@ -26,7 +26,8 @@ struct ScheduleCalibrationTests {
 
     /// Every candidate of each form reaches the target with the least compression that does: one
     /// more rank (of the stored 10) in its solved part would fall short. Each has its form's
-    /// direction; decreasing candidates start at their anchor.
+    /// direction; decreasing candidates start at an anchor above the static fraction and end below
+    /// it, increasing ones the other way round.
     @Test func everyCandidateReachesTheTargetInItsForm() throws {
         var curve = ScheduleCalibration.ParameterCurve(model: Self.model)
         let calibration = ScheduleCalibration()
@@ -52,8 +53,23 @@ struct ScheduleCalibrationTests {
             }
         }
         let decreasing = calibration.candidates(.decreasing, target: target, lengths: Self.lengths, curve: &curve, denseParameters: Self.dense)
-        #expect(decreasing.allSatisfy { calibration.anchorFractions.contains($0.steps[0].fraction) })
+        let increasing = calibration.candidates(.increasing, target: target, lengths: Self.lengths, curve: &curve, denseParameters: Self.dense)
+        let staticFraction = try #require(calibration.candidates(.static, target: target, lengths: Self.lengths, curve: &curve, denseParameters: Self.dense).first)
+            .fraction(forToken: 0)
+        let anchors = calibration.anchorFractions(above: staticFraction)
+        // (Not strictly below: where no reply reaches the switch token, the first part is the static one.)
+        #expect(decreasing.allSatisfy { anchors.contains($0.steps[0].fraction) && $0.steps[1].fraction < staticFraction })
+        #expect(increasing.allSatisfy { anchors.contains($0.steps[1].fraction) && $0.steps[0].fraction <= staticFraction })
+        #expect(increasing.contains { $0.steps[0].fraction < staticFraction })
         // A target below what the stored ranks already remove has no candidate.
         #expect(calibration.candidates(.static, target: stored - 0.01, lengths: Self.lengths, curve: &curve, denseParameters: Self.dense).isEmpty)
+    }
+
+    /// The high parts sit at fixed steps above the static fraction, capped at the stored rank.
+    @Test func anchorsAreStepsAboveTheStaticFractionCappedAtTheStoredRank() {
+        let calibration = ScheduleCalibration()
+        #expect(calibration.anchorFractions(above: 0.5) == [0.52, 0.55, 0.6, 0.7])
+        #expect(calibration.anchorFractions(above: 0.9) == [0.92, 0.95, 1.0])
+        #expect(calibration.anchorFractions(above: 1.0).isEmpty)
     }
 }
