@@ -85,7 +85,11 @@ struct Schedule: ParsableCommand {
         let schedules = calibration.candidates(form, target: target, lengths: lengths, curve: &curve, denseParameters: dense)
         guard !schedules.isEmpty else {
             let promptRows = lengths.reduce(0) { $0 + $1.prompt }, decodeRows = lengths.reduce(0) { $0 + max(0, $1.generated - 1) }
-            throw CLIError(String(format: "no %@ candidate reaches --target %.3f on these samples: at its stored ranks the checkpoint removes %.1f%% per row, and %d prompt rows against %d decode rows leave the decode rows too little weight to make up the rest (a target nearer %.1f%%, a checkpoint that stores less rank, or --form static)",
+            if target < storedRate {
+                throw CLIError(String(format: "no %@ candidate reaches --target %.3f: at its stored ranks the checkpoint already removes %.1f%% per row, and a schedule can only lower ranks (a target above %.1f%%, or a checkpoint that stores more rank)",
+                                      form.rawValue, target, 100 * storedRate, 100 * storedRate))
+            }
+            throw CLIError(String(format: "no %@ candidate reaches --target %.3f on these samples: at its stored ranks the checkpoint removes %.1f%% per row, and %d prompt rows against %d decode rows leave the decode rows too little weight to pay for a prefill above the static fraction (a target nearer %.1f%%, more --samples or --max-tokens for more decode rows, or --form static)",
                                   form.rawValue, target, 100 * storedRate, promptRows, decodeRows, 100 * storedRate))
         }
         total = items.count * (1 + schedules.count)

@@ -252,6 +252,8 @@ struct CLITests {
         #expect(both.status != 0 && both.stderr.contains("--rank-schedule and --active-rank"), "\(both.stderr)")
         let unreachable = try CLI.run(["schedule", dir.file("ck"), "--target", "0.9", "--samples", "1", "--max-tokens", "4", "-o", dir.file("x.json")])
         #expect(unreachable.status == 1 && unreachable.stderr.contains("no decreasing candidate reaches --target 0.900"), "\(unreachable.stderr)")
+        let below = try CLI.run(["schedule", dir.file("ck"), "--target", "0.05", "--samples", "1", "--max-tokens", "4", "-o", dir.file("x.json")])
+        #expect(below.status == 1 && below.stderr.contains("already removes") && below.stderr.contains("a checkpoint that stores more rank"), "\(below.stderr)")
     }
 
     /// Killing `lowrank compress` (SIGKILL) at any moment leaves the previous checkpoint or the new
