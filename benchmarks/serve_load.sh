@@ -3,7 +3,7 @@
 # (--max-concurrent 8), run benchmarks/serve_load.py with 1, 2, 4 and 8 concurrent streaming
 # clients (plain-text completions by default, ENDPOINT=chat for chat: the 40% checkpoint ends most
 # chat replies at once), stop it with SIGINT. Also `lowrank bench --batch 4` on each model for the engine-side
-# ratio. Usage: benchmarks/serve_load.sh MODEL... (REQUESTS=3 MAX_TOKENS=64 by default)
+# ratio. Usage: benchmarks/serve_load.sh MODEL... (REQUESTS=8 MAX_TOKENS=128 by default)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../scripts/env.sh"
@@ -15,7 +15,7 @@ for model in "$@"; do
     server=$!
     for _ in $(seq 300); do curl -s "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
     echo "### $(basename "$model")"
-    python3 "$here/serve_load.py" "http://127.0.0.1:$port" --requests "${REQUESTS:-3}" --max-tokens "${MAX_TOKENS:-64}" --endpoint "${ENDPOINT:-completions}"
+    python3 "$here/serve_load.py" "http://127.0.0.1:$port" --requests "${REQUESTS:-8}" --max-tokens "${MAX_TOKENS:-128}" --endpoint "${ENDPOINT:-completions}"
     kill -INT "$server"; wait "$server" || true
     grep -c " 200 " "/tmp/serve_load.$port.log" | sed 's/^/requests logged with status 200: /'
     "$BIN" bench "$model" --prompt-tokens 64 --decode-tokens 64 --batch 4 --runs 3 2>/dev/null | grep -E "^decode"

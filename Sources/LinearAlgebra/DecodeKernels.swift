@@ -51,6 +51,43 @@ public enum DecodeKernels {
         }
     }
 
+    /// Input rows a call of `gemvRows`/`gemvTransposedRows` takes at once (more are split).
+    public static let rowsPerCall = 4
+
+    /// `y[s · ldy + r] = W[r, 0..<inputs] · x[s · ldx ..< s · ldx + inputs]` for r in `rows` and
+    /// s < `count` (≤ `rowsPerCall`): a few input rows at once, each weight value read once for all.
+    @inline(__always)
+    public static func gemvRows(_ w: UnsafePointer<Float>, ld: Int, inputs: Int, rows: Range<Int>, x: UnsafePointer<Float>, ldx: Int,
+                                count t: Int, y: UnsafeMutablePointer<Float>, ldy: Int) {
+        lowrank_gemm_rows_f32(w, ld, x, ldx, t, y, ldy, rows.lowerBound, rows.upperBound, inputs)
+    }
+
+    @inline(__always)
+    public static func gemvRows(_ w: UnsafePointer<UInt16>, format: HalfFormat, ld: Int, inputs: Int, rows: Range<Int>,
+                                x: UnsafePointer<Float>, ldx: Int, count t: Int, y: UnsafeMutablePointer<Float>, ldy: Int) {
+        switch format {
+        case .float16: lowrank_gemm_rows_f16(w, ld, x, ldx, t, y, ldy, rows.lowerBound, rows.upperBound, inputs)
+        case .bfloat16: lowrank_gemm_rows_bf16(w, ld, x, ldx, t, y, ldy, rows.lowerBound, rows.upperBound, inputs)
+        }
+    }
+
+    /// `y[s · ldy + j] = Σ_{k ∈ rows} x[s · ldx + k] · W[k, j]` for j < `outputs` and s < `count`
+    /// (≤ `rowsPerCall`; overwrites y): the transposed product for a few input rows at once.
+    @inline(__always)
+    public static func gemvTransposedRows(_ w: UnsafePointer<Float>, ld: Int, outputs: Int, rows: Range<Int>, x: UnsafePointer<Float>,
+                                          ldx: Int, count t: Int, y: UnsafeMutablePointer<Float>, ldy: Int) {
+        lowrank_gemm_t_rows_f32(w, ld, x, ldx, t, y, ldy, rows.lowerBound, rows.upperBound, outputs)
+    }
+
+    @inline(__always)
+    public static func gemvTransposedRows(_ w: UnsafePointer<UInt16>, format: HalfFormat, ld: Int, outputs: Int, rows: Range<Int>,
+                                          x: UnsafePointer<Float>, ldx: Int, count t: Int, y: UnsafeMutablePointer<Float>, ldy: Int) {
+        switch format {
+        case .float16: lowrank_gemm_t_rows_f16(w, ld, x, ldx, t, y, ldy, rows.lowerBound, rows.upperBound, outputs)
+        case .bfloat16: lowrank_gemm_t_rows_bf16(w, ld, x, ldx, t, y, ldy, rows.lowerBound, rows.upperBound, outputs)
+        }
+    }
+
     /// Grouped-query attention scores while decoding: `scores[g · stride + (r − positions.lowerBound)]
     /// = q_g · K[r]` for the `group` query heads `q [group × headSize]` that share one key head, and
     /// cached keys K (row stride `ld`) at `positions`. Each key row is read from memory once.

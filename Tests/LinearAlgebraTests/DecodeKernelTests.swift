@@ -99,6 +99,76 @@ struct DecodeKernelTests {
         }
     }
 
+    /// The few-row kernels (batched decoding: each weight value loaded once for up to four input
+    /// rows) against plain loops, for 1–4 rows, every format, row strides on the weights, the
+    /// inputs and the outputs, row ranges that are not multiples of the four-row block, and tails
+    /// that are not multiples of 16. Entries outside the asked rows and columns stay untouched.
+    @Test(arguments: [false, true])
+    func theFewRowProductsMatchPlainLoopsAndLeaveOtherEntriesAlone(portable: Bool) {
+        DecodeKernels.forcePortable(portable)
+        defer { DecodeKernels.forcePortable(false) }
+        var rng = SeededGenerator(seed: 47)
+        for (rows, ld, inputs, block) in [(13, 576, 576, 1..<12), (9, 240, 230, 0..<9), (6, 37, 20, 2..<6), (4, 16, 16, 0..<4), (21, 64, 64, 3..<3)] {
+            let w = rng.floats(rows * ld, scale: 1)
+            let f16 = w.map { Float16($0).bitPattern }, bf16 = w.map { UInt16($0.bitPattern >> 16) }
+            let formats: [(HalfFormat?, (Int) -> Float)] = [(nil, { w[$0] }), (.float16, { Float(Float16(bitPattern: f16[$0])) }),
+                                                           (.bfloat16, { Float(bitPattern: UInt32(bf16[$0]) << 16) })]
+            for t in 1...4 {
+                // y[s][r] = W[r, 0..<inputs] · x[s], x rows with stride ldx = inputs + 3, y rows with stride rows + 2.
+                let ldx = inputs + 3, ldy = rows + 2
+                let x = rng.floats(t * ldx, scale: 1)
+                for (format, widen) in formats {
+                    var y = [Float](repeating: .nan, count: t * ldy)
+                    x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                        if let format {
+                            (format == .float16 ? f16 : bf16).withUnsafeBufferPointer {
+                                DecodeKernels.gemvRows($0.baseAddress!, format: format, ld: ld, inputs: inputs, rows: block, x: xp.baseAddress!,
+                                                       ldx: ldx, count: t, y: yp.baseAddress!, ldy: ldy)
+                            }
+                        } else {
+                            w.withUnsafeBufferPointer {
+                                DecodeKernels.gemvRows($0.baseAddress!, ld: ld, inputs: inputs, rows: block, x: xp.baseAddress!, ldx: ldx, count: t,
+                                                       y: yp.baseAddress!, ldy: ldy)
+                            }
+                        }
+                    } }
+                    for s in 0..<t {
+                        for r in 0..<ldy {
+                            let value = y[s * ldy + r]
+                            guard block.contains(r) else { #expect(value.isNaN, "row \(r) of input \(s) is outside \(block)"); continue }
+                            let expected = (0..<inputs).reduce(Float(0)) { $0 + widen(r * ld + $1) * x[s * ldx + $1] }
+                            #expect(abs(value - expected) < 1e-4, "\(String(describing: format)) t \(t) \(rows)×\(inputs) of \(ld) row \(r)")
+                        }
+                    }
+                    // Transposed: y[s][j] = Σ_{k ∈ block} x[s][k] · W[k, j] for j < inputs (W's first `inputs` columns).
+                    let xt = rng.floats(t * (rows + 1), scale: 1), ldxt = rows + 1, ldyt = inputs + 5
+                    var yt = [Float](repeating: .nan, count: t * ldyt)
+                    xt.withUnsafeBufferPointer { xp in yt.withUnsafeMutableBufferPointer { yp in
+                        if let format {
+                            (format == .float16 ? f16 : bf16).withUnsafeBufferPointer {
+                                DecodeKernels.gemvTransposedRows($0.baseAddress!, format: format, ld: ld, outputs: inputs, rows: block,
+                                                                 x: xp.baseAddress!, ldx: ldxt, count: t, y: yp.baseAddress!, ldy: ldyt)
+                            }
+                        } else {
+                            w.withUnsafeBufferPointer {
+                                DecodeKernels.gemvTransposedRows($0.baseAddress!, ld: ld, outputs: inputs, rows: block, x: xp.baseAddress!,
+                                                                 ldx: ldxt, count: t, y: yp.baseAddress!, ldy: ldyt)
+                            }
+                        }
+                    } }
+                    for s in 0..<t {
+                        for j in 0..<ldyt {
+                            let value = yt[s * ldyt + j]
+                            guard j < inputs else { #expect(value.isNaN, "column \(j) of input \(s) is past the outputs"); continue }
+                            let expected = block.reduce(Float(0)) { $0 + xt[s * ldxt + $1] * widen($1 * ld + j) }
+                            #expect(abs(value - expected) < 1e-4, "transposed \(String(describing: format)) t \(t) rows \(block) column \(j)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Grouped-query decode attention: the query heads of one key head scored together, and their
     /// weighted values, against plain loops. Head sizes 64 (register sums, groups up to 7 = two
     /// passes), 16 and 128 (sums in memory) and 24 (not a multiple of 16: the portable loops);

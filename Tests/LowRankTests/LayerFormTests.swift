@@ -111,7 +111,7 @@ struct LayerFormTests {
         for layer in model.layers {
             for group in layer.groups {
                 let n = group.members[0].inputs
-                for t in [1, 7] {
+                for t in [1, 3, 7, 12] {
                     let x = rng.floats(t * n, scale: 1)
                     for (member, y) in zip(group.members, Self.run(group, x, rows: t)) {
                         let error = Self.relativeError(y, Self.reference(x, rows: t, member.reconstruction))
@@ -121,7 +121,37 @@ struct LayerFormTests {
                 }
             }
         }
-        #expect(checked == 2 * 2 * 7)
+        #expect(checked == 4 * 2 * 7)
+    }
+
+    /// Groups wide enough to be split across the workers (outputs ≥ 256: each worker takes a share
+    /// of every low-rank member's rank and writes a partial output, summed after the region), for
+    /// one row, the four-row kernel's sizes and two kernel calls, against the dense reconstructions.
+    @Test func aGroupSplitAcrossTheWorkersEqualsItsDenseReconstructionForAFewRows() throws {
+        var rng = SeededGenerator(seed: 31)
+        let n = 96
+        let q = Matrix(rows: 320, columns: n, storage: rng.floats(320 * n, scale: 0.3))
+        let k = Matrix(rows: 64, columns: n, storage: rng.floats(64 * n, scale: 0.3))
+        let v = Matrix(rows: 288, columns: n, storage: rng.floats(288 * n, scale: 0.3))
+        let fq = try Self.factors(q, rank: 40), fv = try Self.factors(v, rank: 36)
+        let skippedV = try BlockSkipping.skip(left: fv.left, right: fv.right)
+        let separate = ProjectionGroup(site: .attentionInput, layout: .separate([
+            .lowRank(LowRankLinear(left: fq.left, right: fq.right)), .dense(DenseLinear(k)),
+            .lowRank(LowRankLinear(left: LeftFactor(skippedV.left), right: .skipped(skippedV.right)))]))
+        let shared = try Self.sharedFactors([q, k, v], rank: 48)
+        var sharedGroup = ProjectionGroup(site: .attentionInput, layout: .sharedRight(SharedRightGroup(
+            right: .plain(WeightMatrix(shared.right)), lefts: shared.lefts.map { LeftFactor($0) })))
+        sharedGroup.setActiveRank(fraction: 0.8)  // the rank shares are cut from the active rank
+        #expect(Parallel.workers == 1 || Parallel.partCount(320, minimum: 128) >= 2, "the groups are wide enough to split")
+        for group in [separate, sharedGroup, separate.converted(to: .float16)] {
+            for t in [1, 2, 4, 7] {
+                let x = rng.floats(t * n, scale: 1)
+                for (member, y) in zip(group.members, Self.run(group, x, rows: t)) {
+                    let error = Self.relativeError(y, Self.reference(x, rows: t, member.reconstruction))
+                    #expect(error < 1e-5, "rows \(t): relative error \(error)")
+                }
+            }
+        }
     }
 
     @Test func theWholeModelInEveryFormMatchesTheDenseModelOfItsReconstructions() throws {

@@ -20,6 +20,23 @@ void lowrank_gemv_bf16(const uint16_t *w, size_t ld, const float *x, float *y, s
 void lowrank_gemv_t_f32(const float *w, size_t ld, const float *x, float *y, size_t k_begin, size_t k_end, size_t outputs);
 void lowrank_gemv_t_f16(const uint16_t *w, size_t ld, const float *x, float *y, size_t k_begin, size_t k_end, size_t outputs);
 void lowrank_gemv_t_bf16(const uint16_t *w, size_t ld, const float *x, float *y, size_t k_begin, size_t k_end, size_t outputs);
+/// A few input rows at once (batched decoding; t <= 4 on the fast path): y[s * ldy + r] =
+/// sum_{i < inputs} w[r * ld + i] * x[s * ldx + i] for s < t and r in [row_begin, row_end). Each weight
+/// value is read once for all t rows.
+void lowrank_gemm_rows_f32(const float *w, size_t ld, const float *x, size_t ldx, size_t t, float *y, size_t ldy,
+                           size_t row_begin, size_t row_end, size_t inputs);
+void lowrank_gemm_rows_f16(const uint16_t *w, size_t ld, const float *x, size_t ldx, size_t t, float *y, size_t ldy,
+                           size_t row_begin, size_t row_end, size_t inputs);
+void lowrank_gemm_rows_bf16(const uint16_t *w, size_t ld, const float *x, size_t ldx, size_t t, float *y, size_t ldy,
+                            size_t row_begin, size_t row_end, size_t inputs);
+/// The transposed product for t rows: y[s * ldy + j] = sum_{k in [k_begin, k_end)} x[s * ldx + k] * w[k * ld + j]
+/// for s < t, j < outputs (overwrites y). Each weight value is read once for all t rows.
+void lowrank_gemm_t_rows_f32(const float *w, size_t ld, const float *x, size_t ldx, size_t t, float *y, size_t ldy,
+                             size_t k_begin, size_t k_end, size_t outputs);
+void lowrank_gemm_t_rows_f16(const uint16_t *w, size_t ld, const float *x, size_t ldx, size_t t, float *y, size_t ldy,
+                             size_t k_begin, size_t k_end, size_t outputs);
+void lowrank_gemm_t_rows_bf16(const uint16_t *w, size_t ld, const float *x, size_t ldx, size_t t, float *y, size_t ldy,
+                              size_t k_begin, size_t k_end, size_t outputs);
 /// Grouped-query decode attention, the query heads of one key/value head together: for g < group and
 /// r in [b, e), scores[g * ss + (r - b)] = q[g * d + 0..d) . k[r * ld + 0..d). Each key row is read once.
 void lowrank_attend_scores_f32(const float *k, size_t ld, const float *q, size_t group, size_t d,

@@ -46,6 +46,17 @@ public struct LeftFactor: Sendable, Equatable {
         transposed.gemvTransposed(rows: ranks, x: z, y: y)
     }
 
+    /// `y[s · ldy ..< s · ldy + outputs] = B[:, ranks] · z[s · ldz + ranks]` for s < t (overwrites y):
+    /// one worker's share of the rank for a few rows; one row is `applyOneRow`.
+    @inline(__always)
+    func applyRows(ranks: Range<Int>, z: UnsafePointer<Float>, ldz: Int, rows t: Int, into y: UnsafeMutablePointer<Float>, ldy: Int) {
+        if t == 1 {
+            applyOneRow(ranks: ranks, z: z, into: y)
+            return
+        }
+        transposed.gemvTransposedRows(rows: ranks, columns: 0..<outputs, x: z, ldx: ldz, count: t, y: y, ldy: ldy)
+    }
+
     /// `y[t × outputs] = z[t × r] · B[:, 0..<r]ᵀ`: one row runs the decode kernel over the first r
     /// ranks split by rank blocks (partials summed), more rows run sgemm.
     func multiply(_ z: UnsafePointer<Float>, rows t: Int, ldz: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,

@@ -137,51 +137,33 @@ public struct ProjectionGroup: Sendable, Equatable {
     /// Floats of scratch `apply` and `applyOneRow` need for `rows` input rows.
     public func scratchCount(rows t: Int) -> Int {
         let partials = max(0, Parallel.workers - 1)
+        let fused = min(t, WeightMatrix.smallBatch)  // rows of a fused decode region
         switch layout {
         case .separate(let members):
-            // One row: every low-rank member's z, gathered input and the other workers' partial
-            // outputs side by side; more rows: one member at a time.
-            let oneRow = members.reduce(0) { total, m in
+            // Up to `smallBatch` rows: every low-rank member's z, gathered inputs and the other
+            // workers' partial outputs side by side; more rows: one member at a time.
+            let few = members.reduce(0) { total, m in
                 guard case .lowRank(let l) = m else { return total }
-                return total + l.rank + l.right.gatherCount + partials * l.outputs
+                return total + fused * (l.rank + l.right.gatherCount + partials * l.outputs)
             }
-            return max(oneRow, members.map { $0.scratchCount(rows: t) }.max() ?? 0)
+            return max(few, members.map { $0.scratchCount(rows: t) }.max() ?? 0)
         case .sharedRight(let shared):
             let widen = shared.lefts.map { $0.scratchCount() }.max() ?? 0
-            let oneRow = shared.rank + shared.right.gatherCount + partials * shared.lefts.reduce(0) { $0 + $1.outputs }
-            return max(t * shared.rank + max(shared.right.scratchCount(rows: t), widen), oneRow)
+            let few = fused * (shared.rank + shared.right.gatherCount + partials * shared.lefts.reduce(0) { $0 + $1.outputs })
+            return max(t * shared.rank + max(shared.right.scratchCount(rows: t), widen), few)
         }
     }
 
     /// `outputs[i][rows × outputs_i] = x[rows × inputs] · W_iᵀ` for every member i (row strides
-    /// `ldx` and `ldy[i]`).
+    /// `ldx` and `ldy[i]`). Up to `WeightMatrix.smallBatch` rows (decoding, batched or not) run in one
+    /// fused region (`applyRows`); more rows (prefill) run each product over the workers.
     public func apply(_ x: UnsafePointer<Float>, rows t: Int, ldx: Int, into outputs: [UnsafeMutablePointer<Float>], ldy: [Int],
                       scratch: UnsafeMutablePointer<Float>) {
-        if t == 1 {
-            applyOneRow(x, into: outputs, scratch: scratch)
+        if t <= WeightMatrix.smallBatch {
+            applyRows(x, rows: t, ldx: ldx, into: outputs, ldy: ldy, scratch: scratch)
             return
         }
         switch layout {
-        case .separate(let members) where t <= WeightMatrix.smallBatch && members.count > 1 && members.allSatisfy({ $0.lowRank == nil }):
-            // A few rows of dense members (batched decoding): one region for the whole group, as
-            // `applyOneRow`; each worker streams its rows of every weight in L2-sized blocks, once for all t rows.
-            let largest = members.map(\.outputs).max() ?? 0
-            let parts = Parallel.partCount(largest, minimum: 128)
-            let box = UncheckedSendableBox((members, x, outputs))  // disjoint output rows per part
-            Parallel.forEach(parts) { p in
-                let (members, x, outputs) = box.value
-                for (i, member) in members.enumerated() {
-                    guard case .dense(let d) = member else { continue }
-                    let part = Parallel.part(p, of: parts, count: d.outputs)
-                    let block = max(8, WeightMatrix.blockBytes / max(1, d.inputs * d.precision.bytesPerValue))
-                    var start = part.lowerBound
-                    while start < part.upperBound {
-                        let rows = start..<min(part.upperBound, start + block)
-                        for r in 0..<t { d.weight.gemvRows(rows, columns: d.inputs, x: x + r * ldx, y: outputs[i] + r * ldy[i]) }
-                        start = rows.upperBound
-                    }
-                }
-            }
         case .separate(let members):
             for (i, m) in members.enumerated() { m.apply(x, rows: t, ldx: ldx, into: outputs[i], ldy: ldy[i], scratch: scratch) }
         case .sharedRight(let shared):
@@ -194,17 +176,25 @@ public struct ProjectionGroup: Sendable, Equatable {
         }
     }
 
-    /// One input row through every member in one parallel region. Worker p computes part p of
-    /// the rows of every dense member, and for a low-rank member its share p of the active rank:
-    /// z_p = A_p x (those rows of the right factor), then B_p z_p (those columns of the left
-    /// factor) into its own partial output; the partials are summed after the region. So the
-    /// right and left products need no synchronisation between them, and a compressed group costs
-    /// one region, as a dense one does.
+    /// One input row through every member in one parallel region (`applyRows` with one row).
     public func applyOneRow(_ x: UnsafePointer<Float>, into outputs: [UnsafeMutablePointer<Float>], scratch: UnsafeMutablePointer<Float>) {
+        applyRows(x, rows: 1, ldx: 0, into: outputs, ldy: outputs.map { _ in 0 }, scratch: scratch)
+    }
+
+    /// A few input rows (t ≤ `WeightMatrix.smallBatch`) through every member in one parallel
+    /// region. Worker p computes part p of the rows of every dense member, and for a low-rank member
+    /// its share p of the active rank: z_p = A_p x (those rows of the right factor), then B_p z_p
+    /// (those columns of the left factor) into its own partial output; the partials are summed
+    /// after the region. So the right and left products need no synchronisation between them, and a
+    /// compressed group costs one region, as a dense one does. One row runs the one-row decode
+    /// kernels; more rows the few-row kernels, which read each weight once for up to four rows.
+    func applyRows(_ x: UnsafePointer<Float>, rows t: Int, ldx: Int, into outputs: [UnsafeMutablePointer<Float>], ldy: [Int],
+                   scratch: UnsafeMutablePointer<Float>) {
         let workers = Parallel.workers
         switch layout {
         case .separate(let members):
-            // Scratch per low-rank member: z [rank], gathered x_rest, then (workers − 1) partial outputs.
+            // Scratch per low-rank member: z [t × rank], gathered x_rest [t × gather], then
+            // (workers − 1) partial outputs [t × outputs].
             var zs: [UnsafeMutablePointer<Float>] = [], gathers: [UnsafeMutablePointer<Float>] = [], partials: [UnsafeMutablePointer<Float>] = []
             var offset = 0, largest = 0
             for m in members {
@@ -213,11 +203,12 @@ public struct ProjectionGroup: Sendable, Equatable {
                     zs.append(scratch); gathers.append(scratch); partials.append(scratch)
                     largest = max(largest, d.outputs)
                 case .lowRank(let l):
-                    zs.append(scratch + offset)
-                    gathers.append(scratch + offset + l.rank)
-                    partials.append(scratch + offset + l.rank + l.right.gatherCount)
-                    l.right.prepareOneRow(x, gathered: scratch + offset + l.rank)
-                    offset += l.rank + l.right.gatherCount + (workers - 1) * l.outputs
+                    let z = scratch + offset, gathered = z + t * l.rank
+                    zs.append(z)
+                    gathers.append(gathered)
+                    partials.append(gathered + t * l.right.gatherCount)
+                    l.right.prepareRows(x, rows: t, ldx: ldx, gathered: gathered)
+                    offset += t * (l.rank + l.right.gatherCount + (workers - 1) * l.outputs)
                     largest = max(largest, l.outputs)
                 }
             }
@@ -228,41 +219,55 @@ public struct ProjectionGroup: Sendable, Equatable {
                 for (i, m) in members.enumerated() {
                     switch m {
                     case .dense(let d):
-                        d.weight.gemvRows(Parallel.part(p, of: parts, count: d.outputs), columns: d.inputs, x: x, y: outputs[i])
+                        d.weight.gemvRows(Parallel.part(p, of: parts, count: d.outputs), columns: d.inputs, x: x, ldx: ldx, rows: t,
+                                          y: outputs[i], ldy: ldy[i])
                     case .lowRank(let l):
                         let slice = Parallel.part(p, of: parts, count: l.activeRank)
-                        l.right.applyOneRow(slice, x: x, gathered: gathers[i], into: zs[i])
-                        let target = p == 0 ? outputs[i] : partials[i] + (p - 1) * l.outputs
-                        l.left.applyOneRow(ranks: slice, z: zs[i], into: target)
+                        l.right.applyRows(slice, x: x, ldx: ldx, rows: t, gathered: gathers[i], into: zs[i], ldz: l.rank)
+                        let target = p == 0 ? outputs[i] : partials[i] + (p - 1) * t * l.outputs
+                        l.left.applyRows(ranks: slice, z: zs[i], ldz: l.rank, rows: t, into: target, ldy: p == 0 ? ldy[i] : l.outputs)
                     }
                 }
             }
             for (i, m) in members.enumerated() {
                 guard case .lowRank(let l) = m else { continue }
-                for p in 1..<max(1, parts) { VectorMath.add(partials[i] + (p - 1) * l.outputs, into: outputs[i], count: l.outputs) }
+                for p in 1..<max(1, parts) {
+                    for s in 0..<t {
+                        VectorMath.add(partials[i] + (p - 1) * t * l.outputs + s * l.outputs, into: outputs[i] + s * ldy[i], count: l.outputs)
+                    }
+                }
             }
         case .sharedRight(let shared):
-            let z = scratch, gathered = scratch + shared.rank, partialBase = gathered + shared.right.gatherCount
-            shared.right.prepareOneRow(x, gathered: gathered)
+            // Scratch: z [t × rank], gathered x_rest [t × gather], then (workers − 1) partial
+            // outputs [t × Σ outputs_i] (member i at column offset Σ_{j<i} outputs_j).
+            let z = scratch, gathered = scratch + t * shared.rank, partialBase = gathered + t * shared.right.gatherCount
+            shared.right.prepareRows(x, rows: t, ldx: ldx, gathered: gathered)
             let total = shared.lefts.reduce(0) { $0 + $1.outputs }
-            let r = shared.activeRank
+            let r = shared.activeRank, rank = shared.rank
             let parts = Parallel.partCount(max(total, r), minimum: 128)
             let box = UncheckedSendableBox((shared, x, outputs, z, gathered, partialBase))  // disjoint rank slices and partials per part
             Parallel.forEach(parts) { p in
                 let (shared, x, outputs, z, gathered, partialBase) = box.value
                 let slice = Parallel.part(p, of: parts, count: r)
-                shared.right.applyOneRow(slice, x: x, gathered: gathered, into: z)
-                var row = 0
+                shared.right.applyRows(slice, x: x, ldx: ldx, rows: t, gathered: gathered, into: z, ldz: rank)
+                var column = 0
                 for (i, left) in shared.lefts.enumerated() {
-                    let target = p == 0 ? outputs[i] : partialBase + (p - 1) * total + row
-                    left.applyOneRow(ranks: slice, z: z, into: target)
-                    row += left.outputs
+                    if p == 0 {
+                        left.applyRows(ranks: slice, z: z, ldz: rank, rows: t, into: outputs[i], ldy: ldy[i])
+                    } else {
+                        left.applyRows(ranks: slice, z: z, ldz: rank, rows: t, into: partialBase + (p - 1) * t * total + column, ldy: total)
+                    }
+                    column += left.outputs
                 }
             }
-            var row = 0
+            var column = 0
             for (i, left) in shared.lefts.enumerated() {
-                for p in 1..<max(1, parts) { VectorMath.add(partialBase + (p - 1) * total + row, into: outputs[i], count: left.outputs) }
-                row += left.outputs
+                for p in 1..<max(1, parts) {
+                    for s in 0..<t {
+                        VectorMath.add(partialBase + (p - 1) * t * total + s * total + column, into: outputs[i] + s * ldy[i], count: left.outputs)
+                    }
+                }
+                column += left.outputs
             }
         }
     }

@@ -100,6 +100,32 @@ public enum RightFactor: Sendable, Equatable {
         }
     }
 
+    /// A few input rows, before a decode region: a skipped factor gathers each row's `x_rest` into
+    /// `gathered` `[t × (inputs − rank)]`.
+    @inline(__always)
+    func prepareRows(_ x: UnsafePointer<Float>, rows t: Int, ldx: Int, gathered: UnsafeMutablePointer<Float>) {
+        if case .skipped(let s) = self { s.gather(x, rows: t, ldx: ldx, into: gathered) }
+    }
+
+    /// `z[s · ldz + j]` for j in `part` and s < t: a few input rows (one worker's share of a fused
+    /// decode region); one row is `applyOneRow`.
+    @inline(__always)
+    func applyRows(_ part: Range<Int>, x: UnsafePointer<Float>, ldx: Int, rows t: Int, gathered: UnsafePointer<Float>,
+                   into z: UnsafeMutablePointer<Float>, ldz: Int) {
+        if t == 1 {
+            applyOneRow(part, x: x, gathered: gathered, into: z)
+            return
+        }
+        switch self {
+        case .plain(let a): a.gemvRows(part, columns: a.columns, x: x, ldx: ldx, rows: t, y: z, ldy: ldz)
+        case .skipped(let s):
+            s.remainder.gemvRows(part, columns: s.remainder.columns, x: gathered, ldx: s.rest.count, rows: t, y: z, ldy: ldz)
+            s.selected.withUnsafeBufferPointer { sel in
+                for row in 0..<t { for j in part { z[row * ldz + j] += x[row * ldx + sel[j]] } }
+            }
+        }
+    }
+
     /// `z[t × r] = x[t × inputs] · (first r rows)ᵀ` for any number of rows.
     func multiply(_ x: UnsafePointer<Float>, rows t: Int, ldx: Int, into z: UnsafeMutablePointer<Float>, ldz: Int,
                   activeRank r: Int, scratch: UnsafeMutablePointer<Float>) {

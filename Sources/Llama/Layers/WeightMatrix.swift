@@ -84,6 +84,78 @@ public struct WeightMatrix: Sendable, Equatable {
         }
     }
 
+    /// `y[s][i] = W[i, 0..<n] · x[s]` for i in `part` and every input row s < t (row strides `ldx`,
+    /// `ldy`). One row runs the one-row decode kernel; up to four rows share each weight load
+    /// (`DecodeKernels.gemvRows`); more rows go four at a time over blocks of weight rows small enough
+    /// to stay in L2, so the weights still come from memory once.
+    @inline(__always)
+    func gemvRows(_ part: Range<Int>, columns n: Int, x: UnsafePointer<Float>, ldx: Int, rows t: Int,
+                  y: UnsafeMutablePointer<Float>, ldy: Int) {
+        if t == 1 {
+            gemvRows(part, columns: n, x: x, y: y)
+            return
+        }
+        let step = DecodeKernels.rowsPerCall
+        let block = t <= step ? part.count : max(8, Self.blockBytes / max(1, n * precision.bytesPerValue))
+        var start = part.lowerBound
+        while start < part.upperBound {
+            let rows = start..<min(part.upperBound, start + block)
+            for s in stride(from: 0, to: t, by: step) {
+                let count = min(step, t - s)
+                switch precision {
+                case .float32:
+                    float32.withUnsafeBufferPointer {
+                        DecodeKernels.gemvRows($0.baseAddress!, ld: columns, inputs: n, rows: rows, x: x + s * ldx, ldx: ldx, count: count,
+                                               y: y + s * ldy, ldy: ldy)
+                    }
+                case .float16, .bfloat16:
+                    half.withUnsafeBufferPointer {
+                        DecodeKernels.gemvRows($0.baseAddress!, format: precision.halfFormat!, ld: columns, inputs: n, rows: rows,
+                                               x: x + s * ldx, ldx: ldx, count: count, y: y + s * ldy, ldy: ldy)
+                    }
+                }
+            }
+            start = rows.upperBound
+        }
+    }
+
+    /// `y[s][j] = Σ_{k ∈ rows} x[s][k] · W[k, j]` for j in `block` and every input row s < t
+    /// (overwrites those entries): the transposed product. One row runs the one-row kernel; up to
+    /// four rows share each weight load; more rows go four at a time over blocks of columns whose
+    /// rows stay in L2.
+    @inline(__always)
+    func gemvTransposedRows(rows: Range<Int>, columns block: Range<Int>, x: UnsafePointer<Float>, ldx: Int, count t: Int,
+                            y: UnsafeMutablePointer<Float>, ldy: Int) {
+        if t == 1 {
+            gemvTransposed(rows: rows, columns: block, x: x, y: y)
+            return
+        }
+        let step = DecodeKernels.rowsPerCall
+        let width = t <= step ? block.count : max(16, Self.blockBytes / max(1, rows.count * precision.bytesPerValue)) / 16 * 16
+        var start = block.lowerBound
+        while start < block.upperBound {
+            let columns = start..<min(block.upperBound, start + width)
+            for s in stride(from: 0, to: t, by: step) {
+                let count = min(step, t - s)
+                switch precision {
+                case .float32:
+                    float32.withUnsafeBufferPointer {
+                        DecodeKernels.gemvTransposedRows($0.baseAddress! + columns.lowerBound, ld: self.columns, outputs: columns.count,
+                                                         rows: rows, x: x + s * ldx, ldx: ldx, count: count,
+                                                         y: y + s * ldy + columns.lowerBound, ldy: ldy)
+                    }
+                case .float16, .bfloat16:
+                    half.withUnsafeBufferPointer {
+                        DecodeKernels.gemvTransposedRows($0.baseAddress! + columns.lowerBound, format: precision.halfFormat!, ld: self.columns,
+                                                         outputs: columns.count, rows: rows, x: x + s * ldx, ldx: ldx, count: count,
+                                                         y: y + s * ldy + columns.lowerBound, ldy: ldy)
+                    }
+                }
+            }
+            start = columns.upperBound
+        }
+    }
+
     /// `y[j] = Σ_{k ∈ rows} x[k] · W[k, j]` for every column j (overwrites y): the transposed
     /// product over a block of rows, each streamed once in order.
     /// The same over output columns `columns` only (y's other entries untouched).
@@ -114,31 +186,25 @@ public struct WeightMatrix: Sendable, Equatable {
         }
     }
 
-    /// `y[t × columns] = x[t × r] · W[0..<r, :]` for more than one row (sgemm, split by output
-    /// columns over the workers). `scratch` holds `scratchCount(rows: r)` floats.
     /// Input rows up to which `multiply` and `multiplyTransposed` stream the weights through the
-    /// decode kernels instead of sgemm, and the weight block they keep in L2 meanwhile.
+    /// decode kernels instead of sgemm, and the weight block they keep in L2 meanwhile (beyond four rows).
     static let smallBatch = 8
     static let blockBytes = 192 * 1024
 
+    /// `y[t × columns] = x[t × r] · W[0..<r, :]` for more than one row (the few-row kernels up to
+    /// `smallBatch` rows, sgemm beyond, split by output columns over the workers). `scratch` holds
+    /// `scratchCount(rows: r)` floats.
     func multiplyTransposed(_ x: UnsafePointer<Float>, rows t: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
                             activeRows r: Int, scratch: UnsafeMutablePointer<Float>) {
         if t <= Self.smallBatch {
-            // A few rows: per input row, the transposed decode kernel over blocks of output columns
-            // whose r rows stay in L2, so each weight is read from memory once for all rows.
+            // A few rows: the few-row transposed kernel over each worker's columns, each weight
+            // read from memory once for all rows.
             let n = columns
-            let parts = Parallel.partCount(n, minimum: 128)
-            let width = max(16, Self.blockBytes / max(1, r * precision.bytesPerValue)) / 16 * 16
+            let parts = Parallel.partCount(n * t, minimum: 512)
             let box = UncheckedSendableBox((self, x, y))  // disjoint column blocks of every y row
             Parallel.forEach(parts) { p in
                 let (w, x, y) = box.value
-                let part = Parallel.part(p, of: parts, count: n)
-                var start = part.lowerBound
-                while start < part.upperBound {
-                    let columns = start..<min(part.upperBound, start + width)
-                    for s in 0..<t { w.gemvTransposed(rows: 0..<r, columns: columns, x: x + s * ldx, y: y + s * ldy) }
-                    start = columns.upperBound
-                }
+                w.gemvTransposedRows(rows: 0..<r, columns: Parallel.part(p, of: parts, count: n), x: x, ldx: ldx, count: t, y: y, ldy: ldy)
             }
             return
         }
@@ -180,21 +246,14 @@ public struct WeightMatrix: Sendable, Equatable {
             return
         }
         if t <= Self.smallBatch {
-            // A few rows (batched decoding): the decode kernel per input row over blocks of weight
-            // rows small enough to stay in L2, so the weights come from memory once for all rows
-            // (sgemm would pack, i.e. copy, the whole weight matrix on every call).
-            let parts = Parallel.partCount(r, minimum: 128)
-            let block = max(8, (Self.blockBytes / max(1, n * precision.bytesPerValue)))
+            // A few rows (batched decoding): the few-row decode kernel over each worker's rows, each
+            // weight read from memory once for all rows (sgemm would pack, i.e. copy, the whole
+            // weight matrix on every call).
+            let parts = Parallel.partCount(r * t, minimum: 512)
             let box = UncheckedSendableBox((self, x, y))  // each part writes disjoint rows of every y row
             Parallel.forEach(parts) { p in
                 let (w, x, y) = box.value
-                let part = Parallel.part(p, of: parts, count: r)
-                var start = part.lowerBound
-                while start < part.upperBound {
-                    let rows = start..<min(part.upperBound, start + block)
-                    for s in 0..<t { w.gemvRows(rows, columns: n, x: x + s * ldx, y: y + s * ldy) }
-                    start = rows.upperBound
-                }
+                w.gemvRows(Parallel.part(p, of: parts, count: r), columns: n, x: x, ldx: ldx, rows: t, y: y, ldy: ldy)
             }
             return
         }
