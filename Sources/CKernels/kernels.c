@@ -460,6 +460,32 @@ static int use_avx512(void) { return 0; }
 
 int lowrank_kernels_use_avx512(void) { return use_avx512(); }
 
+// Memory read bandwidth probe (bench): the sum of a buffer far larger than the caches, read once in
+// order with the same 64-byte loads as the decode kernels.
+#if defined(__x86_64__)
+AVX512 static float read_sum_avx512(const float *p, size_t n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_add_ps(a0, _mm512_loadu_ps(p + i)); a1 = _mm512_add_ps(a1, _mm512_loadu_ps(p + i + 16));
+        a2 = _mm512_add_ps(a2, _mm512_loadu_ps(p + i + 32)); a3 = _mm512_add_ps(a3, _mm512_loadu_ps(p + i + 48));
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    for (; i < n; i++) s += p[i];
+    return s;
+}
+#endif
+float lowrank_read_sum(const float *p, size_t n) {
+#if defined(__x86_64__)
+    if (use_avx512()) return read_sum_avx512(p, n);
+#endif
+    float s = 0;
+    for (size_t i = 0; i < n; i++) s += p[i];
+    return s;
+}
+
+
+
 void lowrank_gemv_f32(const float *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
 #if defined(__x86_64__)
     if (use_avx512()) { if (n < 256) gemv_short_f32_avx512(w, ld, x, y, b, e, n); else gemv_f32_avx512(w, ld, x, y, b, e, n); return; }

@@ -17,6 +17,7 @@ public final class GradientPass {
     /// `weights` must be dense (gradients are of the original projections).
     public init(configuration: LlamaConfiguration, weights: LlamaWeights) {
         precondition(weights.isDense, "the backward pass differentiates dense projections; this model is compressed")
+        precondition(weights.halfPrecision.isEmpty, "the backward pass needs Float32 weights; load the model without LoadOptions.halfPrecision")
         self.configuration = configuration
         self.weights = weights
         rotary = RotaryTable(configuration: configuration, positions: configuration.contextLength)

@@ -105,6 +105,9 @@ public enum DecodeKernels {
         lowrank_attend_values_f32(v, ld, p, stride, group, d, out, positions.lowerBound, positions.upperBound)
     }
 
+    /// Σ p[i] for i < count, reading the buffer once in order (a memory bandwidth probe).
+    public static func readSum(_ p: UnsafePointer<Float>, count: Int) -> Float { lowrank_read_sum(p, count) }
+
     /// `out[i] = Float(h[i])`.
     @inline(__always)
     public static func widen(_ h: UnsafePointer<UInt16>, format: HalfFormat, count: Int, into out: UnsafeMutablePointer<Float>) {

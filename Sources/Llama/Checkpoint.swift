@@ -62,7 +62,7 @@ public enum Checkpoint {
                 return true
             }
         }
-        add(TensorRole.tokenEmbedding.huggingFaceName, model.tokenEmbedding)
+        add(TensorRole.tokenEmbedding.huggingFaceName, model.tokenEmbedding.matrix)
         for (l, layer) in model.layers.enumerated() {
             addVector(TensorRole.attentionNorm(layer: l).huggingFaceName, layer.attentionNorm)
             addVector(TensorRole.mlpNorm(layer: l).huggingFaceName, layer.mlpNorm)

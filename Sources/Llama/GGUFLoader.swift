@@ -70,6 +70,7 @@ public enum GGUFLoader {
         }
         assembler.name = { $0.ggufName }
         assembler.transformQK = { RoPEPermutation.unpermute($0, heads: $1) }
+        assembler.halfPrecision = options.halfPrecision  // converted one tensor at a time (GGUF Q/K need un-permuting: no mapping)
         let weights = try assembler.assemble()
 
         let tokenizer = try BPETokenizer(gguf: gguf, preTokenizerOverride: options.preTokenizer)

@@ -96,10 +96,23 @@ public enum HuggingFaceLoader {
         // Every projection of a compressed group (its dense members too) was read into the group
         // above, and gets no entry in the layer weights.
         let inGroups = Set(groups.keys.flatMap { g in g.site.projections.map { ProjectionID(layer: g.layer, kind: $0) } })
-        let assembler = WeightAssembler(configuration: configuration, path: directory) { role in
+        var assembler = WeightAssembler(configuration: configuration, path: directory) { role in
             guard let (file, info) = tensors.info(named: role.huggingFaceName) else { return nil }
             typeByRole[role.group, default: []].insert(info.type)
             return (info.shape, file.floats(of: info))
+        }
+        if let precision = options.halfPrecision {
+            // Used in place: a matrix whose file type is the precision asked for, 2-byte aligned.
+            let type: ElementType = precision == .float16 ? .f16 : .bf16
+            assembler.halfPrecision = precision
+            assembler.mappedTensor = { role in
+                guard let (file, info) = tensors.info(named: role.huggingFaceName), info.type == type, info.shape.count == 2 else { return nil }
+                let bytes = file.rawBytes(of: info)
+                guard let base = bytes.baseAddress, Int(bitPattern: base) % 2 == 0, bytes.count == 2 * info.elementCount else { return nil }
+                typeByRole[role.group, default: []].insert(info.type)
+                return WeightMatrix(mapped: base.assumingMemoryBound(to: UInt16.self), rows: info.shape[0], columns: info.shape[1],
+                                    precision: precision, owner: file.mapping)
+            }
         }
         var weights = try assembler.assemble(factored: inGroups)
         weights.compressedGroups = groups

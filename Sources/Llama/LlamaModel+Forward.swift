@@ -57,11 +57,9 @@ extension LlamaModel {
         let c = configuration
         let h = c.hiddenSize
         precondition(tokens.count <= ws.rows, "\(tokens.count) tokens do not fit a workspace of \(ws.rows) rows")
-        tokenEmbedding.storage.withUnsafeBufferPointer { e in
-            for (r, token) in tokens.enumerated() {
-                precondition(token >= 0 && token < c.vocabularySize, "token id \(token) is outside the vocabulary")
-                (ws.hidden + r * h).update(from: e.baseAddress! + token * h, count: h)
-            }
+        for (r, token) in tokens.enumerated() {
+            precondition(token >= 0 && token < c.vocabularySize, "token id \(token) is outside the vocabulary")
+            tokenEmbedding.widenRow(token, into: ws.hidden + r * h)
         }
     }
 

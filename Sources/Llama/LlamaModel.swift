@@ -4,25 +4,35 @@ import LinearAlgebra
 /// layer form, final norm and output head (tied or separate).
 public struct LlamaModel: Sendable {
     public var configuration: LlamaConfiguration
-    public var tokenEmbedding: Matrix<Float>  // [vocabulary × hidden]
+    /// `[vocabulary × hidden]`: Float32, or a loader's mapped half-precision tensor (rows widened on lookup).
+    public var tokenEmbedding: WeightMatrix
     public var layers: [DecoderLayer]
     public var finalNorm: [Float]  // [hidden]
     /// `[vocabulary × hidden]`; the token embedding when tied.
     public var outputHead: Linear
 
     /// Builds the runnable model; `precision` chooses how projection weights, low-rank factors
-    /// and the head are stored.
+    /// and the head are stored. Matrices a loader gave in half precision (`weights.halfPrecision`)
+    /// are used as they are (in place from the file when mapped) when `precision` is theirs.
     public init(configuration: LlamaConfiguration, weights: LlamaWeights, precision: WeightPrecision = .float32) {
         self.configuration = configuration
-        tokenEmbedding = weights.tokenEmbedding
+        let half = weights.halfPrecision
+        tokenEmbedding = half[.tokenEmbedding] ?? WeightMatrix(weights.tokenEmbedding)
         layers = weights.layers.enumerated().map { l, w in
             DecoderLayer(attentionNorm: w.attentionNorm, mlpNorm: w.mlpNorm) { site in
                 if let group = weights.compressedGroups[GroupID(layer: l, site: site)] { return group.converted(to: precision) }
-                return ProjectionGroup(site: site, layout: .separate(site.projections.map { .dense(DenseLinear(w[$0], precision: precision)) }))
+                return ProjectionGroup(site: site, layout: .separate(site.projections.map { kind in
+                    if let m = half[.projection(ProjectionID(layer: l, kind: kind))] { return .dense(DenseLinear(m.converted(to: precision))) }
+                    return .dense(DenseLinear(w[kind], precision: precision))
+                }))
             }
         }
         finalNorm = weights.finalNorm
-        outputHead = .dense(DenseLinear(weights.outputHead ?? weights.tokenEmbedding, precision: precision))
+        if let head = half[.outputHead] ?? (configuration.tiedEmbeddings ? half[.tokenEmbedding] : nil) {
+            outputHead = .dense(DenseLinear(head.converted(to: precision)))
+        } else {
+            outputHead = .dense(DenseLinear(weights.outputHead ?? weights.tokenEmbedding, precision: precision))
+        }
     }
 
     public subscript(id: ProjectionID) -> Linear {
@@ -61,6 +71,19 @@ public struct LlamaModel: Sendable {
     public var weightBytes: Int {
         var total = outputHead.byteCount
         for layer in layers { for group in layer.groups { total += group.byteCount } }
+        return total
+    }
+
+    /// Bytes of weights used in place from a memory-mapped file (the embedding counted once when
+    /// the head is tied to it).
+    public var mappedWeightBytes: Int {
+        var total = tokenEmbedding.isMapped ? tokenEmbedding.count * tokenEmbedding.precision.bytesPerValue : 0
+        if case .dense(let d) = outputHead, d.weight.isMapped, !(configuration.tiedEmbeddings && tokenEmbedding.isMapped) { total += d.byteCount }
+        for layer in layers {
+            for group in layer.groups {
+                for case .dense(let d) in group.members where d.weight.isMapped { total += d.byteCount }
+            }
+        }
         return total
     }
 

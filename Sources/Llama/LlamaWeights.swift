@@ -64,6 +64,14 @@ public struct LlamaWeights: Sendable, Equatable {
     /// that has a group here has no dense weight in `layers` (`dense(_:)` is nil).
     public var compressedGroups: [GroupID: ProjectionGroup] = [:]
 
+    /// Matrices loaded straight into a half precision for inference (`LoadOptions.halfPrecision`):
+    /// dense projections and the head (used in place from the memory-mapped file where it stores
+    /// that type, else converted one at a time), and the token embedding when used in place. A
+    /// projection here has no Float32 weight in `layers` (`dense(_:)` is nil); when the embedding is
+    /// here `tokenEmbedding` is empty (0 × 0). Such weights run; they are not compressed or
+    /// differentiated (both need Float32).
+    public var halfPrecision: [TensorRole: WeightMatrix] = [:]
+
     /// True when every projection is dense (what compression starts from).
     public var isDense: Bool { compressedGroups.isEmpty }
 

@@ -18,8 +18,17 @@ public struct LoadOptions: Sendable {
     /// Replace the pre-tokenizer the model file names (see `BPETokenizer.init(gguf:)`).
     public var preTokenizer: PreTokenizer?
 
-    public init(preTokenizer: PreTokenizer? = nil) {
+    /// Inference in half precision (f16 or bf16; `LlamaWeights.halfPrecision`): dense projections
+    /// and the head go straight to it, never to a Float32 copy of the whole model. A Hugging Face
+    /// file that stores a matrix in exactly that type is used in place from the memory map (the
+    /// token embedding too); other matrices are read and converted one at a time. Not for
+    /// compression or gradients (they need the Float32 weights).
+    public var halfPrecision: WeightPrecision?
+
+    public init(preTokenizer: PreTokenizer? = nil, halfPrecision: WeightPrecision? = nil) {
+        precondition(halfPrecision != .float32, "Float32 is what loading gives without this option")
         self.preTokenizer = preTokenizer
+        self.halfPrecision = halfPrecision
     }
 }
 
@@ -45,6 +54,12 @@ struct WeightAssembler {
     let fetch: (TensorRole) throws -> (shape: [Int], values: [Float])?
     /// Applied to Q/K after reading (GGUF un-permutation).
     var transformQK: (Matrix<Float>, Int) -> Matrix<Float> = { m, _ in m }
+    /// With a half precision (`LoadOptions.halfPrecision`): projections and the head go straight
+    /// to it, in place from the file where `mappedTensor` gives them, else read and converted one
+    /// at a time, so the Float32 model never exists whole.
+    var halfPrecision: WeightPrecision?
+    /// A role's tensor used in place from the file (stored in `halfPrecision`), or nil.
+    var mappedTensor: (TensorRole) throws -> WeightMatrix? = { _ in nil }
 
     func matrix(_ role: TensorRole) throws -> Matrix<Float> {
         let expected = role.shape(in: configuration)
@@ -65,23 +80,40 @@ struct WeightAssembler {
     func assemble(factored: Set<ProjectionID> = []) throws -> LlamaWeights {
         let c = configuration
         var layers: [LlamaLayerWeights] = []
+        var half: [TensorRole: WeightMatrix] = [:]
+        /// The matrix of `role` in place from the file, if the file stores it in `halfPrecision`.
+        func inPlace(_ role: TensorRole) throws -> Bool {
+            guard halfPrecision != nil, let m = try mappedTensor(role) else { return false }
+            let expected = role.shape(in: configuration)
+            guard [m.rows, m.columns] == expected else {
+                throw ModelFormatError.shapeMismatch(path: path, tensor: name(role), expected: expected, found: [m.rows, m.columns])
+            }
+            half[role] = m
+            return true
+        }
+        /// The Float32 matrix of `role` (Q/K in Hugging Face layout), or nil when it went to `half`.
+        func read(_ role: TensorRole) throws -> Matrix<Float>? {
+            if try inPlace(role) { return nil }
+            var m = try matrix(role)
+            if case .projection(let id) = role, id.kind == .query { m = transformQK(m, c.attentionHeads) }
+            if case .projection(let id) = role, id.kind == .key { m = transformQK(m, c.keyValueHeads) }
+            guard let halfPrecision else { return m }
+            half[role] = WeightMatrix(m, precision: halfPrecision)
+            return nil
+        }
         for layer in 0..<c.layerCount {
             layers.append(try LlamaLayerWeights(attentionNorm: try vector(.attentionNorm(layer: layer)),
                                                 mlpNorm: try vector(.mlpNorm(layer: layer))) { kind in
                 let id = ProjectionID(layer: layer, kind: kind)
                 if factored.contains(id) { return nil }
-                let m = try matrix(.projection(id))
-                switch kind {
-                case .query: return transformQK(m, c.attentionHeads)
-                case .key: return transformQK(m, c.keyValueHeads)
-                default: return m
-                }
+                return try read(.projection(id))
             })
         }
-        return LlamaWeights(
-            tokenEmbedding: try matrix(.tokenEmbedding),
-            layers: layers,
-            finalNorm: try vector(.finalNorm),
-            outputHead: c.tiedEmbeddings ? nil : try matrix(.outputHead))
+        // The embedding is used in place or kept in Float32 (its rows are only looked up).
+        let embedding = try inPlace(.tokenEmbedding) ? Matrix<Float>(rows: 0, columns: 0, storage: []) : try matrix(.tokenEmbedding)
+        let head = c.tiedEmbeddings ? nil : try read(.outputHead)
+        var weights = LlamaWeights(tokenEmbedding: embedding, layers: layers, finalNorm: try vector(.finalNorm), outputHead: head)
+        weights.halfPrecision = half
+        return weights
     }
 }

@@ -26,12 +26,14 @@ public enum SyntheticCheckpoint {
         }
     }
 
-    /// Writes `config.json`, `model.safetensors` (F16: weights uniform in ±0.02·√3, standard
+    /// Writes `config.json`, `model.safetensors` (F16 or BF16: weights uniform in ±0.02·√3, standard
     /// deviation 0.02 as Hugging Face initialises Llama; norms 1) and the tokenizer files to
     /// `directory`. Tensors are generated one at a time while the file streams, so memory stays at
-    /// one tensor. The same seed gives the same bytes.
-    public static func write(_ c: LlamaConfiguration, seed: UInt64, tokenizer: BPETokenizer, chatTemplate: ChatTemplate?,
-                             to directory: String) throws {
+    /// one tensor. The same seed gives the same values, rounded to `precision`.
+    public static func write(_ c: LlamaConfiguration, seed: UInt64, precision: WeightPrecision = .float16, tokenizer: BPETokenizer,
+                             chatTemplate: ChatTemplate?, to directory: String) throws {
+        precondition(precision != .float32, "synthetic checkpoints are written in 16 bits")
+        let bf16 = precision == .bfloat16
         precondition(tokenizer.vocabularySize <= c.vocabularySize, "the tokenizer's ids must fit the synthetic vocabulary")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var writer = SafetensorsWriter()
@@ -45,10 +47,10 @@ public enum SyntheticCheckpoint {
             default: isNorm = false
             }
             let tensorSeed = seed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15
-            writer.tensors.append(.init(name: role.huggingFaceName, shape: shape, type: .f16, byteCount: 2 * count, payload: .produced { buffer in
+            writer.tensors.append(.init(name: role.huggingFaceName, shape: shape, type: bf16 ? .bf16 : .f16, byteCount: 2 * count, payload: .produced { buffer in
                 let out = buffer.bindMemory(to: UInt16.self)
                 if isNorm {
-                    out.initialize(repeating: Float16(1).bitPattern)
+                    out.initialize(repeating: bf16 ? HalfPrecision.bfloat16Bits(1) : Float16(1).bitPattern)
                     return
                 }
                 // Parts seeded independently, so the bytes do not depend on the worker count.
@@ -59,13 +61,14 @@ public enum SyntheticCheckpoint {
                     let bound = Float(0.02 * 3.0.squareRoot())
                     for i in Parallel.part(p, of: parts, count: count) {
                         let unit = Float(random.next() >> 40) * 0x1p-24  // [0, 1)
-                        box.value[i] = Float16((2 * unit - 1) * bound).bitPattern
+                        let value = (2 * unit - 1) * bound
+                        box.value[i] = bf16 ? HalfPrecision.bfloat16Bits(value) : Float16(value).bitPattern
                     }
                 }
             }))
         }
         try writer.write(to: directory + "/model.safetensors")
-        try Checkpoint.configJSON(c, tokenizer: tokenizer, dtype: "float16", lowRank: nil).write(to: URL(fileURLWithPath: directory + "/config.json"))
+        try Checkpoint.configJSON(c, tokenizer: tokenizer, dtype: bf16 ? "bfloat16" : "float16", lowRank: nil).write(to: URL(fileURLWithPath: directory + "/config.json"))
         try tokenizer.huggingFaceTokenizerJSON().write(to: URL(fileURLWithPath: directory + "/tokenizer.json"))
         try tokenizer.huggingFaceTokenizerConfig(chatTemplate: chatTemplate).write(to: URL(fileURLWithPath: directory + "/tokenizer_config.json"))
     }

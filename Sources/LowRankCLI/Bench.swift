@@ -49,6 +49,14 @@ struct Bench: ParsableCommand {
         var active_rank: Double
         var weight_bytes_per_token: Int
         var decode_weight_gigabytes_per_second: Double
+        /// Bytes of weights used in place from the memory-mapped file (half precision stored as run).
+        var mapped_weight_bytes: Int
+        /// Bytes of the KV cache (Float32, prompt + decode positions).
+        var kv_cache_bytes: Int
+        /// Read bandwidth of this machine now: a 1 GiB buffer summed by every worker, best of 5.
+        var memory_read_gigabytes_per_second: Double
+        /// decode_weight_gigabytes_per_second / memory_read_gigabytes_per_second.
+        var decode_bandwidth_fraction: Double
         var sgemm_gflops_one_call: Double
         var sgemm_shape: String
         var threads: Int
@@ -109,7 +117,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        var loaded = try loadModel(model)
+        var loaded = try loadModel(model, engine: engine)
         let schedule = try scheduleOptions.load(loaded, engine: engine)
         let runtime = try engine.makeModel(&loaded)
         let seed = loaded.tokenizer.encode(
@@ -147,14 +155,21 @@ struct Bench: ParsableCommand {
                                           speedup: median(rates) / (first?.decode_tokens_per_second ?? median(rates))))
         }
         let batchRates = batch > 1 ? batchedDecodeRates(runtime, prompt: prompt) : nil
+        // Before the probes below, which allocate buffers of their own (and the digest maps the file again).
+        let peak = peakRSSBytes()
+        let bandwidth = Self.readBandwidth()
+        let c = loaded.configuration
+        let kvBytes = c.layerCount * 2 * (promptTokens + decodeTokens) * c.keyValueWidth * MemoryLayout<Float>.size
         let gflops = Self.sgemmGFLOPs(m: promptTokens, n: loaded.configuration.intermediateSize, k: loaded.configuration.hiddenSize)
         let decodeRate = median(decode)
         let report = Report(
             prefill_tokens_per_second: median(prefill), decode_tokens_per_second: decodeRate,
-            time_to_first_token_seconds: median(firstToken), peak_rss_bytes: peakRSSBytes(),
+            time_to_first_token_seconds: median(firstToken), peak_rss_bytes: peak,
             prompt_tokens: promptTokens, decode_tokens: decodeTokens, runs: runs, prefill_runs: prefill, decode_runs: decode,
             weights: engine.weights.rawValue, active_rank: engine.activeRank, weight_bytes_per_token: runtime.weightBytes,
             decode_weight_gigabytes_per_second: Double(runtime.weightBytes) * decodeRate / 1e9,
+            mapped_weight_bytes: runtime.mappedWeightBytes, kv_cache_bytes: kvBytes, memory_read_gigabytes_per_second: bandwidth,
+            decode_bandwidth_fraction: Double(runtime.weightBytes) * decodeRate / 1e9 / bandwidth,
             sgemm_gflops_one_call: gflops,
             sgemm_shape: "[\(promptTokens) × \(loaded.configuration.hiddenSize)] · [\(loaded.configuration.intermediateSize) × \(loaded.configuration.hiddenSize)]ᵀ",
             threads: Parallel.workers, blas: BLASRuntime.summary,
@@ -172,8 +187,10 @@ struct Bench: ParsableCommand {
         ] + (batchRates.map { rates in [("decode, batch \(batch)", String(format: "%.1f tokens/s summed over %d sequences (%.2f× batch 1; runs %@)", median(rates), batch,
                                                                          median(rates) / decodeRate, rates.map { String(format: "%.1f", $0) }.joined(separator: ", ")))] } ?? []) + [
 
-            ("peak RSS", String(format: "%.1f MiB", Double(report.peak_rss_bytes) / 1_048_576)),
+            ("peak RSS", String(format: "%.1f MiB (weights used in place from the file: %.1f MiB; KV cache %.1f MiB)", Double(report.peak_rss_bytes) / 1_048_576,
+                                Double(report.mapped_weight_bytes) / 1_048_576, Double(kvBytes) / 1_048_576)),
             ("weights", "\(engine.weights.rawValue), \(String(format: "%.1f", Double(runtime.weightBytes) / 1e6)) MB read per token, \(String(format: "%.1f", report.decode_weight_gigabytes_per_second)) GB/s while decoding"),
+            ("memory", String(format: "%.1f GB/s read bandwidth now (decode uses %.0f%% of it)", bandwidth, 100 * report.decode_bandwidth_fraction)),
             ("sgemm", String(format: "%.0f GFLOP/s for one call %@", gflops, report.sgemm_shape)),
             ("threads", "\(Parallel.workers) workers; \(report.blas)"),
         ], indent: ""))
@@ -185,6 +202,33 @@ struct Bench: ParsableCommand {
                         Double($0.weight_bytes_per_token) / 1e6, $0.byte_ratio, $0.speedup))
             }))
         }
+    }
+
+    /// Read bandwidth in GB/s: a 1 GiB Float32 buffer (far beyond the caches) summed in parallel by
+    /// every worker, each over its own contiguous part, best of 5 passes after one that faults the
+    /// pages in. The buffer is freed afterwards (it is measured after the peak RSS is taken).
+    static func readBandwidth() -> Double {
+        let count = 1 << 28
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        defer { buffer.deallocate() }
+        buffer.initialize(repeating: 1, count: count)
+        let parts = Parallel.workers
+        let clock = ContinuousClock()
+        var best = Double.infinity
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: parts)
+        defer { sums.deallocate() }
+        let box = UncheckedSendableBox((UnsafePointer(buffer), sums))  // disjoint parts and sums per worker
+        for _ in 0..<5 {
+            let started = clock.now
+            Parallel.forEach(parts) { p in
+                let (buffer, sums) = box.value
+                let part = Parallel.part(p, of: parts, count: count)
+                sums[p] = DecodeKernels.readSum(buffer + part.lowerBound, count: part.count)
+            }
+            best = min(best, (clock.now - started).seconds)
+        }
+        precondition((0..<parts).reduce(Float(0)) { $0 + sums[$1] } > 0, "the probe read the buffer")
+        return Double(count * MemoryLayout<Float>.size) / best / 1e9
     }
 
     /// GFLOP/s of one sgemm call at the prefill shape (median of 5), on the calling thread.

@@ -38,6 +38,7 @@ struct EngineOptions: ParsableArguments {
         loaded.weights.layers.removeAll()
         loaded.weights.compressedGroups.removeAll()
         loaded.weights.outputHead = nil
+        loaded.weights.halfPrecision.removeAll()
         return model
     }
 }

@@ -78,7 +78,7 @@ struct Eval: ParsableCommand {
     func run() throws {
         let clock = ContinuousClock()
         let started = clock.now
-        var loaded = try loadModel(model)
+        var loaded = try loadModel(model, engine: engine)
         let provenance = try CompressionRecord.Provenance.read(loaded)
         let runtime = LlamaLanguageModel(try engine.makeModel(&loaded), rowsPerPass: rowsPerPass)
         let directory = dataDirectory ?? defaultDataDirectory()

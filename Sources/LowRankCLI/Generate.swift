@@ -47,7 +47,7 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        var loaded = try loadModel(model)
+        var loaded = try loadModel(model, engine: engine)
         let schedule = try scheduleOptions.load(loaded, engine: engine)
         let runtime = try engine.makeModel(&loaded)
         let session = GenerationSession(model: runtime, loaded: loaded)

@@ -43,7 +43,7 @@ struct Logits: ParsableCommand {
     }
 
     func run() throws {
-        var loaded = try loadModel(model)
+        var loaded = try loadModel(model, engine: engine)
         let runtime = try engine.makeModel(&loaded)
         for id in ids where id < 0 || id >= loaded.configuration.vocabularySize {
             throw CLIError("token id \(id) in --ids is outside the vocabulary (0..<\(loaded.configuration.vocabularySize))")

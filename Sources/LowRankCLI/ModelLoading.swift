@@ -5,9 +5,12 @@ import ModelFormats
 import Tokenization
 
 /// Loads the model named on the command line; a failure becomes a clean error message and exit 1.
-func loadModel(_ options: ModelOptions) throws -> LoadedModel {
+/// With `engine` (a command that only runs the model) and half-precision `--weights`, tensors the
+/// file stores in that precision are used in place from the memory map, with no Float32 copy.
+func loadModel(_ options: ModelOptions, engine: EngineOptions? = nil) throws -> LoadedModel {
+    let map = engine.map { $0.weights == .float32 ? nil : $0.weights } ?? nil
     do {
-        return try ModelLoader.load(options.model, options: LoadOptions(preTokenizer: options.preTokenizer?.value))
+        return try ModelLoader.load(options.model, options: LoadOptions(preTokenizer: options.preTokenizer?.value, halfPrecision: map))
     } catch let error as ModelFormatError {
         throw CLIError(String(describing: error))
     } catch let error as TokenizationError {

@@ -71,7 +71,7 @@ struct Perplexity: ParsableCommand {
     }
 
     func run() throws {
-        var loaded = try loadModel(model)
+        var loaded = try loadModel(model, engine: engine)
         let provenance = try CompressionRecord.Provenance.read(loaded)
         let runtime = try engine.makeModel(&loaded)
         let corpus = Corpus(argument: dataset)

@@ -50,7 +50,7 @@ struct Schedule: ParsableCommand {
     func run() throws {
         let clock = ContinuousClock()
         let started = clock.now
-        var loaded = try loadModel(model)
+        var loaded = try loadModel(model, engine: engine)
         if loaded.weights.isDense {
             throw CLIError("\(loaded.source.path) has no low-rank factors: a schedule changes the active rank of a checkpoint made by lowrank compress")
         }

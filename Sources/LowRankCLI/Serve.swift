@@ -42,7 +42,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var loaded = try loadModel(model)
+        var loaded = try loadModel(model, engine: engine)
         let schedule = try scheduleOptions.load(loaded, engine: engine)
         let provenance = try CompressionRecord.Provenance.read(loaded)
         let contextLength = min(context ?? min(loaded.configuration.contextLength, 8192), loaded.configuration.contextLength)

@@ -97,7 +97,7 @@ struct Summarize: ParsableCommand {
     func run() throws {
         let clock = ContinuousClock()
         let started = clock.now
-        var loaded = try loadModel(model)
+        var loaded = try loadModel(model, engine: engine)
         let provenance = try CompressionRecord.Provenance.read(loaded)
         let data = SummarizationDataset(argument: dataset)
         let directory = dataDirectory ?? defaultDataDirectory()

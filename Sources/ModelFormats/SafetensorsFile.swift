@@ -114,6 +114,9 @@ public struct SafetensorsFile: Sendable {
         UnsafeRawBufferPointer(rebasing: file.bytes[(dataOffset + info.begin)..<(dataOffset + info.end)])
     }
 
+    /// The mapping the tensors' bytes live in (keep it to use `rawBytes` beyond this value's life).
+    public var mapping: MappedFile { file }
+
     public func floats(of info: SafetensorsTensorInfo) -> [Float] {
         Dequantization.dequantize(info.type, source: rawBytes(of: info), count: info.elementCount)
     }

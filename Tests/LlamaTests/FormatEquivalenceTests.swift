@@ -51,6 +51,51 @@ struct FormatEquivalenceTests {
         #expect(loaded.source.tensorTypes == [.f16: TensorRole.all(for: tiny.configuration).count])
     }
 
+    /// Half-precision inference maps the file: every matrix stored in the precision asked for is
+    /// used in place (no Float32 copy), and the model computes exactly what the Float32-loaded model
+    /// converted to that precision computes. A file of another type is read and converted as before.
+    @Test(arguments: [(ElementType.f16, WeightPrecision.float16), (.bf16, .bfloat16)])
+    func halfPrecisionInferenceUsesTheMappedFileInPlace(type: ElementType, precision: WeightPrecision) throws {
+        for tied in [true, false] {
+            let tiny = TinyLlama(seed: 6, tiedEmbeddings: tied)
+            let dir = TemporaryDirectory()
+            try tiny.writeHuggingFace(to: dir.file("hf"))
+            var writer = SafetensorsWriter()
+            writer.tensors = tiny.safetensorsTensors(as: type)
+            try writer.write(to: dir.file("hf/model.safetensors"))
+            let mapped = try ModelLoader.load(dir.file("hf"), options: LoadOptions(halfPrecision: precision))
+            let copied = try ModelLoader.load(dir.file("hf"))
+            let c = tiny.configuration
+            #expect(mapped.weights.halfPrecision.count == 7 * c.layerCount + (tied ? 1 : 2), "every matrix is used in place")
+            #expect(mapped.weights.layers[0].dense(.query) == nil && mapped.weights.tokenEmbedding.count == 0)
+            let a = LlamaModel(configuration: c, weights: mapped.weights, precision: precision)
+            let b = LlamaModel(configuration: c, weights: copied.weights, precision: precision)
+            #expect(a.tokenEmbedding.isMapped && !b.tokenEmbedding.isMapped)
+            #expect(a.mappedWeightBytes == a.weightBytes + (tied ? 0 : c.vocabularySize * c.hiddenSize * 2), "the head and the embedding once each")
+            let tokens = [3, 17, 90, 4, 200, 61]
+            let positions = Set(tokens.indices)
+            let x = a.score(tokens, keepLogitsAt: positions), y = b.score(tokens, keepLogitsAt: positions)
+            for p in tokens.indices { #expect(x.logits[p]! == y.logits[p]!, "position \(p), tied \(tied)") }
+            let greedy = Generator(model: a, capacity: 32, prefillRows: 4).generate(prompt: tokens, maxTokens: 6, sampling: .greedy, stopTokens: [])
+            let expected = Generator(model: b, capacity: 32, prefillRows: 4).generate(prompt: tokens, maxTokens: 6, sampling: .greedy, stopTokens: [])
+            #expect(greedy.tokens == expected.tokens)
+        }
+        // A Float32 file (and a GGUF, whose Q/K are un-permuted): nothing is mapped; the matrices are
+        // converted one at a time, the embedding stays Float32, and the model is the one converted whole.
+        let tiny = TinyLlama(seed: 6)
+        let dir = TemporaryDirectory()
+        try tiny.writeHuggingFace(to: dir.file("hf"))
+        try tiny.writeGGUF(to: dir.file("tiny.gguf"))
+        for path in [dir.file("hf"), dir.file("tiny.gguf")] {
+            let converted = try ModelLoader.load(path, options: LoadOptions(halfPrecision: precision))
+            #expect(converted.weights.halfPrecision.count == 7 * tiny.configuration.layerCount && converted.weights.halfPrecision.values.allSatisfy { !$0.isMapped })
+            #expect(converted.weights.tokenEmbedding == tiny.weights.tokenEmbedding)
+            let a = LlamaModel(configuration: tiny.configuration, weights: converted.weights, precision: precision)
+            let b = LlamaModel(configuration: tiny.configuration, weights: tiny.weights, precision: precision)
+            #expect(a.layers == b.layers && a.outputHead == b.outputHead && a.tokenEmbedding == b.tokenEmbedding, "\(path)")
+        }
+    }
+
     @Test func ropePermutationAndItsInverseCancel() {
         var rng = SeededGenerator(seed: 1)
         let m = Matrix(rows: 24, columns: 5, storage: rng.floats(120, scale: 1))

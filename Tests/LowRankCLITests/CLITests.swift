@@ -4,6 +4,8 @@ import FoundationXML
 #endif
 import Testing
 import TestSupport
+import Llama
+import ModelFormats
 
 /// Runs the built `lowrank` binary as a user would and checks its output.
 enum CLI {
@@ -141,6 +143,29 @@ struct CLITests {
             #expect((json[key] as? Double).map { $0 > 0 } ?? false, "\(key)")
         }
         #expect((json["decode_runs"] as? [Double])?.count == 3)
+        #expect((json["memory_read_gigabytes_per_second"] as? Double).map { $0 > 0 } ?? false)
+        #expect(json["mapped_weight_bytes"] as? Int == 0, "a Q4_1 GGUF is dequantised, not mapped")
+        #expect(json["kv_cache_bytes"] as? Int == 30 * 2 * (16 + 4) * 192 * 4, "30 layers × keys and values × 20 positions × 192 × Float32")
+    }
+
+    /// `--weights f16` on a Hugging Face directory stored in F16 runs the matrices in place from the
+    /// memory map, and the report counts their bytes; `--weights f32` maps nothing.
+    @Test func benchOnAHalfPrecisionFileReportsTheWeightsUsedInPlace() throws {
+        let tiny = TinyLlama(seed: 4, tiedEmbeddings: false)
+        let dir = TemporaryDirectory()
+        try tiny.writeHuggingFace(to: dir.file("hf"))
+        var writer = SafetensorsWriter()
+        writer.tensors = tiny.safetensorsTensors(as: .f16)
+        try writer.write(to: dir.file("hf/model.safetensors"))
+        let c = tiny.configuration
+        let matrices = 2 * c.vocabularySize * c.hiddenSize + c.layerCount * (2 * c.queryWidth * c.hiddenSize + 2 * c.keyValueWidth * c.hiddenSize
+                                                                             + 3 * c.intermediateSize * c.hiddenSize)
+        for (weights, mapped) in [("f16", 2 * matrices), ("f32", 0)] {
+            let output = try CLI.run(["bench", dir.file("hf"), "--weights", weights, "--prompt-tokens", "8", "--decode-tokens", "4", "--json"])
+            #expect(output.status == 0, "\(output.stderr)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+            #expect(json["mapped_weight_bytes"] as? Int == mapped, "--weights \(weights)")
+        }
     }
 
     @Test func generateStreamsTheGreedyContinuation() throws {

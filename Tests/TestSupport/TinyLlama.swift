@@ -120,6 +120,11 @@ public struct TinyLlama: Sendable {
                 let bits = values.map { Float16($0).bitPattern }
                 return .init(name: role.huggingFaceName, shape: role.shape(in: configuration), type: .f16,
                              bytes: bits.withUnsafeBytes { Array($0) })
+            case .bf16:
+                // Round to nearest even (the values are finite).
+                let bits = values.map { v -> UInt16 in let b = v.bitPattern; return UInt16((b &+ 0x7FFF &+ ((b >> 16) & 1)) >> 16) }
+                return .init(name: role.huggingFaceName, shape: role.shape(in: configuration), type: .bf16,
+                             bytes: bits.withUnsafeBytes { Array($0) })
             default:
                 return .init(name: role.huggingFaceName, shape: role.shape(in: configuration), floats: values)
             }

@@ -49,6 +49,8 @@ void lowrank_attend_values_f32(const float *v, size_t ld, const float *p, size_t
 void lowrank_widen_f16(const uint16_t *h, float *out, size_t count);
 /// out[i] = (float)h[i]: bfloat16.
 void lowrank_widen_bf16(const uint16_t *h, float *out, size_t count);
+/// The sum of p[0..n): reads the buffer once in order (the memory bandwidth probe of `lowrank bench`).
+float lowrank_read_sum(const float *p, size_t n);
 /// Tests: 1 forces the portable kernels even where AVX-512 exists, 0 restores the choice.
 void lowrank_kernels_force_portable(int on);
 /// 1 if the AVX-512 kernels are in use.

@@ -38,7 +38,7 @@ public struct LeftFactor: Sendable, Equatable {
     /// Bytes a product at active rank `r` reads.
     public func byteCount(activeRank r: Int) -> Int { transposed.byteCount(rows: r, columns: outputs) }
 
-    func scratchCount() -> Int { transposed.scratchCount(rows: rank) }
+    func scratchCount() -> Int { transposed.transposedScratchCount(rows: rank) }
 
     /// `y = B[:, ranks] · z[ranks]` for one row (overwrites y): one worker's share of the rank.
     @inline(__always)

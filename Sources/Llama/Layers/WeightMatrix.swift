@@ -20,7 +20,7 @@ public struct WeightMatrix: Sendable, Equatable {
     public let precision: WeightPrecision
     /// Exactly one of the two is non-empty (unless the matrix is empty).
     let float32: [Float]
-    let half: [UInt16]
+    let half: HalfValues
 
     public init(_ m: Matrix<Float>, precision: WeightPrecision = .float32) {
         rows = m.rows
@@ -29,13 +29,41 @@ public struct WeightMatrix: Sendable, Equatable {
         switch precision {
         case .float32:
             float32 = m.storage
-            half = []
+            half = HalfValues([])
         case .float16:
             float32 = []
-            half = m.storage.map { Float16($0).bitPattern }
+            half = HalfValues(m.storage.map { Float16($0).bitPattern })
         case .bfloat16:
             float32 = []
-            half = m.storage.map(HalfPrecision.bfloat16Bits)
+            half = HalfValues(m.storage.map(HalfPrecision.bfloat16Bits))
+        }
+    }
+
+    /// A half-precision weight that stays in a memory-mapped file (safetensors stores IEEE half
+    /// and bfloat16 little-endian, as the kernels read them): no copy is made, the pages are read
+    /// from the file as the products touch them, and `owner` (the mapping) lives as long as any
+    /// copy of this matrix.
+    /// - Precondition: `base` holds `rows · columns` values, 2-byte aligned.
+    public init(mapped base: UnsafePointer<UInt16>, rows: Int, columns: Int, precision: WeightPrecision, owner: AnyObject & Sendable) {
+        precondition(precision != .float32, "only 16-bit weights are used from the mapping as they are")
+        precondition(Int(bitPattern: base) % 2 == 0, "16-bit values must be 2-byte aligned")
+        self.rows = rows
+        self.columns = columns
+        self.precision = precision
+        float32 = []
+        half = HalfValues(mapped: base, count: rows * columns, owner: owner)
+    }
+
+    /// Whether the values are read from a memory-mapped file in place.
+    public var isMapped: Bool { half.isMapped }
+
+    /// Row `i` as Float32 into `out [columns]` (an embedding lookup).
+    public func widenRow(_ i: Int, into out: UnsafeMutablePointer<Float>) {
+        precondition(i >= 0 && i < rows, "row \(i) is outside 0..<\(rows)")
+        switch precision {
+        case .float32: float32.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + i * columns, count: columns) }
+        case .float16, .bfloat16:
+            half.withUnsafeBufferPointer { DecodeKernels.widen($0.baseAddress! + i * columns, format: precision.halfFormat!, count: columns, into: out) }
         }
     }
 
@@ -227,9 +255,16 @@ public struct WeightMatrix: Sendable, Equatable {
         }
     }
 
-    /// Floats of scratch `multiply` needs for more than one row: half-precision rows are widened
-    /// once per call, then multiplied by sgemm.
-    func scratchCount(rows r: Int) -> Int { precision == .float32 ? 0 : r * columns }
+    /// Floats of scratch `multiply` needs for more than `smallBatch` rows: each worker widens up to
+    /// `widenRows` half-precision rows at a time, then multiplies them by sgemm.
+    func scratchCount(rows r: Int) -> Int { precision == .float32 ? 0 : Parallel.workers * min(r, Self.widenRows) * columns }
+
+    /// Weight rows a worker widens at a time in `multiply` of a half-precision weight over many rows.
+    static let widenRows = 256
+
+    /// Floats of scratch `multiplyTransposed` needs for more than `smallBatch` rows: the first r
+    /// rows widened whole (a left factor, `[rank × outputs]`).
+    func transposedScratchCount(rows r: Int) -> Int { precision == .float32 ? 0 : r * columns }
 
     /// `y[t × r] = x[t × n] · W[0..<r, 0..<n]ᵀ` (row strides `ldx`, `ldy`). One row runs the decode
     /// kernels split over the workers; more rows run sgemm split by output columns. `scratch` holds
@@ -263,10 +298,27 @@ public struct WeightMatrix: Sendable, Equatable {
                 Self.gemm(w.baseAddress!, ld: columns, rows: r, columns: n, x, t: t, ldx: ldx, y, ldy: ldy)
             }
         case .float16, .bfloat16:
-            half.withUnsafeBufferPointer { h in
-                DecodeKernels.widen(h.baseAddress!, format: precision.halfFormat!, count: r * columns, into: scratch)
+            // Each worker widens its weight rows `widenRows` at a time into its own part of scratch
+            // and multiplies them, so scratch stays small (an 8B model's head widened whole would
+            // be 2 GB) and the widening runs on every worker.
+            let parts = Parallel.partCount(r, minimum: 128)
+            let chunk = Self.widenRows
+            let box = UncheckedSendableBox((self, x, y, scratch))  // disjoint column blocks of y and scratch parts
+            Parallel.forEach(parts) { p in
+                let (w, x, y, scratch) = box.value
+                let mine = scratch + p * chunk * w.columns
+                let block = Parallel.part(p, of: parts, count: r)
+                var start = block.lowerBound
+                while start < block.upperBound {
+                    let rows = start..<min(block.upperBound, start + chunk)
+                    w.half.withUnsafeBufferPointer { h in
+                        DecodeKernels.widen(h.baseAddress! + rows.lowerBound * w.columns, format: w.precision.halfFormat!,
+                                            count: rows.count * w.columns, into: mine)
+                    }
+                    BLAS.gemmNT(m: t, n: rows.count, k: n, a: x, lda: ldx, b: mine, ldb: w.columns, c: y + rows.lowerBound, ldc: ldy)
+                    start = rows.upperBound
+                }
             }
-            Self.gemm(scratch, ld: columns, rows: r, columns: n, x, t: t, ldx: ldx, y, ldy: ldy)
         }
     }
 
@@ -282,5 +334,40 @@ public struct WeightMatrix: Sendable, Equatable {
             BLAS.gemmNT(m: t, n: block.count, k: n, a: x, lda: ldx, b: w + block.lowerBound * ld, ldb: ld,
                         c: y + block.lowerBound, ldc: ldy)
         }
+    }
+}
+
+/// The 16-bit values of a weight: an array of its own, or a view of a memory-mapped file that
+/// `owner` keeps mapped. Equality compares the values.
+struct HalfValues: @unchecked Sendable, Equatable {  // the mapping is read-only and outlives every view
+    private let owned: [UInt16]
+    private let base: UnsafePointer<UInt16>?
+    private let owner: AnyObject?
+    let count: Int
+
+    init(_ values: [UInt16]) {
+        owned = values
+        base = nil
+        owner = nil
+        count = values.count
+    }
+
+    init(mapped base: UnsafePointer<UInt16>, count: Int, owner: AnyObject) {
+        owned = []
+        self.base = base
+        self.owner = owner
+        self.count = count
+    }
+
+    var isMapped: Bool { base != nil }
+
+    @inline(__always)
+    func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<UInt16>) throws -> R) rethrows -> R {
+        if let base { return try body(UnsafeBufferPointer(start: base, count: count)) }
+        return try owned.withUnsafeBufferPointer(body)
+    }
+
+    static func == (a: HalfValues, b: HalfValues) -> Bool {
+        a.count == b.count && a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in x.elementsEqual(y) } }
     }
 }
