@@ -53,7 +53,7 @@ struct Bench: ParsableCommand {
         var mapped_weight_bytes: Int
         /// Bytes of the KV cache (Float32, prompt + decode positions).
         var kv_cache_bytes: Int
-        /// Read bandwidth of this machine now: a 1 GiB buffer summed by every worker, best of 5.
+        /// Read bandwidth of this machine now: a 1 GiB buffer summed by every worker, median of 5.
         var memory_read_gigabytes_per_second: Double
         /// decode_weight_gigabytes_per_second / memory_read_gigabytes_per_second.
         var decode_bandwidth_fraction: Double
@@ -205,30 +205,31 @@ struct Bench: ParsableCommand {
     }
 
     /// Read bandwidth in GB/s: a 1 GiB Float32 buffer (far beyond the caches) summed in parallel by
-    /// every worker, each over its own contiguous part, best of 5 passes after one that faults the
-    /// pages in. The buffer is freed afterwards (it is measured after the peak RSS is taken).
+    /// every worker, each over its own contiguous part; the median of 5 passes (as decode speeds are
+    /// medians) after the pass that faults the pages in. The buffer is freed afterwards (it is
+    /// measured after the peak RSS is taken).
     static func readBandwidth() -> Double {
         let count = 1 << 28
         let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
         defer { buffer.deallocate() }
-        buffer.initialize(repeating: 1, count: count)
+        buffer.initialize(repeating: 1, count: count)  // the first pass below reads it once more before timing
         let parts = Parallel.workers
         let clock = ContinuousClock()
-        var best = Double.infinity
+        var times: [Double] = []
         let sums = UnsafeMutablePointer<Float>.allocate(capacity: parts)
         defer { sums.deallocate() }
         let box = UncheckedSendableBox((UnsafePointer(buffer), sums))  // disjoint parts and sums per worker
-        for _ in 0..<5 {
+        for pass in 0..<6 {
             let started = clock.now
             Parallel.forEach(parts) { p in
                 let (buffer, sums) = box.value
                 let part = Parallel.part(p, of: parts, count: count)
                 sums[p] = DecodeKernels.readSum(buffer + part.lowerBound, count: part.count)
             }
-            best = min(best, (clock.now - started).seconds)
+            if pass > 0 { times.append((clock.now - started).seconds) }
         }
         precondition((0..<parts).reduce(Float(0)) { $0 + sums[$1] } > 0, "the probe read the buffer")
-        return Double(count * MemoryLayout<Float>.size) / best / 1e9
+        return Double(count * MemoryLayout<Float>.size) / median(times) / 1e9
     }
 
     /// GFLOP/s of one sgemm call at the prefill shape (median of 5), on the calling thread.
