@@ -44,14 +44,38 @@ public enum Checkpoint {
     static func writeContents(_ model: LlamaModel, tokenizer: BPETokenizer, chatTemplate: ChatTemplate?,
                               to directory: String, extraFiles: [String: Data]) throws {
         let c = model.configuration
+        var tensors = TensorList()
+        tensors.add(TensorRole.tokenEmbedding.huggingFaceName, model.tokenEmbedding.matrix)
+        for (l, layer) in model.layers.enumerated() {
+            tensors.addVector(TensorRole.attentionNorm(layer: l).huggingFaceName, layer.attentionNorm)
+            tensors.addVector(TensorRole.mlpNorm(layer: l).huggingFaceName, layer.mlpNorm)
+            for group in layer.groups { tensors.add(group, layer: l) }
+        }
+        tensors.addVector(TensorRole.finalNorm.huggingFaceName, model.finalNorm)
+        if !c.tiedEmbeddings, case .dense(let head) = model.outputHead { tensors.add(TensorRole.outputHead.huggingFaceName, head.matrix) }
         var writer = SafetensorsWriter()
         writer.metadata = ["format": "pt", "producer": "lowrank"]
+        writer.tensors = tensors.tensors
+        try writer.write(to: directory + "/model.safetensors")
+
+        try configJSON(c, tokenizer: tokenizer, dtype: "float32", lowRank: ["format_version": formatVersion, "modules": tensors.modules])
+            .write(to: URL(fileURLWithPath: directory + "/config.json"))
+        try tokenizer.huggingFaceTokenizerJSON().write(to: URL(fileURLWithPath: directory + "/tokenizer.json"))
+        try tokenizer.huggingFaceTokenizerConfig(chatTemplate: chatTemplate).write(to: URL(fileURLWithPath: directory + "/tokenizer_config.json"))
+        for (name, data) in extraFiles { try data.write(to: URL(fileURLWithPath: directory + "/" + name)) }
+    }
+
+    /// The tensors of a checkpoint being written and the `low_rank` module forms they make.
+    struct TensorList {
+        var tensors: [SafetensorsWriter.Tensor] = []
         var modules: [String: Any] = [:]
         var writtenBases: Set<SharedBasisID> = []
-        func add(_ name: String, _ m: Matrix<Float>) { writer.tensors.append(.init(name: name, shape: [m.rows, m.columns], floats: m.storage)) }
-        func addVector(_ name: String, _ v: [Float]) { writer.tensors.append(.init(name: name, shape: [v.count], floats: v)) }
+
+        mutating func add(_ name: String, _ m: Matrix<Float>) { tensors.append(.init(name: name, shape: [m.rows, m.columns], floats: m.storage)) }
+        mutating func addVector(_ name: String, _ v: [Float]) { tensors.append(.init(name: name, shape: [v.count], floats: v)) }
+
         /// Writes a right factor's tensors; returns whether it is skipped.
-        func addRight(_ right: RightFactor, owner: FactorOwner) -> Bool {
+        mutating func addRight(_ right: RightFactor, owner: FactorOwner) -> Bool {
             switch right {
             case .plain(let a):
                 add(FactorRole.right(owner).huggingFaceName, a.matrix)
@@ -62,53 +86,83 @@ public enum Checkpoint {
                 return true
             }
         }
-        add(TensorRole.tokenEmbedding.huggingFaceName, model.tokenEmbedding.matrix)
-        for (l, layer) in model.layers.enumerated() {
-            addVector(TensorRole.attentionNorm(layer: l).huggingFaceName, layer.attentionNorm)
-            addVector(TensorRole.mlpNorm(layer: l).huggingFaceName, layer.mlpNorm)
-            for group in layer.groups {
-                let kinds = group.site.projections
-                switch group.layout {
-                case .separate(let members):
-                    for (kind, member) in zip(kinds, members) {
-                        let id = ProjectionID(layer: l, kind: kind)
-                        switch member {
-                        case .dense(let d):
-                            add(TensorRole.projection(id).huggingFaceName, d.matrix)
-                        case .lowRank(let f):
-                            precondition(f.activeRank == f.rank, "write a checkpoint at its stored ranks")
-                            var entry: [String: Any] = ["form": "low_rank", "rank": f.rank]
-                            add(FactorRole.left(id).huggingFaceName, f.left.matrix)
-                            if let basis = f.basis {
-                                // The basis is written once, under its own name, by the first layer that uses it.
-                                guard case .plain(let a) = f.right else { preconditionFailure("a shared basis is a plain right factor") }
-                                entry["basis"] = ["kind": basis.kind.shortName, "first_layer": basis.layers.lowerBound, "layers": basis.layers.count]
-                                if writtenBases.insert(basis).inserted { add(FactorRole.sharedBasis(basis).huggingFaceName, a.matrix) }
-                            } else if addRight(f.right, owner: .projection(id)) {
-                                entry["skipped"] = true
-                            }
-                            modules[id.huggingFaceModule] = entry
+
+        /// A projection group of layer `l`: dense members as `<module>.weight`, factors by role, and
+        /// the module forms.
+        mutating func add(_ group: ProjectionGroup, layer l: Int) {
+            let kinds = group.site.projections
+            switch group.layout {
+            case .separate(let members):
+                for (kind, member) in zip(kinds, members) {
+                    let id = ProjectionID(layer: l, kind: kind)
+                    switch member {
+                    case .dense(let d):
+                        add(TensorRole.projection(id).huggingFaceName, d.matrix)
+                    case .lowRank(let f):
+                        precondition(f.activeRank == f.rank, "write a checkpoint at its stored ranks")
+                        var entry: [String: Any] = ["form": "low_rank", "rank": f.rank]
+                        add(FactorRole.left(id).huggingFaceName, f.left.matrix)
+                        if let basis = f.basis {
+                            // The basis is written once, under its own name, by the first layer that uses it.
+                            guard case .plain(let a) = f.right else { preconditionFailure("a shared basis is a plain right factor") }
+                            entry["basis"] = ["kind": basis.kind.shortName, "first_layer": basis.layers.lowerBound, "layers": basis.layers.count]
+                            if writtenBases.insert(basis).inserted { add(FactorRole.sharedBasis(basis).huggingFaceName, a.matrix) }
+                        } else if addRight(f.right, owner: .projection(id)) {
+                            entry["skipped"] = true
                         }
+                        modules[id.huggingFaceModule] = entry
                     }
-                case .sharedRight(let shared):
-                    precondition(shared.activeRank == shared.rank, "write a checkpoint at its stored ranks")
-                    let owner = FactorOwner.group(GroupID(layer: l, site: group.site))
-                    for (kind, left) in zip(kinds, shared.lefts) { add(FactorRole.left(ProjectionID(layer: l, kind: kind)).huggingFaceName, left.matrix) }
-                    var entry: [String: Any] = ["form": "shared_right", "rank": shared.rank, "members": kinds.map(\.shortName)]
-                    if addRight(shared.right, owner: owner) { entry["skipped"] = true }
-                    modules[owner.huggingFaceModule] = entry
                 }
+            case .sharedRight(let shared):
+                precondition(shared.activeRank == shared.rank, "write a checkpoint at its stored ranks")
+                let owner = FactorOwner.group(GroupID(layer: l, site: group.site))
+                for (kind, left) in zip(kinds, shared.lefts) { add(FactorRole.left(ProjectionID(layer: l, kind: kind)).huggingFaceName, left.matrix) }
+                var entry: [String: Any] = ["form": "shared_right", "rank": shared.rank, "members": kinds.map(\.shortName)]
+                if addRight(shared.right, owner: owner) { entry["skipped"] = true }
+                modules[owner.huggingFaceModule] = entry
             }
         }
-        addVector(TensorRole.finalNorm.huggingFaceName, model.finalNorm)
-        if !c.tiedEmbeddings, case .dense(let head) = model.outputHead { add(TensorRole.outputHead.huggingFaceName, head.matrix) }
-        try writer.write(to: directory + "/model.safetensors")
+    }
 
-        try configJSON(c, tokenizer: tokenizer, dtype: "float32", lowRank: ["format_version": formatVersion, "modules": modules])
-            .write(to: URL(fileURLWithPath: directory + "/config.json"))
-        try tokenizer.huggingFaceTokenizerJSON().write(to: URL(fileURLWithPath: directory + "/tokenizer.json"))
-        try tokenizer.huggingFaceTokenizerConfig(chatTemplate: chatTemplate).write(to: URL(fileURLWithPath: directory + "/tokenizer_config.json"))
-        for (name, data) in extraFiles { try data.write(to: URL(fileURLWithPath: directory + "/" + name)) }
+    // MARK: - One layer's groups (resumable compression)
+
+    /// Metadata key of a layer file's module forms (the `low_rank.modules` object of config.json, as JSON).
+    static let layerModulesKey = "low_rank_modules"
+
+    /// Writes compressed groups of one layer to `directory` (`model.safetensors`, Float32, with the
+    /// groups' module forms in its metadata), atomically: what a resumable compression keeps for
+    /// each finished layer. `readLayerGroups` gives them back bit for bit.
+    public static func writeLayerGroups(_ groups: [GroupID: ProjectionGroup], to directory: String) throws {
+        var tensors = TensorList()
+        for id in groups.keys.sorted() { tensors.add(groups[id]!, layer: id.layer) }
+        precondition(tensors.writtenBases.isEmpty, "a basis shared across layers is not kept per layer")
+        let modules = try JSONSerialization.data(withJSONObject: tensors.modules, options: [.sortedKeys])
+        var writer = SafetensorsWriter()
+        writer.metadata = ["format": "pt", "producer": "lowrank", layerModulesKey: String(decoding: modules, as: UTF8.self)]
+        writer.tensors = tensors.tensors
+        let fm = FileManager.default
+        let target = URL(fileURLWithPath: directory).standardizedFileURL
+        let temporary = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).tmp-\(UUID().uuidString)")
+        try fm.createDirectory(at: temporary, withIntermediateDirectories: true)
+        do {
+            try writer.write(to: temporary.path + "/model.safetensors")
+            try AtomicWrite.replaceDirectory(target.path, with: temporary.path)
+        } catch {
+            try? fm.removeItem(at: temporary)
+            throw error
+        }
+    }
+
+    /// The groups `writeLayerGroups` wrote to `directory`, checked as a checkpoint's are.
+    public static func readLayerGroups(directory: String, configuration c: LlamaConfiguration) throws -> [GroupID: ProjectionGroup] {
+        let tensors = try SafetensorsDirectory(directory: directory)
+        let path = directory + "/model.safetensors"
+        guard let text = tensors.files.first?.metadata[layerModulesKey], let data = text.data(using: .utf8),
+              let modules = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ModelFormatError.malformedHeader(path: path, reason: "no \(layerModulesKey) metadata: not a layer file written by lowrank compress")
+        }
+        let forms = try moduleForms(config: ["low_rank": ["format_version": formatVersion, "modules": modules]], configuration: c, path: path)
+        return try loadGroups(forms, configuration: c, tensors: tensors, directory: directory) { _, _ in }
     }
 
     /// A Hugging Face Llama `config.json` for `c`, with an optional `low_rank` section.

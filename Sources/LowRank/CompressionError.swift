@@ -9,6 +9,8 @@ public enum CompressionError: Error, CustomStringConvertible, Equatable {
     case nonFiniteFactors(ProjectionID, count: Int)
     case invalidGroupSize(Int, layers: Int)
     case sharedBasisNeedsDenseCalibration
+    /// A run asked to keep its finished layers (to resume) with a recipe that has none before the end.
+    case notResumable(String)
 
     public var description: String {
         switch self {
@@ -21,6 +23,7 @@ public enum CompressionError: Error, CustomStringConvertible, Equatable {
         case .invalidGroupSize(let n, let layers): "--group-size \(n) must be between 1 and the model's \(layers) layers"
         case .sharedBasisNeedsDenseCalibration:
             "basis-sharing whitens a group of layers with their summed Gram matrices, so a layer cannot be calibrated on the compressed prefix before its group is complete: use --calibrate-on dense"
+        case .notResumable(let reason): "this run cannot be resumed layer by layer: \(reason); run it without --resume"
         }
     }
 }

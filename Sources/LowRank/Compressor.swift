@@ -14,6 +14,53 @@ public enum Compressor {
         public var layer: Int
     }
 
+    /// What a resumable run has finished: layers `0..<count` with their compressed groups (read
+    /// back from where `LayerCheckpoint.finished` saved them), their reports and the time spent.
+    public struct FinishedLayers: Sendable {
+        public var count: Int
+        public var groups: [GroupID: ProjectionGroup]
+        public var reports: [ProjectionReport]
+        public var calibrationSeconds: Double
+        public var factorisationSeconds: Double
+
+        public init(count: Int, groups: [GroupID: ProjectionGroup], reports: [ProjectionReport], calibrationSeconds: Double,
+                    factorisationSeconds: Double) {
+            self.count = count
+            self.groups = groups
+            self.reports = reports
+            self.calibrationSeconds = calibrationSeconds
+            self.factorisationSeconds = factorisationSeconds
+        }
+    }
+
+    /// Where a resumable run keeps its finished layers. `finished(_:)` is called after each layer
+    /// with everything done so far (that layer's groups only: earlier ones were given before), and
+    /// must have saved it when it returns.
+    public struct LayerCheckpoint {
+        /// Layers finished by an earlier run of the same recipe on the same source (nil: none).
+        public var resumeFrom: FinishedLayers?
+        public var finished: (_ layer: Int, _ groups: [GroupID: ProjectionGroup], _ done: FinishedLayers) throws -> Void
+
+        public init(resumeFrom: FinishedLayers?, finished: @escaping (Int, [GroupID: ProjectionGroup], FinishedLayers) throws -> Void) {
+            self.resumeFrom = resumeFrom
+            self.finished = finished
+        }
+    }
+
+    /// Why a recipe cannot be resumed layer by layer (nil when it can): its ranks must be fixed
+    /// before the first factorisation, and no factor may span layers.
+    public static func resumeObstacle(_ recipe: CompressionRecipe) -> String? {
+        let allocator = recipe.allocation.allocator(beta: recipe.beta, uniformFallback: recipe.uniformFallback, fisherCap: recipe.fisherCap)
+        switch allocator.input {
+        case .spectra, .sensitivity:
+            return "--allocation \(recipe.allocation.rawValue) truncates only after every layer's spectrum is known, so no layer is final before the end"
+        case .shapes, .fisherImportance:
+            break
+        }
+        if recipe.method.sharesAcrossLayers { return "basis-sharing finishes a group of layers at once (its Gram sums span layers)" }
+        return nil
+    }
+
     /// The stages a run reports, in order (importance only for allocators that read it).
     public enum Stage: String, Sendable {
         /// The backward pass over the calibration windows (`done`/`total` count windows).
@@ -35,20 +82,25 @@ public enum Compressor {
     /// A projection whose rank would not save parameters stays dense and the report says so.
     /// asvd-search with `savedSensitivity` (whose source the recipe names) takes its probes from an
     /// earlier run instead of measuring them.
+    /// With `checkpoint` (recipes that `resumeObstacle` allows) each finished layer is handed to
+    /// it, and a run that names layers finished earlier restores them instead of redoing them: it
+    /// only passes the calibration windows through them again (the same operations, so the same
+    /// streams), and the result equals an uninterrupted run's bit for bit.
     public static func compress(_ model: LlamaModel, weights: LlamaWeights, recipe: CompressionRecipe,
-                                calibration: CalibrationSet?, savedSensitivity: SavedSensitivity? = nil,
+                                calibration: CalibrationSet?, savedSensitivity: SavedSensitivity? = nil, checkpoint: LayerCheckpoint? = nil,
                                 progress: (Progress) -> Void = { _ in }) throws
         -> (LlamaModel, CompressionReport) {
         try compress(model, weights: weights, recipe: recipe,
                      allocator: recipe.allocation.allocator(beta: recipe.beta, uniformFallback: recipe.uniformFallback, fisherCap: recipe.fisherCap),
-                     calibration: calibration, savedSensitivity: savedSensitivity, progress: progress)
+                     calibration: calibration, savedSensitivity: savedSensitivity, checkpoint: checkpoint, progress: progress)
     }
 
     /// The same with any allocator (the recipe's `allocation` is then only a label).
     public static func compress(_ model: LlamaModel, weights: LlamaWeights, recipe: CompressionRecipe, allocator: any RankAllocator,
-                                calibration: CalibrationSet?, savedSensitivity: SavedSensitivity? = nil,
+                                calibration: CalibrationSet?, savedSensitivity: SavedSensitivity? = nil, checkpoint: LayerCheckpoint? = nil,
                                 progress: (Progress) -> Void = { _ in }) throws
         -> (LlamaModel, CompressionReport) {
+        if checkpoint != nil, let obstacle = resumeObstacle(recipe) { throw CompressionError.notResumable(obstacle) }
         guard recipe.removedFraction > 0 && recipe.removedFraction < 1 else {
             throw CompressionError.invalidBudget(recipe.removedFraction)
         }
@@ -101,7 +153,28 @@ public enum Compressor {
         // Basis Sharing: the Gram matrices of the shared sites summed over the group's layers so far.
         var groupGrams: [InputSite: Matrix<Double>] = [:]
         progress(Progress(stage: .layers, done: 0, total: totalSteps, layer: 0))
+        let restored = checkpoint?.resumeFrom
+        if let restored {
+            precondition(restored.count <= c.layerCount, "more finished layers than the model has")
+            for (id, group) in restored.groups { compressed[id] = group }
+            reports = restored.reports
+            calibrationTime = .seconds(restored.calibrationSeconds)
+            factorisationTime = .seconds(restored.factorisationSeconds)
+        }
         for layer in 0..<c.layerCount {
+            if let restored, layer < restored.count {
+                // Finished earlier: the windows pass through the layer as they did then (the dense
+                // layer, or the compressed one when calibrating on the compressed prefix).
+                if let layerwise {
+                    let before = done
+                    layerwise.run(recipe.calibrateOn == .compressed ? compressed : model, observer: nil, advance: true) {
+                        progress(Progress(stage: .layers, done: before + $0, total: totalSteps, layer: layer))
+                    }
+                }
+                done += passes * (layerwise?.windows.count ?? 0) + units.filter { $0.lastLayer == layer }.count
+                progress(Progress(stage: .layers, done: done, total: totalSteps, layer: layer))
+                continue
+            }
             var statistics: ActivationStatistics?
             if let layerwise {
                 let started = clock.now
@@ -199,6 +272,16 @@ public enum Compressor {
                 }
                 done += layerwise.windows.count
                 calibrationTime += clock.now - started
+            }
+            if let checkpoint {
+                var groups: [GroupID: ProjectionGroup] = [:]
+                for site in InputSite.allCases {
+                    let id = GroupID(layer: layer, site: site)
+                    if compressed[id].members.contains(where: { $0.lowRank != nil }) { groups[id] = compressed[id] }
+                }
+                try checkpoint.finished(layer, groups, FinishedLayers(count: layer + 1, groups: groups, reports: reports,
+                                                                      calibrationSeconds: calibrationTime.seconds,
+                                                                      factorisationSeconds: factorisationTime.seconds))
             }
         }
         if plan == nil {

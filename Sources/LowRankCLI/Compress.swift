@@ -96,6 +96,9 @@ struct Compress: ParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    @Flag(help: "Continue the unfinished run kept in OUTPUT.partial (each finished layer is saved there as the run goes; same recipe, source and calibration file required). The result equals an uninterrupted run's bit for bit.")
+    var resume = false
+
     func validate() throws {
         guard remove > 0 && remove < 1 else { throw ValidationError("--remove must be strictly between 0 and 1 (e.g. 0.2 removes 20% of projection parameters)") }
         guard samples >= 1, length >= 2 else { throw ValidationError("--samples must be ≥ 1 and --length ≥ 2") }
@@ -184,6 +187,34 @@ struct Compress: ParsableCommand {
             } catch { throw CLIError(error.description) }
             recipe.sensitivitySource = savedSensitivity?.source
         }
+        // Resumable runs keep each finished layer in OUTPUT.partial.
+        let partial = PartialCompression(output: output)
+        let obstacle = Compressor.resumeObstacle(recipe)
+        var finished: Compressor.FinishedLayers?
+        if resume {
+            if let obstacle { throw CLIError("--resume: \(obstacle); run it without --resume") }
+            let state: PartialCompression.State?
+            do { state = try partial.readState() } catch let error as ModelFormatError { throw CLIError(error.description) }
+            guard let state else { throw CLIError("--resume: \(partial.directory) holds no unfinished run; start the run without --resume") }
+            if let reason = PartialCompression.mismatch(state, recipe: recipe, sourceSHA256: sourceSHA256, calibrationSHA256: calibrationSHA256) {
+                throw CLIError("--resume: the unfinished run in \(partial.directory) cannot continue: \(reason). Give the options it was started with, or delete it to start over")
+            }
+            do { finished = try partial.finishedLayers(state, configuration: loaded.configuration) } catch let error as ModelFormatError {
+                throw CLIError("--resume: \(error.description)")
+            }
+            FileHandle.standardError.write(Data("resuming \(partial.directory): \(state.layers_finished) of \(loaded.configuration.layerCount) layers finished\n".utf8))
+        } else if partial.exists {
+            throw CLIError("\(partial.directory) holds an unfinished run of this output: continue it with --resume, or delete it to start over")
+        }
+        // For tests: stop as if killed once this layer is saved.
+        let stopAfter = ProcessInfo.processInfo.environment["LOWRANK_STOP_AFTER_LAYER"].flatMap(Int.init)
+        let checkpoint = obstacle != nil ? nil : Compressor.LayerCheckpoint(resumeFrom: finished) { [recipe] layer, groups, done in
+            try partial.save(layer: layer, groups: groups, done: done, recipe: recipe, sourceSHA256: sourceSHA256, calibrationSHA256: calibrationSHA256)
+            if layer == stopAfter {
+                FileHandle.standardError.write(Data("stopping after layer \(layer) (LOWRANK_STOP_AFTER_LAYER)\n".utf8))
+                Foundation.exit(75)
+            }
+        }
         let unit = method.needsCalibration ? "steps (window passes and factorisations)" : "factorisations"
         // Each stage's reporter starts its clock when the stage starts (its ETA covers that stage only).
         var progress: ProgressReporter?
@@ -192,7 +223,7 @@ struct Compress: ParsableCommand {
         let (compressed, report): (LlamaModel, CompressionReport)
         do {
             (compressed, report) = try Compressor.compress(dense, weights: loaded.weights, recipe: recipe, calibration: calibrationSet,
-                                                           savedSensitivity: savedSensitivity) {
+                                                           savedSensitivity: savedSensitivity, checkpoint: checkpoint) {
                 switch $0.stage {
                 case .importance:
                     if importanceProgress == nil { importanceProgress = ProgressReporter("fisher importance (backward pass)", unit: "windows") }
@@ -215,6 +246,7 @@ struct Compress: ParsableCommand {
             peak_rss_bytes: peakRSSBytes(), blas: BLASRuntime.summary)
         try Checkpoint.write(compressed, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate, to: output,
                              extraFiles: [CompressionRecord.fileName: try summary.encoded()])
+        if partial.exists { try partial.remove() }
         if json {
             try Terminal.printJSON(summary)
             return

@@ -1,0 +1,90 @@
+import Foundation
+import Llama
+import ModelFormats
+
+/// The unfinished run of a resumable compression, owned here: a directory beside the output
+/// (`<output>.partial`) holding `state.json` (recipe, source and calibration digests, finished layer
+/// count, reports, times) and one directory per finished layer (`layer-00007`, its compressed groups:
+/// `Checkpoint.writeLayerGroups`). Each layer is written before the state names it, both atomically,
+/// so a run killed at any moment leaves a state that names only whole layers.
+public struct PartialCompression {
+    public let directory: String
+
+    public struct State: Codable, Sendable {
+        public var recipe: CompressionRecipe
+        public var source_sha256: String
+        public var calibration_sha256: String?
+        public var layers_finished: Int
+        public var reports: [ProjectionReport]
+        public var calibration_seconds: Double
+        public var factorisation_seconds: Double
+    }
+
+    public init(output: String) {
+        directory = URL(fileURLWithPath: output).standardizedFileURL.path + ".partial"
+    }
+
+    var statePath: String { directory + "/state.json" }
+    func layerDirectory(_ layer: Int) -> String { directory + "/" + String(format: "layer-%05d", layer) }
+
+    public var exists: Bool { FileManager.default.fileExists(atPath: directory) }
+
+    /// The state of the unfinished run, or nil when there is none.
+    public func readState() throws -> State? {
+        guard FileManager.default.fileExists(atPath: statePath) else { return nil }
+        do {
+            return try JSONDecoder().decode(State.self, from: FileBytes.read(statePath))
+        } catch {
+            throw ModelFormatError.malformedJSON(path: statePath, reason: "not the state of a lowrank compression (\(error)); delete \(directory) to start over")
+        }
+    }
+
+    /// The finished layers of `state`, read back from their files.
+    public func finishedLayers(_ state: State, configuration: LlamaConfiguration) throws -> Compressor.FinishedLayers {
+        var groups: [GroupID: ProjectionGroup] = [:]
+        for layer in 0..<state.layers_finished {
+            let path = layerDirectory(layer)
+            // A layer whose projections all stayed dense has no file.
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            for (id, group) in try Checkpoint.readLayerGroups(directory: path, configuration: configuration) {
+                guard id.layer == layer else {
+                    throw ModelFormatError.invalidValue(path: path, key: "low_rank_modules", reason: "holds layer \(id.layer), not \(layer)")
+                }
+                groups[id] = group
+            }
+        }
+        return Compressor.FinishedLayers(count: state.layers_finished, groups: groups, reports: state.reports,
+                                         calibrationSeconds: state.calibration_seconds, factorisationSeconds: state.factorisation_seconds)
+    }
+
+    /// Saves a finished layer, then the state that names it.
+    public func save(layer: Int, groups: [GroupID: ProjectionGroup], done: Compressor.FinishedLayers, recipe: CompressionRecipe,
+                     sourceSHA256: String, calibrationSHA256: String?) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if !groups.isEmpty { try Checkpoint.writeLayerGroups(groups, to: layerDirectory(layer)) }
+        let state = State(recipe: recipe, source_sha256: sourceSHA256, calibration_sha256: calibrationSHA256, layers_finished: done.count,
+                          reports: done.reports, calibration_seconds: done.calibrationSeconds, factorisation_seconds: done.factorisationSeconds)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        try AtomicWrite.write(try encoder.encode(state), to: statePath)
+    }
+
+    /// Removes the directory once the checkpoint is written.
+    public func remove() throws { try FileManager.default.removeItem(atPath: directory) }
+
+    /// Why `state` cannot continue a run of `recipe` on this source and calibration file (nil: it can).
+    public static func mismatch(_ state: State, recipe: CompressionRecipe, sourceSHA256: String, calibrationSHA256: String?) -> String? {
+        if state.source_sha256 != sourceSHA256 { return "the source model differs (sha256 \(state.source_sha256.prefix(12))… then, \(sourceSHA256.prefix(12))… now)" }
+        if state.calibration_sha256 != calibrationSHA256 { return "the calibration file differs (its sha256 changed)" }
+        guard state.recipe != recipe else { return nil }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        func fields(_ r: CompressionRecipe) -> [String: String] {
+            guard let data = try? encoder.encode(r), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
+            return object.mapValues { "\($0)" }
+        }
+        let then = fields(state.recipe), now = fields(recipe)
+        let differing = Set(then.keys).union(now.keys).filter { then[$0] != now[$0] }.sorted()
+        return "the recipe differs: " + differing.map { "\($0) was \(then[$0] ?? "unset"), now \(now[$0] ?? "unset")" }.joined(separator: "; ")
+    }
+}

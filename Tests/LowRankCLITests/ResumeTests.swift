@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `lowrank compress --resume`: a run stopped after any layer (as if killed: the process exits at
+/// once after saving that layer) continues from the saved layers, and the checkpoint it writes is
+/// byte for byte the uninterrupted run's. A changed recipe or a recipe with no per-layer result is
+/// refused with the reason.
+@Suite("Resumable compression")
+struct ResumeTests {
+    static let text = (0..<80).map { "Calibration sentence \($0) says something about the number \($0 * 7)." }.joined(separator: " ")
+
+    /// A 4-layer tiny model and its calibration text in `dir`.
+    static func prepare(_ dir: TemporaryDirectory) throws -> (model: String, calibration: String) {
+        try TinyLlama(seed: 12, layerCount: 4).writeGGUF(to: dir.file("tiny.gguf"))
+        try text.write(toFile: dir.file("calibration.txt"), atomically: false, encoding: .utf8)
+        return (dir.file("tiny.gguf"), dir.file("calibration.txt"))
+    }
+
+    static func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
+
+    @Test(arguments: [["--method", "svd-llm"], ["--method", "skipcat", "--calibrate-on", "compressed"], ["--method", "svd-llm", "--allocation", "fisher"]])
+    func aRunStoppedTwiceAndResumedWritesTheUninterruptedCheckpoint(options: [String]) throws {
+        let dir = TemporaryDirectory()
+        let (model, calibration) = try Self.prepare(dir)
+        func compress(_ output: String, _ extra: [String] = [], stopAfter: Int? = nil) throws -> CLI.Output {
+            try CLI.run(["compress", model] + options + ["--remove", "0.3", "--calibration", calibration, "--samples", "4", "--length", "32",
+                                                        "-o", output] + extra,
+                        environment: stopAfter.map { ["LOWRANK_STOP_AFTER_LAYER": String($0)] } ?? [:])
+        }
+        let reference = try compress(dir.file("reference"))
+        #expect(reference.status == 0, "\(reference.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("reference.partial")), "a finished run leaves no partial directory")
+
+        let first = try compress(dir.file("ck"), stopAfter: 0)
+        #expect(first.status == 75 && first.stderr.contains("stopping after layer 0"), "\(first.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("ck")), "no checkpoint before the run ends")
+        let state = try #require(try JSONSerialization.jsonObject(with: Self.bytes(dir.file("ck.partial/state.json"))) as? [String: Any])
+        #expect(state["layers_finished"] as? Int == 1)
+        let fresh = try compress(dir.file("ck"))
+        #expect(fresh.status != 0 && fresh.stderr.contains("--resume"), "an unfinished run is not silently discarded: \(fresh.stderr)")
+        let second = try compress(dir.file("ck"), ["--resume"], stopAfter: 2)
+        #expect(second.status == 75 && second.stderr.contains("1 of 4 layers finished"), "\(second.stderr)")
+        let last = try compress(dir.file("ck"), ["--resume"])
+        #expect(last.status == 0 && last.stderr.contains("3 of 4 layers finished"), "\(last.stderr)")
+        for file in ["model.safetensors", "config.json"] {
+            #expect(try Self.bytes(dir.file("ck/" + file)) == Self.bytes(dir.file("reference/" + file)), "\(options): \(file) differs")
+        }
+        let summary = try #require(try JSONSerialization.jsonObject(with: Self.bytes(dir.file("ck/compression.json"))) as? [String: Any])
+        let expected = try #require(try JSONSerialization.jsonObject(with: Self.bytes(dir.file("reference/compression.json"))) as? [String: Any])
+        let projections = { (s: [String: Any]) in ((s["report"] as! [String: Any])["projections"] as! [[String: Any]]).map { $0["rank"] as? Int } }
+        #expect(projections(summary) == projections(expected), "the report lists every layer once, in order")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("ck.partial")))
+    }
+
+    @Test func aResumeWithAnotherRecipeOrNoPartialRunIsRefusedWithTheReason() throws {
+        let dir = TemporaryDirectory()
+        let (model, calibration) = try Self.prepare(dir)
+        let common = ["compress", model, "--method", "svd-llm", "--calibration", calibration, "--samples", "4", "--length", "32", "-o", dir.file("ck")]
+        let nothing = try CLI.run(common + ["--remove", "0.3", "--resume"])
+        #expect(nothing.status != 0 && nothing.stderr.contains("no unfinished run"), "\(nothing.stderr)")
+        let stopped = try CLI.run(common + ["--remove", "0.3"], environment: ["LOWRANK_STOP_AFTER_LAYER": "1"])
+        #expect(stopped.status == 75)
+        let other = try CLI.run(common + ["--remove", "0.4", "--resume"])
+        #expect(other.status != 0 && other.stderr.contains("removedFraction was 0.3, now 0.4"), "\(other.stderr)")
+        let spectra = try CLI.run(common + ["--remove", "0.3", "--allocation", "effective-rank", "--resume"])
+        #expect(spectra.status != 0 && spectra.stderr.contains("every layer's spectrum"), "\(spectra.stderr)")
+        let resumed = try CLI.run(common + ["--remove", "0.3", "--resume"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+    }
+}
