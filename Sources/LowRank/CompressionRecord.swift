@@ -24,6 +24,10 @@ public struct CompressionRecord: Codable, Sendable {
     public var peak_rss_bytes: Int
     /// The BLAS kernels the run used (absent in records written before it was recorded).
     public var blas: String?
+    /// A resumed run (`--resume`): the layers earlier runs had finished. Calibration and
+    /// factorisation seconds then add up every run; `total_seconds` and `peak_rss_bytes` are the
+    /// last run's.
+    public var resumed_after_layers: Int?
 
     public init(lowrank_version: String, source_model: String, source_sha256: String, recipe: CompressionRecipe,
                 calibration_file: String?, calibration_sha256: String?, calibration_tokens: Int?, report: CompressionReport,

@@ -238,12 +238,13 @@ struct Compress: ParsableCommand {
             }
         } catch let error as CompressionError { throw CLIError(error.description) } catch let error as AllocationError { throw CLIError(error.description) }
         let calibrationSeconds = report.calibrationSeconds
-        let summary = CompressionRecord(
+        var summary = CompressionRecord(
             lowrank_version: lowrankVersion, source_model: loaded.source.path,
             source_sha256: sourceSHA256, recipe: recipe,
             calibration_file: calibrationFile, calibration_sha256: calibrationSHA256,
             calibration_tokens: calibrationTokens, report: report, total_seconds: (clock.now - started).seconds,
             peak_rss_bytes: peakRSSBytes(), blas: BLASRuntime.summary)
+        summary.resumed_after_layers = finished?.count
         try Checkpoint.write(compressed, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate, to: output,
                              extraFiles: [CompressionRecord.fileName: try summary.encoded()])
         if partial.exists { try partial.remove() }

@@ -50,6 +50,7 @@ struct ResumeTests {
         let expected = try #require(try JSONSerialization.jsonObject(with: Self.bytes(dir.file("reference/compression.json"))) as? [String: Any])
         let projections = { (s: [String: Any]) in ((s["report"] as! [String: Any])["projections"] as! [[String: Any]]).map { $0["rank"] as? Int } }
         #expect(projections(summary) == projections(expected), "the report lists every layer once, in order")
+        #expect(summary["resumed_after_layers"] as? Int == 3 && expected["resumed_after_layers"] == nil)
         #expect(!FileManager.default.fileExists(atPath: dir.file("ck.partial")))
     }
 
