@@ -209,6 +209,19 @@ GEMV_T_AVX512(gemv_t_f32_avx512, float, load_f32, load_f32_masked)
 GEMV_T_AVX512(gemv_t_f16_avx512, uint16_t, load_f16, load_f16_masked)
 GEMV_T_AVX512(gemv_t_bf16_avx512, uint16_t, load_bf16, load_bf16_masked)
 
+// The entry point of a few-row kernel: `NAME##_t` specialised for each row count 1-4 (T a
+// compile-time constant there, so the accumulators of the rows not used vanish).
+#define ROWS_BY_COUNT(NAME, T_)                                                                             \
+    AVX512 static void NAME(const T_ *w, size_t ld, const float *x, size_t ldx, size_t t, float *y, size_t ldy, \
+                            size_t b, size_t e, size_t n) {                                                  \
+        switch (t) {                                                                                         \
+        case 1: NAME##_t(w, ld, x, ldx, y, ldy, b, e, n, 1); break;                                          \
+        case 2: NAME##_t(w, ld, x, ldx, y, ldy, b, e, n, 2); break;                                          \
+        case 3: NAME##_t(w, ld, x, ldx, y, ldy, b, e, n, 3); break;                                          \
+        default: NAME##_t(w, ld, x, ldx, y, ldy, b, e, n, 4); break;                                         \
+        }                                                                                                    \
+    }
+
 // A few input rows at once (batched decoding, t <= 4): each weight value is loaded into a register
 // once and multiplied into every row's accumulator, so a step over t rows reads the weights once
 // instead of t times (from L2 at best), and the loads per FMA fall from 2 to 1/2.
@@ -260,15 +273,7 @@ GEMV_T_AVX512(gemv_t_bf16_avx512, uint16_t, load_bf16, load_bf16_masked)
             for (int s = 0; s < T; s++) y[s * ldy + r] = _mm512_reduce_add_ps(acc[s]);                       \
         }                                                                                                    \
     }                                                                                                        \
-    AVX512 static void NAME(const T_ *w, size_t ld, const float *x, size_t ldx, size_t t, float *y, size_t ldy, \
-                            size_t b, size_t e, size_t n) {                                                  \
-        switch (t) {                                                                                         \
-        case 1: NAME##_t(w, ld, x, ldx, y, ldy, b, e, n, 1); break;                                          \
-        case 2: NAME##_t(w, ld, x, ldx, y, ldy, b, e, n, 2); break;                                          \
-        case 3: NAME##_t(w, ld, x, ldx, y, ldy, b, e, n, 3); break;                                          \
-        default: NAME##_t(w, ld, x, ldx, y, ldy, b, e, n, 4); break;                                         \
-        }                                                                                                    \
-    }
+    ROWS_BY_COUNT(NAME, T_)
 GEMM_ROWS_AVX512(gemm_rows_f32_avx512, float, load_f32, load_f32_masked)
 GEMM_ROWS_AVX512(gemm_rows_f16_avx512, uint16_t, load_f16, load_f16_masked)
 GEMM_ROWS_AVX512(gemm_rows_bf16_avx512, uint16_t, load_bf16, load_bf16_masked)
@@ -327,15 +332,7 @@ GEMM_ROWS_AVX512(gemm_rows_bf16_avx512, uint16_t, load_bf16, load_bf16_masked)
             }                                                                                                \
         }                                                                                                    \
     }                                                                                                        \
-    AVX512 static void NAME(const T_ *w, size_t ld, const float *x, size_t ldx, size_t t, float *y, size_t ldy, \
-                            size_t b, size_t e, size_t n) {                                                  \
-        switch (t) {                                                                                         \
-        case 1: NAME##_t(w, ld, x, ldx, y, ldy, b, e, n, 1); break;                                          \
-        case 2: NAME##_t(w, ld, x, ldx, y, ldy, b, e, n, 2); break;                                          \
-        case 3: NAME##_t(w, ld, x, ldx, y, ldy, b, e, n, 3); break;                                          \
-        default: NAME##_t(w, ld, x, ldx, y, ldy, b, e, n, 4); break;                                         \
-        }                                                                                                    \
-    }
+    ROWS_BY_COUNT(NAME, T_)
 GEMM_T_ROWS_AVX512(gemm_t_rows_f32_avx512, float, load_f32, load_f32_masked)
 GEMM_T_ROWS_AVX512(gemm_t_rows_f16_avx512, uint16_t, load_f16, load_f16_masked)
 GEMM_T_ROWS_AVX512(gemm_t_rows_bf16_avx512, uint16_t, load_bf16, load_bf16_masked)
