@@ -11,6 +11,8 @@ public struct PartialCompression {
     public let directory: String
 
     public struct State: Codable, Sendable {
+        /// The lowrank that made the saved layers (another build may round differently).
+        public var lowrank_version: String
         public var recipe: CompressionRecipe
         public var source_sha256: String
         public var calibration_sha256: String?
@@ -18,6 +20,18 @@ public struct PartialCompression {
         public var reports: [ProjectionReport]
         public var calibration_seconds: Double
         public var factorisation_seconds: Double
+
+        public init(lowrank_version: String, recipe: CompressionRecipe, source_sha256: String, calibration_sha256: String?, layers_finished: Int,
+                    reports: [ProjectionReport], calibration_seconds: Double, factorisation_seconds: Double) {
+            self.lowrank_version = lowrank_version
+            self.recipe = recipe
+            self.source_sha256 = source_sha256
+            self.calibration_sha256 = calibration_sha256
+            self.layers_finished = layers_finished
+            self.reports = reports
+            self.calibration_seconds = calibration_seconds
+            self.factorisation_seconds = factorisation_seconds
+        }
     }
 
     public init(output: String) {
@@ -58,11 +72,11 @@ public struct PartialCompression {
     }
 
     /// Saves a finished layer, then the state that names it.
-    public func save(layer: Int, groups: [GroupID: ProjectionGroup], done: Compressor.FinishedLayers, recipe: CompressionRecipe,
+    public func save(layer: Int, groups: [GroupID: ProjectionGroup], done: Compressor.FinishedLayers, version: String, recipe: CompressionRecipe,
                      sourceSHA256: String, calibrationSHA256: String?) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if !groups.isEmpty { try Checkpoint.writeLayerGroups(groups, to: layerDirectory(layer)) }
-        let state = State(recipe: recipe, source_sha256: sourceSHA256, calibration_sha256: calibrationSHA256, layers_finished: done.count,
+        let state = State(lowrank_version: version, recipe: recipe, source_sha256: sourceSHA256, calibration_sha256: calibrationSHA256, layers_finished: done.count,
                           reports: done.reports, calibration_seconds: done.calibrationSeconds, factorisation_seconds: done.factorisationSeconds)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
@@ -72,8 +86,10 @@ public struct PartialCompression {
     /// Removes the directory once the checkpoint is written.
     public func remove() throws { try FileManager.default.removeItem(atPath: directory) }
 
-    /// Why `state` cannot continue a run of `recipe` on this source and calibration file (nil: it can).
-    public static func mismatch(_ state: State, recipe: CompressionRecipe, sourceSHA256: String, calibrationSHA256: String?) -> String? {
+    /// Why `state` cannot continue a run of `recipe` by this lowrank on this source and calibration
+    /// file (nil: it can).
+    public static func mismatch(_ state: State, version: String, recipe: CompressionRecipe, sourceSHA256: String, calibrationSHA256: String?) -> String? {
+        if state.lowrank_version != version { return "it was made by lowrank \(state.lowrank_version), this is \(version)" }
         if state.source_sha256 != sourceSHA256 { return "the source model differs (sha256 \(state.source_sha256.prefix(12))… then, \(sourceSHA256.prefix(12))… now)" }
         if state.calibration_sha256 != calibrationSHA256 { return "the calibration file differs (its sha256 changed)" }
         guard state.recipe != recipe else { return nil }

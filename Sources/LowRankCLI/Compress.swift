@@ -196,7 +196,7 @@ struct Compress: ParsableCommand {
             let state: PartialCompression.State?
             do { state = try partial.readState() } catch let error as ModelFormatError { throw CLIError(error.description) }
             guard let state else { throw CLIError("--resume: \(partial.directory) holds no unfinished run; start the run without --resume") }
-            if let reason = PartialCompression.mismatch(state, recipe: recipe, sourceSHA256: sourceSHA256, calibrationSHA256: calibrationSHA256) {
+            if let reason = PartialCompression.mismatch(state, version: lowrankVersion, recipe: recipe, sourceSHA256: sourceSHA256, calibrationSHA256: calibrationSHA256) {
                 throw CLIError("--resume: the unfinished run in \(partial.directory) cannot continue: \(reason). Give the options it was started with, or delete it to start over")
             }
             do { finished = try partial.finishedLayers(state, configuration: loaded.configuration) } catch let error as ModelFormatError {
@@ -209,7 +209,7 @@ struct Compress: ParsableCommand {
         // For tests: stop as if killed once this layer is saved.
         let stopAfter = ProcessInfo.processInfo.environment["LOWRANK_STOP_AFTER_LAYER"].flatMap(Int.init)
         let checkpoint = obstacle != nil ? nil : Compressor.LayerCheckpoint(resumeFrom: finished) { [recipe] layer, groups, done in
-            try partial.save(layer: layer, groups: groups, done: done, recipe: recipe, sourceSHA256: sourceSHA256, calibrationSHA256: calibrationSHA256)
+            try partial.save(layer: layer, groups: groups, done: done, version: lowrankVersion, recipe: recipe, sourceSHA256: sourceSHA256, calibrationSHA256: calibrationSHA256)
             if layer == stopAfter {
                 FileHandle.standardError.write(Data("stopping after layer \(layer) (LOWRANK_STOP_AFTER_LAYER)\n".utf8))
                 Foundation.exit(75)
