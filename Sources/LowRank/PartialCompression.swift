@@ -17,17 +17,20 @@ public struct PartialCompression {
         public var source_sha256: String
         public var calibration_sha256: String?
         public var layers_finished: Int
+        /// The finished layers that have a file (a layer whose projections all stayed dense has none).
+        public var layer_files: [Int]
         public var reports: [ProjectionReport]
         public var calibration_seconds: Double
         public var factorisation_seconds: Double
 
         public init(lowrank_version: String, recipe: CompressionRecipe, source_sha256: String, calibration_sha256: String?, layers_finished: Int,
-                    reports: [ProjectionReport], calibration_seconds: Double, factorisation_seconds: Double) {
+                    layer_files: [Int], reports: [ProjectionReport], calibration_seconds: Double, factorisation_seconds: Double) {
             self.lowrank_version = lowrank_version
             self.recipe = recipe
             self.source_sha256 = source_sha256
             self.calibration_sha256 = calibration_sha256
             self.layers_finished = layers_finished
+            self.layer_files = layer_files
             self.reports = reports
             self.calibration_seconds = calibration_seconds
             self.factorisation_seconds = factorisation_seconds
@@ -41,7 +44,9 @@ public struct PartialCompression {
     var statePath: String { directory + "/state.json" }
     func layerDirectory(_ layer: Int) -> String { directory + "/" + String(format: "layer-%05d", layer) }
 
-    public var exists: Bool { FileManager.default.fileExists(atPath: directory) }
+    /// Whether an unfinished run is here: a state names its finished layers. (A run killed before
+    /// its first state leaves at most layer files no state names; a new run replaces them.)
+    public var exists: Bool { FileManager.default.fileExists(atPath: statePath) }
 
     /// The state of the unfinished run, or nil when there is none.
     public func readState() throws -> State? {
@@ -56,10 +61,11 @@ public struct PartialCompression {
     /// The finished layers of `state`, read back from their files.
     public func finishedLayers(_ state: State, configuration: LlamaConfiguration) throws -> Compressor.FinishedLayers {
         var groups: [GroupID: ProjectionGroup] = [:]
-        for layer in 0..<state.layers_finished {
+        for layer in state.layer_files {
             let path = layerDirectory(layer)
-            // A layer whose projections all stayed dense has no file.
-            guard FileManager.default.fileExists(atPath: path) else { continue }
+            guard layer < state.layers_finished, FileManager.default.fileExists(atPath: path) else {
+                throw ModelFormatError.cannotOpen(path: path, reason: "the state names layer \(layer) as saved but its file is missing; delete \(directory) to start over")
+            }
             for (id, group) in try Checkpoint.readLayerGroups(directory: path, configuration: configuration) {
                 guard id.layer == layer else {
                     throw ModelFormatError.invalidValue(path: path, key: "low_rank_modules", reason: "holds layer \(id.layer), not \(layer)")
@@ -76,15 +82,21 @@ public struct PartialCompression {
                      sourceSHA256: String, calibrationSHA256: String?) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if !groups.isEmpty { try Checkpoint.writeLayerGroups(groups, to: layerDirectory(layer)) }
+        let earlier = try readState()?.layer_files.filter { $0 < layer } ?? []
         let state = State(lowrank_version: version, recipe: recipe, source_sha256: sourceSHA256, calibration_sha256: calibrationSHA256, layers_finished: done.count,
-                          reports: done.reports, calibration_seconds: done.calibrationSeconds, factorisation_seconds: done.factorisationSeconds)
+                          layer_files: earlier + (groups.isEmpty ? [] : [layer]), reports: done.reports, calibration_seconds: done.calibrationSeconds, factorisation_seconds: done.factorisationSeconds)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         try AtomicWrite.write(try encoder.encode(state), to: statePath)
     }
 
-    /// Removes the directory once the checkpoint is written.
-    public func remove() throws { try FileManager.default.removeItem(atPath: directory) }
+    /// Removes the directory (once the checkpoint is written, or before a new run when no state
+    /// names any layer in it).
+    public func remove() throws {
+        // The state first: a removal cut short then leaves no unfinished run, only files a new run replaces.
+        if FileManager.default.fileExists(atPath: statePath) { try FileManager.default.removeItem(atPath: statePath) }
+        if FileManager.default.fileExists(atPath: directory) { try FileManager.default.removeItem(atPath: directory) }
+    }
 
     /// Why `state` cannot continue a run of `recipe` by this lowrank on this source and calibration
     /// file (nil: it can).

@@ -205,6 +205,8 @@ struct Compress: ParsableCommand {
             FileHandle.standardError.write(Data("resuming \(partial.directory): \(state.layers_finished) of \(loaded.configuration.layerCount) layers finished\n".utf8))
         } else if partial.exists {
             throw CLIError("\(partial.directory) holds an unfinished run of this output: continue it with --resume, or delete it to start over")
+        } else {
+            try partial.remove()  // layer files of a run killed before its first state
         }
         // For tests: stop as if killed once this layer is saved.
         let stopAfter = ProcessInfo.processInfo.environment["LOWRANK_STOP_AFTER_LAYER"].flatMap(Int.init)
@@ -247,7 +249,7 @@ struct Compress: ParsableCommand {
         summary.resumed_after_layers = finished?.count
         try Checkpoint.write(compressed, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate, to: output,
                              extraFiles: [CompressionRecord.fileName: try summary.encoded()])
-        if partial.exists { try partial.remove() }
+        try partial.remove()
         if json {
             try Terminal.printJSON(summary)
             return

@@ -284,14 +284,16 @@ struct CLITests {
     /// Killing `lowrank compress` (SIGKILL) at any moment leaves the previous checkpoint or the new
     /// one at the destination, whole, never a partial one: killed at 24 points spread over a run
     /// (loading, factorising, writing), each time the destination holds exactly the files of one of
-    /// the two complete runs.
+    /// the two complete runs. A run that finds an unfinished one (saved layers) resumes it.
     @Test func aKilledCompressionLeavesThePreviousCheckpointOrTheNewOneWhole() throws {
         let dir = TemporaryDirectory()
         try TinyLlama(seed: 5, hiddenSize: 256, intermediateSize: 768, layerCount: 8).writeGGUF(to: dir.file("small.gguf"))
         func compress(_ remove: String, to name: String) throws -> Process {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: CLI.binary)
-            process.arguments = ["compress", dir.file("small.gguf"), "--method", "svd", "--remove", remove, "-o", dir.file(name)]
+            // A run killed after saving a layer left an unfinished run beside the output: continue it.
+            let unfinished = FileManager.default.fileExists(atPath: dir.file(name + ".partial/state.json"))
+            process.arguments = ["compress", dir.file("small.gguf"), "--method", "svd", "--remove", remove, "-o", dir.file(name)] + (unfinished ? ["--resume"] : [])
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()

@@ -10,7 +10,7 @@ import TestSupport
 struct PartialCompressionTests {
     static let recipe = CompressionRecipe(method: .svdLLM, removedFraction: 0.2)
     static let state = PartialCompression.State(lowrank_version: "1.0", recipe: recipe, source_sha256: "aa", calibration_sha256: "cc",
-                                                layers_finished: 3, reports: [], calibration_seconds: 1, factorisation_seconds: 2)
+                                                layers_finished: 3, layer_files: [0, 2], reports: [], calibration_seconds: 1, factorisation_seconds: 2)
 
     @Test func onlyTheSameBuildSourceCalibrationAndRecipeMayContinue() {
         func why(version: String = "1.0", recipe: CompressionRecipe = PartialCompressionTests.recipe, source: String = "aa",
@@ -39,7 +39,12 @@ struct PartialCompressionTests {
         let read = try #require(try partial.readState())
         #expect(read.layers_finished == 1 && read.recipe == Self.recipe && read.calibration_sha256 == nil && read.calibration_seconds == 1.5)
         let finished = try partial.finishedLayers(read, configuration: model.configuration)
-        #expect(finished.count == 1 && finished.groups.isEmpty, "a layer that stayed dense has no file")
+        #expect(finished.count == 1 && finished.groups.isEmpty && read.layer_files.isEmpty, "a layer that stayed dense has no file")
+        var missing = read
+        missing.layer_files = [0]
+        #expect(throws: (any Error).self, "a saved layer whose file is gone is an error, not a dense layer") {
+            try partial.finishedLayers(missing, configuration: model.configuration)
+        }
         try "not json".write(toFile: dir.file("ck.partial/state.json"), atomically: true, encoding: .utf8)
         #expect(throws: (any Error).self) { try partial.readState() }
     }
