@@ -18,6 +18,11 @@ public final class KVCache: @unchecked Sendable {
         values = (0..<layerCount).map { _ in .allocate(capacity: capacity * configuration.keyValueWidth) }
     }
 
+    /// Bytes a cache of `capacity` positions holds (keys and values, Float32, every layer).
+    public static func byteCount(configuration c: LlamaConfiguration, capacity: Int) -> Int {
+        c.layerCount * 2 * capacity * c.keyValueWidth * MemoryLayout<Float>.size
+    }
+
     deinit {
         for p in keys { p.deallocate() }
         for p in values { p.deallocate() }

@@ -158,8 +158,7 @@ struct Bench: ParsableCommand {
         // Before the probes below, which allocate buffers of their own (and the digest maps the file again).
         let peak = peakRSSBytes()
         let bandwidth = Self.readBandwidth()
-        let c = loaded.configuration
-        let kvBytes = c.layerCount * 2 * (promptTokens + decodeTokens) * c.keyValueWidth * MemoryLayout<Float>.size
+        let kvBytes = KVCache.byteCount(configuration: loaded.configuration, capacity: promptTokens + decodeTokens)  // the generator's cache
         let gflops = Self.sgemmGFLOPs(m: promptTokens, n: loaded.configuration.intermediateSize, k: loaded.configuration.hiddenSize)
         let decodeRate = median(decode)
         let report = Report(

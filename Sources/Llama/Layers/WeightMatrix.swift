@@ -302,7 +302,7 @@ public struct WeightMatrix: Sendable, Equatable {
             // and multiplies them, so scratch stays small (an 8B model's head widened whole would
             // be 2 GB) and the widening runs on every worker.
             let parts = Parallel.partCount(r, minimum: 128)
-            let chunk = Self.widenRows
+            let chunk = min(r, Self.widenRows)  // each worker's share of scratch, as `scratchCount` sized it
             let box = UncheckedSendableBox((self, x, y, scratch))  // disjoint column blocks of y and scratch parts
             Parallel.forEach(parts) { p in
                 let (w, x, y, scratch) = box.value
