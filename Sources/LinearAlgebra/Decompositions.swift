@@ -125,6 +125,20 @@ public enum Decompositions {
         return x
     }
 
+    /// AᵀA `[n × n]` (`ofColumns`) or AAᵀ `[m × m]` of A `[m × n]`, by one `dsyrk` (then symmetrised).
+    public static func gram(_ a: Matrix<Double>, ofColumns: Bool) -> Matrix<Double> {
+        let size = ofColumns ? a.columns : a.rows
+        var g = Matrix<Double>.zeros(rows: size, columns: size)
+        a.storage.withUnsafeBufferPointer { ap in
+            g.storage.withUnsafeMutableBufferPointer {
+                cblas_dsyrk(CblasRowMajor, CblasLower, ofColumns ? CblasTrans : CblasNoTrans, Int32(size), Int32(ofColumns ? a.rows : a.columns),
+                            1, ap.baseAddress, Int32(a.columns), 0, $0.baseAddress, Int32(size))
+            }
+        }
+        symmetrize(&g)
+        return g
+    }
+
     /// A[m × k] · B[k × n] in Float64, or A·Bᵀ for B `[n × k]` when `transposeB`.
     public static func multiply(_ a: Matrix<Double>, _ b: Matrix<Double>, transposeB: Bool = false) -> Matrix<Double> {
         let n = transposeB ? b.rows : b.columns

@@ -26,14 +26,21 @@ public enum Checkpoint {
     /// (`.NAME.tmp-…`), which then takes the place of `directory` in one step
     /// (`AtomicWrite.replaceDirectory`), so a run killed at any moment leaves the previous checkpoint
     /// or the new one, whole. Factors are written in Float32, whatever the run precision.
-    public static func write(_ model: LlamaModel, tokenizer: BPETokenizer, chatTemplate: ChatTemplate?,
-                             to directory: String, extraFiles: [String: Data] = [:]) throws {
+    /// `savedLayers` (a streaming compression's finished layers: `writeLayerGroups` directories by
+    /// layer) supplies the compressed groups of those layers instead of `model`, whose groups there
+    /// are the source's dense ones; the file is the same as if `model` held them. Tensors are
+    /// produced one at a time while the file streams (half-precision weights widened, saved
+    /// factors copied, mapped pages released), so writing never holds a second copy of the model.
+    /// `extraFiles` (such as `compression.json`) are made after the weights are written, so they
+    /// can report on the writing.
+    public static func write(_ model: LlamaModel, savedLayers: [Int: String] = [:], tokenizer: BPETokenizer, chatTemplate: ChatTemplate?,
+                             to directory: String, extraFiles: () throws -> [String: Data] = { [:] }) throws {
         let fm = FileManager.default
         let target = URL(fileURLWithPath: directory).standardizedFileURL
         let temporary = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).tmp-\(UUID().uuidString)")
         try fm.createDirectory(at: temporary, withIntermediateDirectories: true)
         do {
-            try writeContents(model, tokenizer: tokenizer, chatTemplate: chatTemplate, to: temporary.path, extraFiles: extraFiles)
+            try writeContents(model, savedLayers: savedLayers, tokenizer: tokenizer, chatTemplate: chatTemplate, to: temporary.path, extraFiles: extraFiles)
             try AtomicWrite.replaceDirectory(target.path, with: temporary.path)
         } catch {
             try? fm.removeItem(at: temporary)
@@ -41,18 +48,22 @@ public enum Checkpoint {
         }
     }
 
-    static func writeContents(_ model: LlamaModel, tokenizer: BPETokenizer, chatTemplate: ChatTemplate?,
-                              to directory: String, extraFiles: [String: Data]) throws {
+    static func writeContents(_ model: LlamaModel, savedLayers: [Int: String], tokenizer: BPETokenizer, chatTemplate: ChatTemplate?,
+                              to directory: String, extraFiles: () throws -> [String: Data]) throws {
         let c = model.configuration
         var tensors = TensorList()
-        tensors.add(TensorRole.tokenEmbedding.huggingFaceName, model.tokenEmbedding.matrix)
+        tensors.add(TensorRole.tokenEmbedding.huggingFaceName, model.tokenEmbedding)
         for (l, layer) in model.layers.enumerated() {
             tensors.addVector(TensorRole.attentionNorm(layer: l).huggingFaceName, layer.attentionNorm)
             tensors.addVector(TensorRole.mlpNorm(layer: l).huggingFaceName, layer.mlpNorm)
-            for group in layer.groups { tensors.add(group, layer: l) }
+            let saved = try savedLayers[l].map { try SavedLayer(directory: $0, configuration: c) }
+            for group in layer.groups {
+                let id = GroupID(layer: l, site: group.site)
+                if let saved, saved.groups.contains(id) { tensors.add(saved, group: id) } else { tensors.add(group, layer: l) }
+            }
         }
         tensors.addVector(TensorRole.finalNorm.huggingFaceName, model.finalNorm)
-        if !c.tiedEmbeddings, case .dense(let head) = model.outputHead { tensors.add(TensorRole.outputHead.huggingFaceName, head.matrix) }
+        if !c.tiedEmbeddings, case .dense(let head) = model.outputHead { tensors.add(TensorRole.outputHead.huggingFaceName, head.weight) }
         var writer = SafetensorsWriter()
         writer.metadata = ["format": "pt", "producer": "lowrank"]
         writer.tensors = tensors.tensors
@@ -62,7 +73,7 @@ public enum Checkpoint {
             .write(to: URL(fileURLWithPath: directory + "/config.json"))
         try tokenizer.huggingFaceTokenizerJSON().write(to: URL(fileURLWithPath: directory + "/tokenizer.json"))
         try tokenizer.huggingFaceTokenizerConfig(chatTemplate: chatTemplate).write(to: URL(fileURLWithPath: directory + "/tokenizer_config.json"))
-        for (name, data) in extraFiles { try data.write(to: URL(fileURLWithPath: directory + "/" + name)) }
+        for (name, data) in try extraFiles() { try data.write(to: URL(fileURLWithPath: directory + "/" + name)) }
     }
 
     /// The tensors of a checkpoint being written and the `low_rank` module forms they make.
@@ -72,6 +83,30 @@ public enum Checkpoint {
         var writtenBases: Set<SharedBasisID> = []
 
         mutating func add(_ name: String, _ m: Matrix<Float>) { tensors.append(.init(name: name, shape: [m.rows, m.columns], floats: m.storage)) }
+
+        /// A weight in Float32: its own values, or a half-precision one widened when the file
+        /// streams to it (and its mapped pages released after).
+        mutating func add(_ name: String, _ w: WeightMatrix) {
+            guard w.precision != .float32 else { return add(name, w.matrix) }
+            tensors.append(.init(name: name, shape: [w.rows, w.columns], type: .f32, byteCount: w.count * 4, payload: .produced { buffer in
+                w.widen(into: buffer.bindMemory(to: Float.self))
+            }))
+        }
+
+        /// The tensors of group `id` from a saved layer file, in the order they were written
+        /// there (the order `add(_:layer:)` gives), copied as the file streams; and its module forms.
+        mutating func add(_ saved: SavedLayer, group id: GroupID) {
+            let names = Checkpoint.tensorNames(of: id)
+            for info in saved.file.tensors where names.contains(info.name) {
+                let file = saved.file
+                tensors.append(.init(name: info.name, shape: info.shape, type: info.type, byteCount: info.end - info.begin, payload: .produced { buffer in
+                    let bytes = file.rawBytes(of: info)
+                    buffer.copyMemory(from: bytes)
+                    MappedFile.releasePages(bytes.baseAddress!, count: bytes.count)
+                }))
+            }
+            for (module, form) in saved.modules where saved.moduleGroups[module] == id { modules[module] = form }
+        }
         mutating func addVector(_ name: String, _ v: [Float]) { tensors.append(.init(name: name, shape: [v.count], floats: v)) }
 
         /// Writes a right factor's tensors; returns whether it is skipped.
@@ -97,7 +132,7 @@ public enum Checkpoint {
                     let id = ProjectionID(layer: l, kind: kind)
                     switch member {
                     case .dense(let d):
-                        add(TensorRole.projection(id).huggingFaceName, d.matrix)
+                        add(TensorRole.projection(id).huggingFaceName, d.weight)
                     case .lowRank(let f):
                         precondition(f.activeRank == f.rank, "write a checkpoint at its stored ranks")
                         var entry: [String: Any] = ["form": "low_rank", "rank": f.rank]
@@ -155,14 +190,64 @@ public enum Checkpoint {
 
     /// The groups `writeLayerGroups` wrote to `directory`, checked as a checkpoint's are.
     public static func readLayerGroups(directory: String, configuration c: LlamaConfiguration) throws -> [GroupID: ProjectionGroup] {
-        let tensors = try SafetensorsDirectory(directory: directory)
-        let path = directory + "/model.safetensors"
-        guard let text = tensors.files.first?.metadata[layerModulesKey], let data = text.data(using: .utf8),
-              let modules = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw ModelFormatError.malformedHeader(path: path, reason: "no \(layerModulesKey) metadata: not a layer file written by lowrank compress")
+        let saved = try SavedLayer(directory: directory, configuration: c)
+        return try loadGroups(saved.forms, configuration: c, tensors: saved.tensors, directory: directory) { _, _ in }
+    }
+
+    /// The groups a layer file holds (its header only is read).
+    public static func layerGroupIDs(directory: String, configuration c: LlamaConfiguration) throws -> Set<GroupID> {
+        try SavedLayer(directory: directory, configuration: c).groups
+    }
+
+    /// A layer file written by `writeLayerGroups`, opened (mapped; values are read on use): its
+    /// module forms and the groups they make.
+    struct SavedLayer {
+        let tensors: SafetensorsDirectory
+        let file: SafetensorsFile
+        let modules: [String: Any]
+        let forms: [ModuleForm]
+        /// The group each module belongs to.
+        let moduleGroups: [String: GroupID]
+        var groups: Set<GroupID> { Set(moduleGroups.values) }
+
+        init(directory: String, configuration c: LlamaConfiguration) throws {
+            tensors = try SafetensorsDirectory(directory: directory)
+            let path = directory + "/model.safetensors"
+            guard tensors.files.count == 1, let text = tensors.files[0].metadata[layerModulesKey], let data = text.data(using: .utf8),
+                  let modules = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw ModelFormatError.malformedHeader(path: path, reason: "no \(layerModulesKey) metadata: not a layer file written by lowrank compress")
+            }
+            file = tensors.files[0]
+            self.modules = modules
+            forms = try moduleForms(config: ["low_rank": ["format_version": formatVersion, "modules": modules]], configuration: c, path: path)
+            var groups: [String: GroupID] = [:]
+            for form in forms {
+                switch form {
+                case .lowRank(let id, _, _, _): groups[id.huggingFaceModule] = form.group
+                case .sharedRight(let g, _, _): groups[FactorOwner.group(g).huggingFaceModule] = g
+                }
+            }
+            moduleGroups = groups
         }
-        let forms = try moduleForms(config: ["low_rank": ["format_version": formatVersion, "modules": modules]], configuration: c, path: path)
-        return try loadGroups(forms, configuration: c, tensors: tensors, directory: directory) { _, _ in }
+    }
+
+    /// Every tensor name group `id` can write (`TensorList.add(_:layer:)`): its members' dense
+    /// weights and left factors, and the right factors of each member and of the group.
+    static func tensorNames(of id: GroupID) -> Set<String> {
+        var names: Set<String> = []
+        func rights(_ owner: FactorOwner) {
+            names.insert(FactorRole.right(owner).huggingFaceName)
+            names.insert(FactorRole.rightRemainder(owner).huggingFaceName)
+            names.insert(FactorRole.rightSelection(owner).huggingFaceName)
+        }
+        for kind in id.site.projections {
+            let p = ProjectionID(layer: id.layer, kind: kind)
+            names.insert(TensorRole.projection(p).huggingFaceName)
+            names.insert(FactorRole.left(p).huggingFaceName)
+            rights(.projection(p))
+        }
+        if id.site.projections.count > 1 { rights(.group(id)) }
+        return names
     }
 
     /// A Hugging Face Llama `config.json` for `c`, with an optional `low_rank` section.

@@ -114,6 +114,18 @@ public enum HuggingFaceLoader {
                                     precision: precision, owner: file.mapping)
             }
         }
+        if options.mapsStoredHalfPrecision {
+            // Used in place in the precision the file stores (F16 or BF16), 2-byte aligned; F32 loads as usual.
+            assembler.mappedTensor = { role in
+                guard let (file, info) = tensors.info(named: role.huggingFaceName), info.shape.count == 2,
+                      let precision: WeightPrecision = info.type == .f16 ? .float16 : info.type == .bf16 ? .bfloat16 : nil else { return nil }
+                let bytes = file.rawBytes(of: info)
+                guard let base = bytes.baseAddress, Int(bitPattern: base) % 2 == 0, bytes.count == 2 * info.elementCount else { return nil }
+                typeByRole[role.group, default: []].insert(info.type)
+                return WeightMatrix(mapped: base.assumingMemoryBound(to: UInt16.self), rows: info.shape[0], columns: info.shape[1],
+                                    precision: precision, owner: file.mapping)
+            }
+        }
         var weights = try assembler.assemble(factored: inGroups)
         weights.compressedGroups = groups
 

@@ -14,22 +14,26 @@ public struct LlamaModel: Sendable {
     /// Builds the runnable model; `precision` chooses how projection weights, low-rank factors
     /// and the head are stored. Matrices a loader gave in half precision (`weights.halfPrecision`)
     /// are used as they are (in place from the file when mapped) when `precision` is theirs.
-    public init(configuration: LlamaConfiguration, weights: LlamaWeights, precision: WeightPrecision = .float32) {
+    /// With `halfAsStored`, matrices the loader gave in half precision stay in it whatever
+    /// `precision` says (compression from a memory map: `LoadOptions.mapsStoredHalfPrecision`; the
+    /// layer being compressed is widened to Float32 on its own, `Compressor`).
+    public init(configuration: LlamaConfiguration, weights: LlamaWeights, precision: WeightPrecision = .float32, halfAsStored: Bool = false) {
         self.configuration = configuration
         let half = weights.halfPrecision
+        func stored(_ m: WeightMatrix) -> WeightMatrix { halfAsStored ? m : m.converted(to: precision) }
         tokenEmbedding = half[.tokenEmbedding] ?? WeightMatrix(weights.tokenEmbedding)
         layers = weights.layers.enumerated().map { l, w in
             DecoderLayer(attentionNorm: w.attentionNorm, mlpNorm: w.mlpNorm) { site in
                 if let group = weights.compressedGroups[GroupID(layer: l, site: site)] { return group.converted(to: precision) }
                 return ProjectionGroup(site: site, layout: .separate(site.projections.map { kind in
-                    if let m = half[.projection(ProjectionID(layer: l, kind: kind))] { return .dense(DenseLinear(m.converted(to: precision))) }
+                    if let m = half[.projection(ProjectionID(layer: l, kind: kind))] { return .dense(DenseLinear(stored(m))) }
                     return .dense(DenseLinear(w[kind], precision: precision))
                 }))
             }
         }
         finalNorm = weights.finalNorm
         if let head = half[.outputHead] ?? (configuration.tiedEmbeddings ? half[.tokenEmbedding] : nil) {
-            outputHead = .dense(DenseLinear(head.converted(to: precision)))
+            outputHead = .dense(DenseLinear(stored(head)))
         } else {
             outputHead = .dense(DenseLinear(weights.outputHead ?? weights.tokenEmbedding, precision: precision))
         }

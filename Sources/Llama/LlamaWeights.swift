@@ -105,6 +105,24 @@ public struct LlamaWeights: Sendable, Equatable {
         set { layers[id.layer][id.kind] = newValue }
     }
 
+    /// The dense weight of `id` in Float32: its Float32 matrix, or its half-precision one widened
+    /// (exactly; the mapped pages are released after). What compression factorises.
+    public func float32(_ id: ProjectionID) -> Matrix<Float> {
+        if let m = layers[id.layer].dense(id.kind) { return m }
+        guard let half = halfPrecision[.projection(id)] else {
+            preconditionFailure("\(id) is stored compressed: it has no dense weight (see LlamaWeights.compressedGroups)")
+        }
+        var out = [Float](repeating: 0, count: half.count)
+        out.withUnsafeMutableBufferPointer { half.widen(into: $0) }
+        return Matrix(rows: half.rows, columns: half.columns, storage: out)
+    }
+
+    /// Drops the pages the half-precision projections of `layer` read from their memory-mapped
+    /// file from the resident set (nothing for weights in memory).
+    public func releaseMappedPages(layer: Int) {
+        for kind in ProjectionKind.allCases { halfPrecision[.projection(ProjectionID(layer: layer, kind: kind))]?.releaseMappedPages() }
+    }
+
     /// The tensor of a role, flattened row-major (for writers and comparisons).
     public func values(of role: TensorRole) -> [Float]? {
         switch role {

@@ -25,10 +25,18 @@ public struct LoadOptions: Sendable {
     /// compression or gradients (they need the Float32 weights).
     public var halfPrecision: WeightPrecision?
 
-    public init(preTokenizer: PreTokenizer? = nil, halfPrecision: WeightPrecision? = nil) {
+    /// Compression from a memory map: matrices a Hugging Face file stores in F16 or BF16 are used
+    /// in place in their own precision (`LlamaWeights.halfPrecision`; `LlamaWeights.float32(_:)`
+    /// widens one when it is needed, exactly), and everything else loads in Float32 as usual. So
+    /// the Float32 model never exists whole and no value is rounded. Excludes `halfPrecision`.
+    public var mapsStoredHalfPrecision: Bool
+
+    public init(preTokenizer: PreTokenizer? = nil, halfPrecision: WeightPrecision? = nil, mapsStoredHalfPrecision: Bool = false) {
         precondition(halfPrecision != .float32, "Float32 is what loading gives without this option")
+        precondition(halfPrecision == nil || !mapsStoredHalfPrecision, "a model is converted to one half precision or kept as stored, not both")
         self.preTokenizer = preTokenizer
         self.halfPrecision = halfPrecision
+        self.mapsStoredHalfPrecision = mapsStoredHalfPrecision
     }
 }
 
@@ -83,7 +91,7 @@ struct WeightAssembler {
         var half: [TensorRole: WeightMatrix] = [:]
         /// The matrix of `role` in place from the file, if the file stores it in `halfPrecision`.
         func inPlace(_ role: TensorRole) throws -> Bool {
-            guard halfPrecision != nil, let m = try mappedTensor(role) else { return false }
+            guard let m = try mappedTensor(role) else { return false }
             let expected = role.shape(in: configuration)
             guard [m.rows, m.columns] == expected else {
                 throw ModelFormatError.shapeMismatch(path: path, tensor: name(role), expected: expected, found: [m.rows, m.columns])

@@ -28,6 +28,9 @@ public struct CompressionRecord: Codable, Sendable {
     /// factorisation seconds then add up every run; `total_seconds` and `peak_rss_bytes` are the
     /// last run's.
     public var resumed_after_layers: Int?
+    /// Where the (last) run's memory went: peak and the stage that reached it, the peak after
+    /// each layer, and the parts (absent in records written before it was recorded).
+    public var memory: CompressionMemory?
 
     public init(lowrank_version: String, source_model: String, source_sha256: String, recipe: CompressionRecipe,
                 calibration_file: String?, calibration_sha256: String?, calibration_tokens: Int?, report: CompressionReport,
@@ -47,6 +50,7 @@ public struct CompressionRecord: Codable, Sendable {
         self.total_seconds = total_seconds
         self.peak_rss_bytes = peak_rss_bytes
         self.blas = blas
+        memory = report.memory
     }
 
     /// The bytes of `compression.json` (sorted keys, pretty-printed).

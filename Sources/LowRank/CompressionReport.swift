@@ -55,6 +55,14 @@ public struct CompressionReport: Codable, Sendable {
     /// The largest amount of statistics alive at once (one layer's Gram matrices and sums) plus
     /// the calibration windows' residual streams.
     public var peakCalibrationBytes: Int
+    /// Where the run's memory went; `compression.json` records it at its top level
+    /// (`CompressionRecord.memory`), with the checkpoint write added.
+    public var memory: CompressionMemory?
+
+    enum CodingKeys: String, CodingKey {
+        case projections, projectionParametersBefore, projectionParametersAfter, modelParametersBefore, modelParametersAfter
+        case factorisationSeconds, calibrationSeconds, allocationSeconds, calibrationTokens, peakCalibrationBytes
+    }
 
     /// Fraction of projection parameters removed (what `--remove` asks for).
     public var removedProjectionFraction: Double { 1 - Double(projectionParametersAfter) / Double(projectionParametersBefore) }

@@ -14,35 +14,40 @@ public enum Compressor {
         public var layer: Int
     }
 
-    /// What a resumable run has finished: layers `0..<count` with their compressed groups (read
-    /// back from where `LayerCheckpoint.finished` saved them), their reports and the time spent.
+    /// What a resumable run has finished: layers `0..<count` (their compressed groups stay where
+    /// `LayerCheckpoint.finished` saved them), their reports and the time spent.
     public struct FinishedLayers: Sendable {
         public var count: Int
-        public var groups: [GroupID: ProjectionGroup]
         public var reports: [ProjectionReport]
         public var calibrationSeconds: Double
         public var factorisationSeconds: Double
 
-        public init(count: Int, groups: [GroupID: ProjectionGroup], reports: [ProjectionReport], calibrationSeconds: Double,
-                    factorisationSeconds: Double) {
+        public init(count: Int, reports: [ProjectionReport], calibrationSeconds: Double, factorisationSeconds: Double) {
             self.count = count
-            self.groups = groups
             self.reports = reports
             self.calibrationSeconds = calibrationSeconds
             self.factorisationSeconds = factorisationSeconds
         }
     }
 
-    /// Where a resumable run keeps its finished layers. `finished(_:)` is called after each layer
-    /// with everything done so far (that layer's groups only: earlier ones were given before), and
-    /// must have saved it when it returns.
+    /// Where a streaming, resumable run keeps its finished layers. `finished(_:)` is called after
+    /// each layer with everything done so far (that layer's groups only: earlier ones were given
+    /// before), and must have saved it when it returns; the run then drops the layer from memory,
+    /// so memory does not grow with the layer count. The model `compress` returns then has the
+    /// source's dense groups in every layer: the checkpoint is assembled from the saved layers
+    /// (`Checkpoint.write(_:savedLayers:…)`). `restore(l)` reads a saved layer's groups back (only
+    /// when calibrating on the compressed prefix, to pass the windows through a layer finished by
+    /// an earlier run).
     public struct LayerCheckpoint {
         /// Layers finished by an earlier run of the same recipe on the same source (nil: none).
         public var resumeFrom: FinishedLayers?
         public var finished: (_ layer: Int, _ groups: [GroupID: ProjectionGroup], _ done: FinishedLayers) throws -> Void
+        public var restore: (_ layer: Int) throws -> [GroupID: ProjectionGroup]
 
-        public init(resumeFrom: FinishedLayers?, finished: @escaping (Int, [GroupID: ProjectionGroup], FinishedLayers) throws -> Void) {
+        public init(resumeFrom: FinishedLayers?, restore: @escaping (Int) throws -> [GroupID: ProjectionGroup],
+                    finished: @escaping (Int, [GroupID: ProjectionGroup], FinishedLayers) throws -> Void) {
             self.resumeFrom = resumeFrom
+            self.restore = restore
             self.finished = finished
         }
     }
@@ -83,9 +88,13 @@ public enum Compressor {
     /// asvd-search with `savedSensitivity` (whose source the recipe names) takes its probes from an
     /// earlier run instead of measuring them.
     /// With `checkpoint` (recipes that `resumeObstacle` allows) each finished layer is handed to
-    /// it, and a run that names layers finished earlier restores them instead of redoing them: it
-    /// only passes the calibration windows through them again (the same operations, so the same
-    /// streams), and the result equals an uninterrupted run's bit for bit.
+    /// it and dropped from memory (streaming), and a run that names layers finished earlier skips
+    /// them: it only passes the calibration windows through them again (the same operations, so
+    /// the same streams), and the result equals an uninterrupted run's bit for bit.
+    /// Weights the loader kept in half precision (`LoadOptions.mapsStoredHalfPrecision`, with
+    /// `model` built `halfAsStored`) are widened to Float32 one layer at a time, while that layer
+    /// is calibrated and factorised, and their mapped pages are released after it: the same values
+    /// as a Float32 load, so the same result.
     public static func compress(_ model: LlamaModel, weights: LlamaWeights, recipe: CompressionRecipe,
                                 calibration: CalibrationSet?, savedSensitivity: SavedSensitivity? = nil, checkpoint: LayerCheckpoint? = nil,
                                 progress: (Progress) -> Void = { _ in }) throws
@@ -156,23 +165,42 @@ public enum Compressor {
         let restored = checkpoint?.resumeFrom
         if let restored {
             precondition(restored.count <= c.layerCount, "more finished layers than the model has")
-            for (id, group) in restored.groups { compressed[id] = group }
             reports = restored.reports
             calibrationTime = .seconds(restored.calibrationSeconds)
             factorisationTime = .seconds(restored.factorisationSeconds)
         }
+        // The dense model the windows run through: `model`, with the layer at hand in Float32.
+        var working = model
+        var memory = CompressionMemory(model: model, streaming: checkpoint != nil, layerCount: c.layerCount)
         for layer in 0..<c.layerCount {
+            // Weights kept in half precision are widened for this layer only (nil: all Float32 already).
+            let widened = float32Layer(layer, of: model, weights: weights)
+            if let widened {
+                working.layers[layer] = widened.layer
+                compressed.layers[layer] = widened.layer
+                memory.layerWeightsBytes = max(memory.layerWeightsBytes, widened.bytes)
+            }
+            defer {
+                // Back to the weights as stored; a streaming run keeps finished layers only in its checkpoint.
+                working.layers[layer] = model.layers[layer]
+                if checkpoint != nil { compressed.layers[layer] = model.layers[layer] }
+                weights.releaseMappedPages(layer: layer)
+            }
             if let restored, layer < restored.count {
                 // Finished earlier: the windows pass through the layer as they did then (the dense
                 // layer, or the compressed one when calibrating on the compressed prefix).
                 if let layerwise {
+                    if recipe.calibrateOn == .compressed, let checkpoint {
+                        for (id, group) in try checkpoint.restore(layer) { compressed[id] = group }
+                    }
                     let before = done
-                    layerwise.run(recipe.calibrateOn == .compressed ? compressed : model, observer: nil, advance: true) {
+                    layerwise.run(recipe.calibrateOn == .compressed ? compressed : working, observer: nil, advance: true) {
                         progress(Progress(stage: .layers, done: before + $0, total: totalSteps, layer: layer))
                     }
                 }
                 done += passes * (layerwise?.windows.count ?? 0) + units.filter { $0.lastLayer == layer }.count
                 progress(Progress(stage: .layers, done: done, total: totalSteps, layer: layer))
+                memory.afterLayer(layer, stage: "calibration")
                 continue
             }
             var statistics: ActivationStatistics?
@@ -181,15 +209,19 @@ public enum Compressor {
                 let collector = ActivationStatistics(gram: recipe.method.needsGram, absoluteMean: recipe.method.needsAbsoluteMean)
                 // Dense: the original layer's outputs feed the next layer in the same pass.
                 // Compressed: this pass only observes; the stream advances through the factors below.
-                let source = recipe.calibrateOn == .compressed ? compressed : model
+                let source = recipe.calibrateOn == .compressed ? compressed : working
                 let before = done
                 layerwise.run(source, observer: collector, advance: recipe.calibrateOn == .dense) {
                     progress(Progress(stage: .layers, done: before + $0, total: totalSteps, layer: layer))
                 }
                 done += layerwise.windows.count
-                peakBytes = max(peakBytes, collector.byteCount + layerwise.streamBytes + groupGrams.values.reduce(0) { $0 + $1.storage.count * 8 })
+                let sharedGrams = groupGrams.values.reduce(0) { $0 + $1.storage.count * 8 }
+                peakBytes = max(peakBytes, collector.byteCount + layerwise.streamBytes + sharedGrams)
+                memory.calibrationStreamBytes = layerwise.streamBytes
+                memory.statisticsBytes = max(memory.statisticsBytes, collector.byteCount + sharedGrams)
                 statistics = collector
                 calibrationTime += clock.now - started
+                memory.sample(layer, stage: "calibration")
             }
             let started = clock.now
             let ready = units.filter { $0.lastLayer == layer }
@@ -237,13 +269,22 @@ public enum Compressor {
                 box.value.deallocate()
             }
             let profiles = ready.map { unit in shapes.first { $0.id == unit.id }! }
-            Parallel.forEach(ready.count) { i in
+            memory.factorisationBytes = max(memory.factorisationBytes, CompressionMemory.factorisationEstimate(profiles, concurrent: Parallel.workers))
+            let layerWeights = widened?.matrices
+            // Largest first: workers claim units in this order, so the last unit to finish is a
+            // small one rather than an MLP projection running while the other workers wait
+            // (Llama-3-8B shapes: 2.0 instead of 2.3 big-unit times per layer on two workers).
+            let order = ready.indices.sorted { (profiles[$0].outputs * profiles[$0].inputs, $1) > (profiles[$1].outputs * profiles[$1].inputs, $0) }
+            Parallel.forEach(ready.count) { j in
+                let i = order[j]
                 let (scaling, shift, clamped) = scalings[ready[i].site]!
                 box.value[i] = Result {
                     // Without a plan yet: full rank, truncated once the allocator has seen every spectrum.
-                    var (outcome, report) = try factorizeUnit(ready[i], profile: profiles[i], weights: weights, rank: plan.map { $0[ready[i].id] ?? 0 },
+                    var (outcome, report) = try factorizeUnit(ready[i], profile: profiles[i], weight: { layerWeights?[$0] ?? weights.float32($0) },
+                                                              rank: plan.map { $0[ready[i].id] ?? 0 },
                                                               factorsPastBreakEven: plan?.factorsPastBreakEven ?? false,
-                                                              scaling: scaling, shift: shift, selection: recipe.skipSelection)
+                                                              scaling: scaling, shift: shift, selection: recipe.skipSelection,
+                                                              solver: recipe.svdSolver)
                     if case .eigen = scaling { report.clampedEigenvalues = clamped }
                     return (outcome, report)
                 }
@@ -264,6 +305,7 @@ public enum Compressor {
                 progress(Progress(stage: .layers, done: done, total: totalSteps, layer: layer))
             }
             factorisationTime += clock.now - started
+            memory.sample(layer, stage: "factorisation")
             if let layerwise, recipe.calibrateOn == .compressed {
                 let started = clock.now
                 let before = done
@@ -279,10 +321,12 @@ public enum Compressor {
                     let id = GroupID(layer: layer, site: site)
                     if compressed[id].members.contains(where: { $0.lowRank != nil }) { groups[id] = compressed[id] }
                 }
-                try checkpoint.finished(layer, groups, FinishedLayers(count: layer + 1, groups: groups, reports: reports,
+                memory.layerFactorsBytes = max(memory.layerFactorsBytes, groups.values.reduce(0) { $0 + $1.byteCount })
+                try checkpoint.finished(layer, groups, FinishedLayers(count: layer + 1, reports: reports,
                                                                       calibrationSeconds: calibrationTime.seconds,
                                                                       factorisationSeconds: factorisationTime.seconds))
             }
+            memory.afterLayer(layer, stage: checkpoint != nil ? "saving" : "factorisation")
         }
         if plan == nil {
             var profiles = try shapes.map { p -> ProjectionProfile in
@@ -320,11 +364,13 @@ public enum Compressor {
         let before = reports.reduce(0) { $0 + $1.parametersBefore }
         let after = reports.reduce(0) { $0 + $1.parametersAfter }
         let counts = ParameterCount(configuration: c)
-        let report = CompressionReport(projections: reports, projectionParametersBefore: before, projectionParametersAfter: after,
+        var report = CompressionReport(projections: reports, projectionParametersBefore: before, projectionParametersAfter: after,
                                        modelParametersBefore: counts.total, modelParametersAfter: counts.total - before + after,
                                        factorisationSeconds: factorisationTime.seconds, calibrationSeconds: calibrationTime.seconds,
                                        allocationSeconds: allocationSeconds,
                                        calibrationTokens: layerwise?.tokenCount ?? 0, peakCalibrationBytes: peakBytes)
+        if checkpoint == nil { memory.heldFactorsBytes = compressed.layers.reduce(0) { $0 + $1.groups.reduce(0) { $0 + ($1.members.contains { $0.lowRank != nil } ? $1.byteCount : 0) } } }
+        report.memory = memory
         return (compressed, report)
     }
 
@@ -366,16 +412,31 @@ public enum Compressor {
     }
 
     /// The members' weights stacked along outputs, `[Σ m_i × n]` (Float64 for the factorisation).
-    static func stacked(_ unit: FactorizationUnit, weights: LlamaWeights) -> Matrix<Double> {
-        let parts = unit.members.map { weights[$0] }
+    static func stacked(_ unit: FactorizationUnit, weight: (ProjectionID) -> Matrix<Float>) -> Matrix<Double> {
+        let parts = unit.members.map(weight)
         return Matrix(rows: parts.reduce(0) { $0 + $1.rows }, columns: parts[0].columns, storage: parts.flatMap { $0.storage.map(Double.init) })
+    }
+
+    /// Layer `l` with every projection the loader kept in half precision widened to Float32 (the
+    /// layer, its matrices by projection and their bytes), or nil when all of them are Float32
+    /// already (then `model`'s layer is used as it is).
+    static func float32Layer(_ l: Int, of model: LlamaModel, weights: LlamaWeights)
+        -> (layer: DecoderLayer, matrices: [ProjectionID: Matrix<Float>], bytes: Int)? {
+        let ids = ProjectionKind.allCases.map { ProjectionID(layer: l, kind: $0) }
+        guard ids.contains(where: { weights.halfPrecision[.projection($0)] != nil }) else { return nil }
+        var matrices: [ProjectionID: Matrix<Float>] = [:]
+        for id in ids { matrices[id] = weights.float32(id) }
+        let layer = DecoderLayer(attentionNorm: model.layers[l].attentionNorm, mlpNorm: model.layers[l].mlpNorm) { kind in
+            .dense(DenseLinear(matrices[ProjectionID(layer: l, kind: kind)]!))
+        }
+        return (layer, matrices, matrices.values.reduce(0) { $0 + $1.count * 4 })
     }
 
     /// Factorises `unit` at `rank`; with no rank yet (nil: the allocator needs every spectrum first)
     /// at full rank min(m, n), kept pending. A rank that would not save parameters keeps it dense.
-    static func factorizeUnit(_ unit: FactorizationUnit, profile: ProjectionProfile, weights: LlamaWeights, rank planned: Int?,
+    static func factorizeUnit(_ unit: FactorizationUnit, profile: ProjectionProfile, weight: (ProjectionID) -> Matrix<Float>, rank planned: Int?,
                               factorsPastBreakEven: Bool = false, scaling: InputScaling, shift: Double,
-                              selection: BlockSkipping.Selection) throws -> (Outcome, ProjectionReport) {
+                              selection: BlockSkipping.Selection, solver: SVDSolver = .gesdd) throws -> (Outcome, ProjectionReport) {
         let m = profile.outputs, n = profile.inputs
         var report = ProjectionReport(layer: unit.id.layer, projection: unit.id.kind.shortName,
                                       members: unit.isCat ? unit.members.map(\.kind.shortName) : nil,
@@ -387,7 +448,7 @@ public enum Compressor {
             return (.final(nil), report)
         }
         let rank = planned ?? min(m, n)
-        let f = try ScaledSVD.factorize(stacked(unit, weights: weights), rank: rank, scaling: scaling)
+        let f = try ScaledSVD.factorize(stacked(unit, weight: weight), rank: rank, scaling: scaling, solver: solver)
         let left = Matrix(rows: m, columns: rank, storage: f.left.storage.map(Float.init))
         let right = Matrix(rows: rank, columns: n, storage: f.right.storage.map(Float.init))
         let nonFinite = left.storage.filter { !$0.isFinite }.count + right.storage.filter { !$0.isFinite }.count

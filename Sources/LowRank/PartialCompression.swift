@@ -58,23 +58,35 @@ public struct PartialCompression {
         }
     }
 
-    /// The finished layers of `state`, read back from their files.
+    /// The finished layers of `state`, after checking that every layer file it names is there and
+    /// holds that layer's groups (their values are read when needed: `groups(layer:)`).
     public func finishedLayers(_ state: State, configuration: LlamaConfiguration) throws -> Compressor.FinishedLayers {
-        var groups: [GroupID: ProjectionGroup] = [:]
         for layer in state.layer_files {
             let path = layerDirectory(layer)
             guard layer < state.layers_finished, FileManager.default.fileExists(atPath: path) else {
                 throw ModelFormatError.cannotOpen(path: path, reason: "the state names layer \(layer) as saved but its file is missing; delete \(directory) to start over")
             }
-            for (id, group) in try Checkpoint.readLayerGroups(directory: path, configuration: configuration) {
-                guard id.layer == layer else {
-                    throw ModelFormatError.invalidValue(path: path, key: "low_rank_modules", reason: "holds layer \(id.layer), not \(layer)")
-                }
-                groups[id] = group
+            for id in try Checkpoint.layerGroupIDs(directory: path, configuration: configuration) where id.layer != layer {
+                throw ModelFormatError.invalidValue(path: path, key: "low_rank_modules", reason: "holds layer \(id.layer), not \(layer)")
             }
         }
-        return Compressor.FinishedLayers(count: state.layers_finished, groups: groups, reports: state.reports,
+        return Compressor.FinishedLayers(count: state.layers_finished, reports: state.reports,
                                          calibrationSeconds: state.calibration_seconds, factorisationSeconds: state.factorisation_seconds)
+    }
+
+    /// The compressed groups of a finished layer, read back from its file (none when the layer stayed dense).
+    public func groups(layer: Int, configuration: LlamaConfiguration) throws -> [GroupID: ProjectionGroup] {
+        let path = layerDirectory(layer)
+        guard FileManager.default.fileExists(atPath: path) else { return [:] }
+        return try Checkpoint.readLayerGroups(directory: path, configuration: configuration)
+    }
+
+    /// The directories of the finished layers that have a file, by layer: what the checkpoint is
+    /// assembled from (`Checkpoint.write(_:savedLayers:…)`).
+    public func savedLayers(configuration: LlamaConfiguration) -> [Int: String] {
+        var out: [Int: String] = [:]
+        for layer in 0..<configuration.layerCount where FileManager.default.fileExists(atPath: layerDirectory(layer)) { out[layer] = layerDirectory(layer) }
+        return out
     }
 
     /// Saves a finished layer, then the state that names it.

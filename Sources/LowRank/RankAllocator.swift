@@ -20,6 +20,9 @@ public enum AllocationInput: Sendable {
     public var needsCalibration: Bool { self == .fisherImportance || self == .sensitivity }
     /// Whether every projection is factorised at full rank before the plan exists.
     public var needsFullRankFactors: Bool { self == .spectra || self == .sensitivity }
+    /// Whether the allocator runs the whole model (a backward pass, loss probes), which needs
+    /// every weight in Float32 at once (no layer-by-layer widening from a memory map).
+    public var runsWholeModel: Bool { self == .fisherImportance || self == .sensitivity }
 }
 
 /// A rule that turns a parameter budget into a rank per projection (an open set: FLRC's Fisher,

@@ -29,7 +29,7 @@ public struct Factorization: Sendable {
 /// rank r, √Σ folded into both factors (so every rank prefix is itself a valid approximation),
 /// then the scaling undone on the right factor.
 public enum ScaledSVD {
-    public static func factorize(_ w: Matrix<Double>, rank: Int, scaling: InputScaling) throws -> Factorization {
+    public static func factorize(_ w: Matrix<Double>, rank: Int, scaling: InputScaling, solver: SVDSolver = .gesdd) throws -> Factorization {
         precondition(rank >= 1 && rank <= min(w.rows, w.columns), "rank \(rank) is outside 1...\(min(w.rows, w.columns))")
         let n = w.columns
         let scaled: Matrix<Double>
@@ -50,14 +50,8 @@ public enum ScaledSVD {
             for i in 0..<w.rows { for j in 0..<n { m[i, j] *= roots[j] } }
             scaled = m
         }
-        let (u, sigma, vt) = try Decompositions.svd(scaled)
-        var left = Matrix<Double>.zeros(rows: w.rows, columns: rank)
-        var right = Matrix<Double>.zeros(rows: rank, columns: n)
-        for k in 0..<rank {
-            let root = sigma[k].squareRoot()
-            for i in 0..<w.rows { left[i, k] = u[i, k] * root }
-            for j in 0..<n { right[k, j] = vt[k, j] * root }
-        }
+        var (left, right, sigma) = solver.resolved(rows: w.rows, columns: n) == .gram
+            ? try viaGram(scaled, rank: rank) : try viaGESDD(scaled, rank: rank)
         switch scaling {
         case .identity:
             break
@@ -70,6 +64,47 @@ public enum ScaledSVD {
             right = Decompositions.multiply(right, u, transposeB: true)
         }
         return Factorization(left: left, right: right, singularValues: sigma)
+    }
+
+    /// U_r·Σ_r^½ `[m × r]`, Σ_r^½·V_rᵀ `[r × n]` and every singular value of A, by `dgesdd`.
+    static func viaGESDD(_ a: Matrix<Double>, rank: Int) throws -> (Matrix<Double>, Matrix<Double>, [Double]) {
+        let (u, sigma, vt) = try Decompositions.svd(a)
+        var left = Matrix<Double>.zeros(rows: a.rows, columns: rank)
+        var right = Matrix<Double>.zeros(rows: rank, columns: a.columns)
+        for k in 0..<rank {
+            let root = sigma[k].squareRoot()
+            for i in 0..<a.rows { left[i, k] = u[i, k] * root }
+            for j in 0..<a.columns { right[k, j] = vt[k, j] * root }
+        }
+        return (left, right, sigma)
+    }
+
+    /// The same by the Gram route: for m ≥ n, AᵀA = V·Σ²·Vᵀ (`dsyevd`), right = Σ_r^½·V_rᵀ and
+    /// left = A·V_r·Σ_r^-½ (= U_r·Σ_r^½); for m < n the mirror image from AAᵀ = U·Σ²·Uᵀ. A singular
+    /// value whose square is below 1e-15·σ₁² carries no digits here: its columns are left zero.
+    static func viaGram(_ a: Matrix<Double>, rank: Int) throws -> (Matrix<Double>, Matrix<Double>, [Double]) {
+        let m = a.rows, n = a.columns, k = min(m, n)
+        let tall = m >= n
+        let (values, vectors) = try Decompositions.symmetricEigen(Decompositions.gram(a, ofColumns: tall))  // [k × k], ascending
+        let sigma = (0..<k).map { max(0, values[k - 1 - $0]).squareRoot() }
+        let floor = (sigma.first ?? 0) * (sigma.first ?? 0) * 1e-15
+        // The eigenvectors of the r largest eigenvalues, as rows: Q_r `[r × k]`.
+        var q = Matrix<Double>.zeros(rows: rank, columns: k)
+        for r in 0..<rank { for i in 0..<k { q[r, i] = vectors[i, k - 1 - r] } }
+        let root = sigma.prefix(rank).map { $0.squareRoot() }
+        let inverse = sigma.prefix(rank).map { $0 * $0 > floor ? 1 / $0.squareRoot() : 0 }
+        if tall {
+            var right = q  // V_rᵀ
+            var left = Decompositions.multiply(a, q, transposeB: true)  // A·V_r [m × r]
+            for r in 0..<rank { for j in 0..<n { right[r, j] *= root[r] } }
+            for i in 0..<m { for r in 0..<rank { left[i, r] *= inverse[r] } }
+            return (left, right, sigma)
+        }
+        var left = Matrix<Double>.zeros(rows: m, columns: rank)  // U_r·Σ_r^½
+        for i in 0..<m { for r in 0..<rank { left[i, r] = q[r, i] * root[r] } }
+        var right = Decompositions.multiply(q, a)  // U_rᵀ·A [r × n]
+        for r in 0..<rank { for j in 0..<n { right[r, j] *= inverse[r] } }
+        return (left, right, sigma)
     }
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LinearAlgebra
 import Llama
+import LowRank
 import ModelFormats
 
 struct Bench: ParsableCommand {
@@ -156,7 +157,7 @@ struct Bench: ParsableCommand {
         }
         let batchRates = batch > 1 ? batchedDecodeRates(runtime, prompt: prompt) : nil
         // Before the probes below, which allocate buffers of their own (and the digest maps the file again).
-        let peak = peakRSSBytes()
+        let peak = ResidentMemory.peakBytes()
         let bandwidth = Self.readBandwidth()
         let kvBytes = KVCache.byteCount(configuration: loaded.configuration, capacity: promptTokens + decodeTokens)  // the generator's cache
         let gflops = Self.sgemmGFLOPs(m: promptTokens, n: loaded.configuration.intermediateSize, k: loaded.configuration.hiddenSize)
@@ -257,13 +258,3 @@ func median(_ values: [Double]) -> Double {
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }
 
-/// Peak resident set size (VmHWM) of this process.
-func peakRSSBytes() -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-        // "VmHWM:\t 1138000 kB", but "VmHWM:\t19352596 kB" from 8 digits on: split on tabs and spaces.
-        let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-        if parts.count >= 2, let kb = Int(parts[1]) { return kb * 1024 }
-    }
-    return 0
-}

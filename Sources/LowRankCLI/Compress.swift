@@ -69,6 +69,9 @@ struct Compress: ParsableCommand {
     @Option(help: "SVD-LLM whitening: cholesky (SVD-LLM) or eigen (SVD-LLM V2; tiny eigenvalues clamped and counted).")
     var whitening: WhiteningKind = .cholesky
 
+    @Option(help: "How each SVD is computed: gesdd (LAPACK on the matrix), gram (eigen-decomposition of the smaller Gram matrix: about 3x faster at 8B shapes, loses singular values below about 1e-8 of the largest) or auto (default: gram when the smaller side is at least 2048, so SmolLM2-size results are gesdd's).")
+    var svdSolver: SVDSolver = .auto
+
     @Option(help: "Calibration activations: dense (the original model's, as the references) or compressed (through the already-compressed layers).")
     var calibrateOn: CalibrationSource = .dense
 
@@ -140,11 +143,15 @@ struct Compress: ParsableCommand {
     func run() throws {
         let clock = ContinuousClock()
         let started = clock.now
-        let loaded = try loadModel(model)
+        // Projections a Hugging Face source stores in F16/BF16 stay in its memory map and are widened
+        // one layer at a time, unless the allocator runs the whole model (fisher's backward pass,
+        // asvd-search's probes), which needs every weight in Float32.
+        let mapped = !allocation.allocator(beta: beta ?? 0.3).input.runsWholeModel
+        let loaded = try loadModel(model, mapsStoredHalfPrecision: mapped)
         guard loaded.weights.isDense else {
             throw CLIError("\(loaded.source.path) is already compressed (it has factored projections); compress the original model")
         }
-        let dense = LlamaModel(configuration: loaded.configuration, weights: loaded.weights)
+        let dense = LlamaModel(configuration: loaded.configuration, weights: loaded.weights, halfAsStored: true)
         // Reused probes: their window count is the record's unless --search-samples says otherwise.
         var saved: (record: CompressionRecord, sha256: String)?
         if let sensitivityFrom {
@@ -159,7 +166,7 @@ struct Compress: ParsableCommand {
                                        allocation: allocation, beta: beta ?? 0.3, uniformFallback: uniformFallback,
                                        fisherCap: fisherCap ?? .breakEven, searchSamples: searchSamples ?? saved?.record.recipe.searchSamples ?? min(4, calibrationStarts?.count ?? samples),
                                        groupSize: groupSize, skipSelection: skipSelection ?? .pivoted,
-                                       skippedAllocation: skippedAllocation ?? .parameterShare)
+                                       skippedAllocation: skippedAllocation ?? .parameterShare, svdSolver: svdSolver)
         var calibrationSet: CalibrationSet?
         var calibrationFile: String?
         var calibrationTokens: Int?
@@ -210,7 +217,8 @@ struct Compress: ParsableCommand {
         }
         // For tests: stop as if killed once this layer is saved.
         let stopAfter = ProcessInfo.processInfo.environment["LOWRANK_STOP_AFTER_LAYER"].flatMap(Int.init)
-        let checkpoint = obstacle != nil ? nil : Compressor.LayerCheckpoint(resumeFrom: finished) { [recipe] layer, groups, done in
+        let configuration = loaded.configuration
+        let checkpoint = obstacle != nil ? nil : Compressor.LayerCheckpoint(resumeFrom: finished, restore: { try partial.groups(layer: $0, configuration: configuration) }) { [recipe] layer, groups, done in
             try partial.save(layer: layer, groups: groups, done: done, version: lowrankVersion, recipe: recipe, sourceSHA256: sourceSHA256, calibrationSHA256: calibrationSHA256)
             if layer == stopAfter {
                 FileHandle.standardError.write(Data("stopping after layer \(layer) (LOWRANK_STOP_AFTER_LAYER)\n".utf8))
@@ -245,10 +253,16 @@ struct Compress: ParsableCommand {
             source_sha256: sourceSHA256, recipe: recipe,
             calibration_file: calibrationFile, calibration_sha256: calibrationSHA256,
             calibration_tokens: calibrationTokens, report: report, total_seconds: (clock.now - started).seconds,
-            peak_rss_bytes: peakRSSBytes(), blas: BLASRuntime.summary)
+            peak_rss_bytes: ResidentMemory.peakBytes(), blas: BLASRuntime.summary)
         summary.resumed_after_layers = finished?.count
-        try Checkpoint.write(compressed, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate, to: output,
-                             extraFiles: [CompressionRecord.fileName: try summary.encoded()])
+        // A streaming run's compressed layers are in the partial directory; the checkpoint is assembled from them.
+        let savedLayers = checkpoint != nil ? partial.savedLayers(configuration: loaded.configuration) : [:]
+        try Checkpoint.write(compressed, savedLayers: savedLayers, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate, to: output) {
+            summary.memory?.sampleAfterWriting()
+            summary.peak_rss_bytes = ResidentMemory.peakBytes()
+            summary.total_seconds = (clock.now - started).seconds
+            return [CompressionRecord.fileName: try summary.encoded()]
+        }
         try partial.remove()
         if json {
             try Terminal.printJSON(summary)
@@ -311,3 +325,4 @@ extension AllocationMethod: ExpressibleByArgument {}
 extension FisherCap: ExpressibleByArgument {}
 extension BlockSkipping.Selection: ExpressibleByArgument {}
 extension SkippedAllocation: ExpressibleByArgument {}
+extension SVDSolver: ExpressibleByArgument {}

@@ -37,4 +37,18 @@ public final class MappedFile: @unchecked Sendable {
 
     /// The mapped bytes; valid while `self` is alive.
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
+
+    /// Drops the pages of `count` bytes at `start` (inside a read-only mapping) from this process's
+    /// resident set. A file-backed page that has been read counts in the resident set until it is
+    /// unmapped, so streaming through a large file (compressing an 8B model layer by layer) would
+    /// otherwise grow with every byte touched. The bytes stay valid: a later read faults them back
+    /// in from the page cache or the file. Whole pages only; pages shared with neighbouring
+    /// tensors are dropped too, which costs at most a re-read.
+    public static func releasePages(_ start: UnsafeRawPointer, count: Int) {
+        guard count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = Int(bitPattern: start) / page * page
+        let end = (Int(bitPattern: start) + count + page - 1) / page * page
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: first), end - first, Int32(MADV_DONTNEED))
+    }
 }

@@ -51,6 +51,10 @@ struct ResumeTests {
         let projections = { (s: [String: Any]) in ((s["report"] as! [String: Any])["projections"] as! [[String: Any]]).map { $0["rank"] as? Int } }
         #expect(projections(summary) == projections(expected), "the report lists every layer once, in order")
         #expect(summary["resumed_after_layers"] as? Int == 3 && expected["resumed_after_layers"] == nil)
+        // The memory record outside checks read: the peak, where it was reached, and the peak after each layer.
+        let memory = try #require(expected["memory"] as? [String: Any])
+        #expect(memory["streaming"] as? Bool == true && (memory["peak_rss_after_layer"] as? [Int])?.count == 4, "\(memory)")
+        #expect((memory["peak_rss_bytes"] as? Int ?? 0) >= (memory["peak_rss_after_layer"] as? [Int])?.last ?? .max && memory["peak_stage"] is String)
         #expect(!FileManager.default.fileExists(atPath: dir.file("ck.partial")))
     }
 

@@ -139,4 +139,23 @@ struct FactorisationPropertyTests {
         let product = Decompositions.multiply(result.s, Matrix(rows: 3, columns: 3, storage: (0..<9).map { result.s[$0 % 3, $0 / 3] }))
         for i in 0..<3 { for j in 0..<3 { #expect(abs(product[i, j] - g[i, j] - (i == j ? result.shift : 0)) < 1e-9) } }
     }
+
+    /// Large Grams skip the eigen-decomposition: the shift is the first ε·trace/n·4^k that works,
+    /// so it lies between the exact route's λ_min-based shift's floor ε·trace/n and 4× what suffices.
+    @Test func aLargeSingularGramIsShiftedWithoutAnEigenDecomposition() throws {
+        var generator = SeededGenerator(seed: 8)
+        let n = 40, tokens = 12  // fewer tokens than channels: rank 12, singular
+        let x = (0..<tokens * n).map { _ in Float.random(in: -1...1, using: &generator) }
+        var g = Decompositions.gramReference(x, rows: tokens, columns: n)
+        Decompositions.symmetrize(&g)
+        // Made indefinite (λ_min = −c), so the shift must be at least c: the doubling route's lies in [c, 4·exact).
+        let c = 1e-3 * (0..<n).reduce(0.0) { $0 + g[$1, $1] } / Double(n)
+        for i in 0..<n { g[i, i] -= c }
+        let exact = try Whitening.cholesky(gram: g)
+        let doubling = try Whitening.cholesky(gram: g, exactShiftBelow: n)
+        #expect(exact.shift > c && doubling.shift >= c && doubling.shift <= 4 * exact.shift, "\(exact.shift) \(doubling.shift)")
+        let s = doubling.s
+        let product = Decompositions.multiply(s, s, transposeB: true)
+        for i in 0..<n { for j in 0..<n { #expect(abs(product[i, j] - g[i, j] - (i == j ? doubling.shift : 0)) < 1e-9 * max(1, abs(g[i, i]))) } }
+    }
 }

@@ -1,4 +1,5 @@
 import LinearAlgebra
+import ModelFormats
 
 /// How a weight is kept in memory. Computation is always Float32; half-precision storage halves
 /// the bytes read per decoded token (decode is memory-bound). Applies to dense weights and to
@@ -56,6 +57,26 @@ public struct WeightMatrix: Sendable, Equatable {
 
     /// Whether the values are read from a memory-mapped file in place.
     public var isMapped: Bool { half.isMapped }
+
+    /// For a mapped matrix, drops the pages it has read from the resident set (`MappedFile.releasePages`;
+    /// the values stay readable). Nothing for a matrix in memory.
+    public func releaseMappedPages() {
+        guard half.isMapped else { return }
+        half.withUnsafeBufferPointer { MappedFile.releasePages(UnsafeRawPointer($0.baseAddress!), count: $0.count * 2) }
+    }
+
+    /// Fills `out` (`rows · columns` Float32 values) with the weight as Float32 (`matrix` without
+    /// an array of its own; a mapped matrix's pages are released after).
+    public func widen(into out: UnsafeMutableBufferPointer<Float>) {
+        precondition(out.count == count, "the buffer holds \(out.count) values, the weight \(count)")
+        guard count > 0 else { return }
+        switch precision {
+        case .float32: float32.withUnsafeBufferPointer { out.baseAddress!.update(from: $0.baseAddress!, count: count) }
+        case .float16, .bfloat16:
+            half.withUnsafeBufferPointer { DecodeKernels.widen($0.baseAddress!, format: precision.halfFormat!, count: count, into: out.baseAddress!) }
+            releaseMappedPages()
+        }
+    }
 
     /// Row `i` as Float32 into `out [columns]` (an embedding lookup).
     public func widenRow(_ i: Int, into out: UnsafeMutablePointer<Float>) {
