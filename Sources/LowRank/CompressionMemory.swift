@@ -29,9 +29,14 @@ public struct CompressionMemory: Codable, Sendable, Equatable {
     public var calibrationStreamBytes: Int
     /// The largest layer's statistics (Float64 Gram matrices, sums; Basis Sharing's running sums).
     public var statisticsBytes: Int
-    /// Estimated Float64 working set of the largest units factorised at once (one per worker): per
-    /// unit `[m × n]`, k = min(m, n), 8·(3·m·n + 3·(m + n)·k + 4·k²) bytes: the stacked and scaled
-    /// weights, LAPACKE's column-major copy, U and Vᵀ with their row-major copies, dgesdd's workspace.
+    /// The largest layer's whitenings (Float64 `[n × n]` per input site), held while its units are
+    /// factorised (the statistics are gone by then).
+    public var whiteningBytes: Int
+    /// Estimated Float64 working set of the largest units factorised at once (one per worker). Per
+    /// unit `[m × n]`, k = min(m, n), rank r: with `gesdd` 8·(3·m·n + 3·(m + n)·k + 4·k²) bytes (the
+    /// stacked and scaled weights, LAPACKE's column-major copy, U and Vᵀ with their row-major copies,
+    /// the workspace); with the Gram route 8·(2·m·n + 4·k² + (m + n)·r) (the two weights, the Gram
+    /// matrix, its eigenvectors and dsyevd's workspace, the two factors).
     public var factorisationBytes: Int
     /// The largest layer's factors, held until that layer is saved (streaming runs).
     public var layerFactorsBytes: Int
@@ -50,6 +55,7 @@ public struct CompressionMemory: Codable, Sendable, Equatable {
         case layerWeightsBytes = "layer_weights_bytes"
         case calibrationStreamBytes = "calibration_stream_bytes"
         case statisticsBytes = "statistics_bytes"
+        case whiteningBytes = "whitening_bytes"
         case factorisationBytes = "factorisation_bytes"
         case layerFactorsBytes = "layer_factors_bytes"
         case heldFactorsBytes = "held_factors_bytes"
@@ -78,6 +84,7 @@ public struct CompressionMemory: Codable, Sendable, Equatable {
         layerWeightsBytes = 0
         calibrationStreamBytes = 0
         statisticsBytes = 0
+        whiteningBytes = 0
         factorisationBytes = 0
         layerFactorsBytes = 0
         heldFactorsBytes = 0
@@ -100,11 +107,14 @@ public struct CompressionMemory: Codable, Sendable, Equatable {
     /// After the checkpoint is written (the last stage of a run).
     public mutating func sampleAfterWriting() { sample(nil, stage: "writing the checkpoint") }
 
-    /// `factorisationBytes` for one layer's units, `concurrent` at a time (the largest ones).
-    static func factorisationEstimate(_ profiles: [ProjectionProfile], concurrent: Int) -> Int {
-        let each = profiles.map { p -> Int in
-            let m = p.outputs, n = p.inputs, k = min(m, n)
-            return 8 * (3 * m * n + 3 * (m + n) * k + 4 * k * k)
+    /// `factorisationBytes` for one layer's units at their ranks (nil: full rank), `concurrent` at
+    /// a time (the largest ones).
+    static func factorisationEstimate(_ profiles: [ProjectionProfile], ranks: [Int?], solver: SVDSolver, concurrent: Int) -> Int {
+        let each = zip(profiles, ranks).map { p, rank -> Int in
+            let m = p.outputs, n = p.inputs, k = min(m, n), r = rank ?? k
+            guard r > 0 else { return 0 }  // kept dense: not factorised
+            guard solver.resolved(rows: m, columns: n) == .gram else { return 8 * (3 * m * n + 3 * (m + n) * k + 4 * k * k) }
+            return 8 * (2 * m * n + 4 * k * k + (m + n) * r)
         }
         return each.sorted(by: >).prefix(max(1, concurrent)).reduce(0, +)
     }

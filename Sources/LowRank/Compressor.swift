@@ -269,13 +269,25 @@ public enum Compressor {
                 box.value.deallocate()
             }
             let profiles = ready.map { unit in shapes.first { $0.id == unit.id }! }
-            memory.factorisationBytes = max(memory.factorisationBytes, CompressionMemory.factorisationEstimate(profiles, concurrent: Parallel.workers))
+            memory.factorisationBytes = max(memory.factorisationBytes, CompressionMemory.factorisationEstimate(
+                profiles, ranks: ready.map { unit in plan.map { $0[unit.id] ?? 0 } }, solver: recipe.svdSolver, concurrent: Parallel.workers))
+            memory.whiteningBytes = max(memory.whiteningBytes, scalings.values.reduce(0) { $0 + $1.0.byteCount })
             let layerWeights = widened?.matrices
             // Largest first: workers claim units in this order, so the last unit to finish is a
             // small one rather than an MLP projection running while the other workers wait
             // (Llama-3-8B shapes: 2.0 instead of 2.3 big-unit times per layer on two workers).
             let order = ready.indices.sorted { (profiles[$0].outputs * profiles[$0].inputs, $1) > (profiles[$1].outputs * profiles[$1].inputs, $0) }
+            // Progress as each unit finishes (an 8B MLP projection takes minutes), one report at a time.
+            let reporting = NSLock()
+            var finishedUnits = 0
+            let before = done
             Parallel.forEach(ready.count) { j in
+                defer {
+                    reporting.lock()
+                    finishedUnits += 1
+                    progress(Progress(stage: .layers, done: before + finishedUnits, total: totalSteps, layer: layer))
+                    reporting.unlock()
+                }
                 let i = order[j]
                 let (scaling, shift, clamped) = scalings[ready[i].site]!
                 box.value[i] = Result {
@@ -302,7 +314,6 @@ public enum Compressor {
                     pending[unit.id] = factors
                 }
                 done += 1
-                progress(Progress(stage: .layers, done: done, total: totalSteps, layer: layer))
             }
             factorisationTime += clock.now - started
             memory.sample(layer, stage: "factorisation")

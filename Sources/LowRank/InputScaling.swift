@@ -23,6 +23,18 @@ public enum InputScaling: Sendable {
     }
 }
 
+extension InputScaling {
+    /// Bytes the scaling holds (Float64).
+    public var byteCount: Int {
+        switch self {
+        case .identity: 0
+        case .diagonal(let s): s.count * 8
+        case .cholesky(let s): s.storage.count * 8
+        case .eigen(let vectors, let roots): (vectors.storage.count + roots.count) * 8
+        }
+    }
+}
+
 /// ASVD's per-channel scale from the mean absolute activation: s_j = mean|x_j|^α, with a floor of
 /// 1e-6 before the power (as the reference adds it) so an unused channel cannot divide by zero.
 public func activationScale(meanAbsolute: [Double], alpha: Double = 0.5) -> [Double] {

@@ -25,6 +25,11 @@ struct Compress: ParsableCommand {
             Calibration runs layer by layer: only one layer's statistics are in memory at a time. --calibrate-on compressed \
             feeds each layer the outputs of the already-compressed layers before it (SVD-LLM's sequential variant); \
             --whitening eigen uses SVD-LLM V2's eigen-decomposition square root instead of Cholesky.
+            Every recipe whose ranks are fixed before factorising (all but the spectra allocators, asvd-search and \
+            basis-sharing) streams and can resume: each finished layer is saved in DIR.partial and leaves memory, the \
+            checkpoint is assembled from the saved layers, and --resume continues an interrupted run. A safetensors source \
+            stored in F16/BF16 stays memory-mapped and is widened one layer at a time (exactly). compression.json's memory \
+            section records the peak RSS, the stage that reached it, the peak after each layer and each part's size.
             The output directory loads like any model: lowrank perplexity DIR, lowrank generate DIR ...
             """)
 

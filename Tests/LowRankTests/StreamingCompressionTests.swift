@@ -64,6 +64,9 @@ struct StreamingCompressionTests {
             #expect(memory.residentProjectionBytes == 0 && memory.embeddingAndHeadBytes == 0 && memory.layerWeightsBytes == layerBytes)
         }
         #expect(memory.layerFactorsBytes > 0 && memory.statisticsBytes > 0 && memory.calibrationStreamBytes == 4 * 16 * c.hiddenSize * 4)
+        // One whitening per input site: [hidden²] for three, [intermediate²] for down's (ASVD: vectors).
+        let whitening = method == .asvd ? (3 * c.hiddenSize + c.intermediateSize) * 8 : (3 * c.hiddenSize * c.hiddenSize + c.intermediateSize * c.intermediateSize) * 8
+        #expect(memory.whiteningBytes == whitening && memory.factorisationBytes > 0)
         let inMemoryReport = try #require(held.memory)
         #expect(!inMemoryReport.streaming && inMemoryReport.residentProjectionBytes == c.layerCount * layerBytes && inMemoryReport.heldFactorsBytes > 0)
     }
