@@ -81,11 +81,12 @@ public struct PartialCompression {
         return try Checkpoint.readLayerGroups(directory: path, configuration: configuration)
     }
 
-    /// The directories of the finished layers that have a file, by layer: what the checkpoint is
-    /// assembled from (`Checkpoint.write(_:savedLayers:…)`).
-    public func savedLayers(configuration: LlamaConfiguration) -> [Int: String] {
+    /// The directories of the finished layers that have a file, as the state names them, by layer:
+    /// what the checkpoint is assembled from (`Checkpoint.write(_:savedLayers:…)`). (A file the
+    /// state does not name, left by a run killed between the two writes, is not used.)
+    public func savedLayers() throws -> [Int: String] {
         var out: [Int: String] = [:]
-        for layer in 0..<configuration.layerCount where FileManager.default.fileExists(atPath: layerDirectory(layer)) { out[layer] = layerDirectory(layer) }
+        for layer in try readState()?.layer_files ?? [] { out[layer] = layerDirectory(layer) }
         return out
     }
 

@@ -261,7 +261,7 @@ struct Compress: ParsableCommand {
             peak_rss_bytes: ResidentMemory.peakBytes(), blas: BLASRuntime.summary)
         summary.resumed_after_layers = finished?.count
         // A streaming run's compressed layers are in the partial directory; the checkpoint is assembled from them.
-        let savedLayers = checkpoint != nil ? partial.savedLayers(configuration: loaded.configuration) : [:]
+        let savedLayers = checkpoint != nil ? try partial.savedLayers() : [:]
         try Checkpoint.write(compressed, savedLayers: savedLayers, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate, to: output) {
             summary.memory?.sampleAfterWriting()
             summary.peak_rss_bytes = ResidentMemory.peakBytes()
