@@ -94,6 +94,12 @@ struct CLITests {
         #expect(output.stdout.isEmpty)
     }
 
+    @Test func synthesizeRefusesFloat32WeightsAndNamesTheChoices() throws {
+        let output = try CLI.run(["synthesize", "m.gguf", "--dtype", "f32", "-o", TemporaryDirectory().file("out")])
+        #expect(output.status != 0)
+        #expect(output.stderr.contains("--dtype must be f16 or bf16"), "\(output.stderr)")
+    }
+
     @Test func unknownPreTokenizerOptionIsRejectedWithTheChoices() throws {
         let output = try CLI.run(["tokenize", "m.gguf", "--text", "x", "--pretokenizer", "bogus"])
         #expect(output.status != 0)
