@@ -55,7 +55,8 @@ public enum SVDSolver: String, CaseIterable, Codable, Sendable {
     /// LAPACK `dgesdd` on the matrix (what every result up to SmolLM2 size uses).
     case gesdd
     /// The eigen-decomposition (`dsyevd`) of the smaller Gram matrix AᵀA or AAᵀ, then the other
-    /// factor by one product: about 3× faster at Llama-3-8B's 14336 × 4096. It squares the
+    /// factor by one product: half the memory-bound work of `dgesdd`'s bidiagonalisation, the rest
+    /// in level-3 products (docs/BENCHMARKS.md has the 8B-shape timings). It squares the
     /// condition number, so singular values below about 1e-8·σ₁ are lost; those are far below any
     /// rank a compression keeps (docs/ARCHITECTURE.md has the comparison).
     case gram

@@ -74,7 +74,7 @@ struct Compress: ParsableCommand {
     @Option(help: "SVD-LLM whitening: cholesky (SVD-LLM) or eigen (SVD-LLM V2; tiny eigenvalues clamped and counted).")
     var whitening: WhiteningKind = .cholesky
 
-    @Option(help: "How each SVD is computed: gesdd (LAPACK on the matrix), gram (eigen-decomposition of the smaller Gram matrix: about 3x faster at 8B shapes, loses singular values below about 1e-8 of the largest) or auto (default: gram when the smaller side is at least 2048, so SmolLM2-size results are gesdd's).")
+    @Option(help: "How each SVD is computed: gesdd (LAPACK on the matrix), gram (eigen-decomposition of the smaller Gram matrix: less work at 8B shapes, loses singular values below about 1e-8 of the largest) or auto (default: gram when the smaller side is at least 2048, so SmolLM2-size results are gesdd's).")
     var svdSolver: SVDSolver = .auto
 
     @Option(help: "Calibration activations: dense (the original model's, as the references) or compressed (through the already-compressed layers).")
