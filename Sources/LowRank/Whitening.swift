@@ -14,12 +14,13 @@ public enum Whitening {
     /// reference's fix with a relative ε instead of its absolute 1e-6 (algorithms.md §1.4), and the
     /// shift is returned.
     ///
-    /// From n = `exactShiftBelow` on, λ_min is not computed: its eigen-decomposition costs about
-    /// an hour on one core at n = 14336 (Llama-3-8B's down input, singular whenever the calibration
-    /// has fewer tokens than that), against under a minute for a Cholesky. The shift is then the
-    /// first of ε·trace(G)/n·4^k, k = 0, 1, …, that makes G positive definite: at most 4× the
-    /// smallest shift of that form, and like the reference's, it is reported. Our choice (the
-    /// reference has no such case); SmolLM2's matrices stay below the threshold.
+    /// From n = `exactShiftBelow` on, λ_min is not computed: its eigen-decomposition took most of
+    /// a 16.5-minute layer on one core at n = 14336 (Llama-3-8B's down input, singular whenever the
+    /// calibration has fewer tokens than that; docs/BENCHMARKS.md), against under a minute for a
+    /// Cholesky. The shift is then the first of ε·trace(G)/n·4^k, k = 0, 1, …, that makes G
+    /// positive definite: at most 4× the smallest shift of that form, and like the reference's, it
+    /// is reported. Our choice for large n (the reference always computes λ_min); SmolLM2's
+    /// matrices stay below the threshold, on the exact route.
     public static func cholesky(gram g: Matrix<Double>, relativeEpsilon: Double = 1e-6, exactShiftBelow: Int = 2048) throws -> Result {
         // (Written without a pattern-matching catch: Swift 6.3 crashes compiling one on a typed throw.)
         var failure: DecompositionError?
