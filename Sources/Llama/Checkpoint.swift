@@ -90,6 +90,7 @@ public enum Checkpoint {
             guard w.precision != .float32 else { return add(name, w.matrix) }
             tensors.append(.init(name: name, shape: [w.rows, w.columns], type: .f32, byteCount: w.count * 4, payload: .produced { buffer in
                 w.widen(into: buffer.bindMemory(to: Float.self))
+                w.releaseMappedPages()
             }))
         }
 

@@ -101,24 +101,15 @@ public enum HuggingFaceLoader {
             typeByRole[role.group, default: []].insert(info.type)
             return (info.shape, file.floats(of: info))
         }
-        if let precision = options.halfPrecision {
-            // Used in place: a matrix whose file type is the precision asked for, 2-byte aligned.
-            let type: ElementType = precision == .float16 ? .f16 : .bf16
-            assembler.halfPrecision = precision
-            assembler.mappedTensor = { role in
-                guard let (file, info) = tensors.info(named: role.huggingFaceName), info.type == type, info.shape.count == 2 else { return nil }
-                let bytes = file.rawBytes(of: info)
-                guard let base = bytes.baseAddress, Int(bitPattern: base) % 2 == 0, bytes.count == 2 * info.elementCount else { return nil }
-                typeByRole[role.group, default: []].insert(info.type)
-                return WeightMatrix(mapped: base.assumingMemoryBound(to: UInt16.self), rows: info.shape[0], columns: info.shape[1],
-                                    precision: precision, owner: file.mapping)
-            }
-        }
-        if options.mapsStoredHalfPrecision {
-            // Used in place in the precision the file stores (F16 or BF16), 2-byte aligned; F32 loads as usual.
+        // Used in place from the map (2-byte aligned): with `halfPrecision`, a matrix the file stores
+        // in exactly that type; with `mapsStoredHalfPrecision`, one it stores in F16 or BF16, in that
+        // type. Anything else loads in Float32 (and is then converted to `halfPrecision` if asked).
+        assembler.halfPrecision = options.halfPrecision
+        if options.halfPrecision != nil || options.mapsStoredHalfPrecision {
             assembler.mappedTensor = { role in
                 guard let (file, info) = tensors.info(named: role.huggingFaceName), info.shape.count == 2,
-                      let precision: WeightPrecision = info.type == .f16 ? .float16 : info.type == .bf16 ? .bfloat16 : nil else { return nil }
+                      let precision: WeightPrecision = info.type == .f16 ? .float16 : info.type == .bf16 ? .bfloat16 : nil,
+                      options.mapsStoredHalfPrecision || precision == options.halfPrecision else { return nil }
                 let bytes = file.rawBytes(of: info)
                 guard let base = bytes.baseAddress, Int(bitPattern: base) % 2 == 0, bytes.count == 2 * info.elementCount else { return nil }
                 typeByRole[role.group, default: []].insert(info.type)

@@ -112,9 +112,8 @@ public struct LlamaWeights: Sendable, Equatable {
         guard let half = halfPrecision[.projection(id)] else {
             preconditionFailure("\(id) is stored compressed: it has no dense weight (see LlamaWeights.compressedGroups)")
         }
-        var out = [Float](repeating: 0, count: half.count)
-        out.withUnsafeMutableBufferPointer { half.widen(into: $0) }
-        return Matrix(rows: half.rows, columns: half.columns, storage: out)
+        defer { half.releaseMappedPages() }
+        return half.matrix
     }
 
     /// Drops the pages the half-precision projections of `layer` read from their memory-mapped

@@ -66,7 +66,7 @@ public struct WeightMatrix: Sendable, Equatable {
     }
 
     /// Fills `out` (`rows · columns` Float32 values) with the weight as Float32 (`matrix` without
-    /// an array of its own; a mapped matrix's pages are released after).
+    /// an array of its own).
     public func widen(into out: UnsafeMutableBufferPointer<Float>) {
         precondition(out.count == count, "the buffer holds \(out.count) values, the weight \(count)")
         guard count > 0 else { return }
@@ -74,7 +74,6 @@ public struct WeightMatrix: Sendable, Equatable {
         case .float32: float32.withUnsafeBufferPointer { out.baseAddress!.update(from: $0.baseAddress!, count: count) }
         case .float16, .bfloat16:
             half.withUnsafeBufferPointer { DecodeKernels.widen($0.baseAddress!, format: precision.halfFormat!, count: count, into: out.baseAddress!) }
-            releaseMappedPages()
         }
     }
 
@@ -90,17 +89,10 @@ public struct WeightMatrix: Sendable, Equatable {
 
     /// The weight as Float32 (exactly what the kernels multiply by).
     public var matrix: Matrix<Float> {
-        switch precision {
-        case .float32: return Matrix(rows: rows, columns: columns, storage: float32)
-        case .float16, .bfloat16:
-            var out = [Float](repeating: 0, count: rows * columns)
-            if !out.isEmpty {
-                out.withUnsafeMutableBufferPointer { o in
-                    half.withUnsafeBufferPointer { h in DecodeKernels.widen(h.baseAddress!, format: precision.halfFormat!, count: h.count, into: o.baseAddress!) }
-                }
-            }
-            return Matrix(rows: rows, columns: columns, storage: out)
-        }
+        guard precision != .float32 else { return Matrix(rows: rows, columns: columns, storage: float32) }
+        var out = [Float](repeating: 0, count: rows * columns)
+        out.withUnsafeMutableBufferPointer { widen(into: $0) }
+        return Matrix(rows: rows, columns: columns, storage: out)
     }
 
     /// The same weight kept at `precision` (rounded from its Float32 values; unchanged if equal).
