@@ -25,16 +25,23 @@ public enum DecompositionError: Error, Equatable, CustomStringConvertible, Senda
 public enum Decompositions {
     /// Lower-triangular L with L·Lᵀ = A, A symmetric `[n × n]`.
     public static func cholesky(_ a: Matrix<Double>) throws(DecompositionError) -> Matrix<Double> {
-        precondition(a.rows == a.columns, "Cholesky needs a square matrix")
         var l = a
+        try choleskyInPlace(&l)
+        return l
+    }
+
+    /// `cholesky` without a copy: A `[n × n]` is overwritten by L. At n = 14336 one copy is 1.5 GiB,
+    /// so a caller that retries with a shifted Gram refills one working matrix instead of allocating
+    /// one per attempt. On failure A holds dpotrf's partial factor (refill it before reusing it).
+    public static func choleskyInPlace(_ a: inout Matrix<Double>) throws(DecompositionError) {
+        precondition(a.rows == a.columns, "Cholesky needs a square matrix")
         let n = Int32(a.rows)
-        let info = l.storage.withUnsafeMutableBufferPointer {
+        let info = a.storage.withUnsafeMutableBufferPointer {
             LAPACKE_dpotrf(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "L")), n, $0.baseAddress, n)
         }
         if info > 0 { throw .notPositiveDefinite(order: Int(info)) }
         if info < 0 { throw .invalidArgument(routine: "dpotrf", info: Int(info)) }
-        for i in 0..<a.rows { for j in (i + 1)..<max(i + 1, a.columns) { l[i, j] = 0 } }  // clear the upper triangle
-        return l
+        for i in 0..<a.rows { for j in (i + 1)..<max(i + 1, a.columns) { a[i, j] = 0 } }  // clear the upper triangle
     }
 
     /// Thin SVD A = U·diag(s)·Vᵀ of A `[m × n]`: U `[m × k]`, s (descending, k values), Vᵀ `[k × n]`,
