@@ -1,5 +1,6 @@
 #include "CKernels.h"
 #include <string.h>
+#include <math.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
@@ -159,27 +160,38 @@ GEMV_AVX512(gemv_bf16_avx512, uint16_t, load_bf16, load_bf16_masked)
 // The transposed product streams the rows of W one after another (each row once, sequentially),
 // accumulating into y, which stays in L1 (n ≤ a few thousand floats): a low-rank left factor kept
 // as Bᵀ [rank × outputs], where one worker's share of the rank is a contiguous block of rows.
+// Every weight vector costs a load and a store of y, so this kernel is bound by the core's stores
+// rather than by memory: it works in 256-bit vectors. On Zen 4 (AVX-512 executed as 256-bit
+// halves) the 512-bit version streamed 30 GB/s on one thread and this one 37–39, as fast as the
+// row products (benchmarks/kernel_bandwidth.sh, docs/BENCHMARKS.md); Intel cores store at most
+// 64 bytes per cycle either way. Two rows per pass (half the y traffic) measured slower in both
+// widths, as did y kept in registers over column blocks (a strided read of W).
 // No software prefetch here: 4 KiB ahead raised one thread's bandwidth (14–19 → 22–29 GB/s,
 // benchmarks/kernel_bandwidth.sh) but lowered decoding with two workers (SVD-LLM 20% f32: 53 → 63
 // tokens/s without it, medians of 4 interleaved runs; docs/BENCHMARKS.md): both cores already
 // saturate the memory system, and the extra requests only compete.
-#define GEMV_T_AVX512(NAME, T, LOAD, LOAD_MASKED)                                                           \
+AVX512 static inline __m256 load8_f32(const float *p) { return _mm256_loadu_ps(p); }
+AVX512 static inline __m256 load8_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+AVX512 static inline __m256 load8_bf16(const uint16_t *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+#define GEMV_T_AVX512(NAME, T, LOAD8, WIDEN)                                                                \
     AVX512 static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {\
-        size_t full = n & ~(size_t)15;                                                                       \
-        __mmask16 m = (__mmask16)((1u << (n - full)) - 1);                                                   \
+        size_t full = n & ~(size_t)7;                                                                        \
         for (size_t j = 0; j < n; j++) y[j] = 0;                                                             \
         for (size_t k = b; k < e; k++) {                                                                     \
             const T *wr = w + k * ld;                                                                        \
-            __m512 xk = _mm512_set1_ps(x[k]);                                                                \
+            float xs = x[k];                                                                                 \
+            __m256 xk = _mm256_set1_ps(xs);                                                                  \
             size_t j = 0;                                                                                    \
-            for (; j + 64 <= full; j += 64) {                                                                \
-                _mm512_storeu_ps(y + j, _mm512_fmadd_ps(LOAD(wr + j), xk, _mm512_loadu_ps(y + j)));          \
-                _mm512_storeu_ps(y + j + 16, _mm512_fmadd_ps(LOAD(wr + j + 16), xk, _mm512_loadu_ps(y + j + 16))); \
-                _mm512_storeu_ps(y + j + 32, _mm512_fmadd_ps(LOAD(wr + j + 32), xk, _mm512_loadu_ps(y + j + 32))); \
-                _mm512_storeu_ps(y + j + 48, _mm512_fmadd_ps(LOAD(wr + j + 48), xk, _mm512_loadu_ps(y + j + 48))); \
+            for (; j + 32 <= full; j += 32) {                                                                \
+                _mm256_storeu_ps(y + j, _mm256_fmadd_ps(LOAD8(wr + j), xk, _mm256_loadu_ps(y + j)));          \
+                _mm256_storeu_ps(y + j + 8, _mm256_fmadd_ps(LOAD8(wr + j + 8), xk, _mm256_loadu_ps(y + j + 8))); \
+                _mm256_storeu_ps(y + j + 16, _mm256_fmadd_ps(LOAD8(wr + j + 16), xk, _mm256_loadu_ps(y + j + 16))); \
+                _mm256_storeu_ps(y + j + 24, _mm256_fmadd_ps(LOAD8(wr + j + 24), xk, _mm256_loadu_ps(y + j + 24))); \
             }                                                                                                \
-            for (; j < full; j += 16) _mm512_storeu_ps(y + j, _mm512_fmadd_ps(LOAD(wr + j), xk, _mm512_loadu_ps(y + j))); \
-            if (m) _mm512_mask_storeu_ps(y + full, m, _mm512_fmadd_ps(LOAD_MASKED(wr + full, m), xk, _mm512_maskz_loadu_ps(m, y + full))); \
+            for (; j < full; j += 8) _mm256_storeu_ps(y + j, _mm256_fmadd_ps(LOAD8(wr + j), xk, _mm256_loadu_ps(y + j))); \
+            for (; j < n; j++) y[j] = fmaf(WIDEN(wr[j]), xs, y[j]);                                          \
         }                                                                                                    \
     }
 // Narrow outputs (attention: a head of 64 values, summed over every cached position): y lives in
@@ -205,9 +217,9 @@ GEMV_T_NARROW_AVX512(gemv_t_narrow_f32_avx512, float, load_f32_masked)
 GEMV_T_NARROW_AVX512(gemv_t_narrow_f16_avx512, uint16_t, load_f16_masked)
 GEMV_T_NARROW_AVX512(gemv_t_narrow_bf16_avx512, uint16_t, load_bf16_masked)
 
-GEMV_T_AVX512(gemv_t_f32_avx512, float, load_f32, load_f32_masked)
-GEMV_T_AVX512(gemv_t_f16_avx512, uint16_t, load_f16, load_f16_masked)
-GEMV_T_AVX512(gemv_t_bf16_avx512, uint16_t, load_bf16, load_bf16_masked)
+GEMV_T_AVX512(gemv_t_f32_avx512, float, load8_f32, identity_f)
+GEMV_T_AVX512(gemv_t_f16_avx512, uint16_t, load8_f16, half_to_float)
+GEMV_T_AVX512(gemv_t_bf16_avx512, uint16_t, load8_bf16, bf16_to_float)
 
 // The entry point of a few-row kernel: `NAME##_t` specialised for each row count 1-4 (T a
 // compile-time constant there, so the accumulators of the rows not used vanish).

@@ -78,7 +78,8 @@ struct DecodeKernelTests {
         DecodeKernels.forcePortable(portable)
         defer { DecodeKernels.forcePortable(false) }
         var rng = SeededGenerator(seed: 45)
-        for (rows, outputs, block) in [(20, 576, 3..<17), (7, 37, 0..<7), (5, 64, 2..<2), (9, 100, 4..<9), (600, 64, 0..<600), (30, 128, 5..<30), (12, 129, 0..<12)] {
+        for (rows, outputs, block) in [(20, 576, 3..<17), (7, 37, 0..<7), (5, 64, 2..<2), (9, 100, 4..<9), (600, 64, 0..<600), (30, 128, 5..<30), (12, 129, 0..<12),
+                                       (6, 200, 1..<6), (4, 203, 0..<4), (3, 1542, 0..<3)] {
             let w = rng.floats(rows * outputs, scale: 1), x = rng.floats(rows, scale: 1)
             func expected(_ widen: (Int) -> Float) -> [Float] {
                 (0..<outputs).map { j in block.reduce(Float(0)) { $0 + x[$1] * widen($1 * outputs + j) } }
