@@ -9,6 +9,19 @@
 #include <time.h>
 #include "CKernels.h"
 
+// Every buffer starts on a cache line, as the engine allocates weights and the KV cache
+// (AlignedBuffer); with the argument `misaligned` each starts 48 bytes into a line instead, where
+// large Swift arrays put their elements (what the engine streamed before 2026-12-02).
+static size_t misalignment = 0;
+static void *allocations[1024];
+static size_t allocationCount = 0;
+static void *lines(size_t bytes) {
+    char *p = aligned_alloc(64, (bytes + misalignment + 63) / 64 * 64);
+    allocations[allocationCount++] = p;
+    return p + misalignment;
+}
+static void releaseAll(void) { while (allocationCount > 0) free(allocations[--allocationCount]); }
+
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 
 enum { LAYERS = 30, KINDS = 7, REPEATS = 10 };
@@ -29,8 +42,8 @@ static void projections(int half) {
     for (int l = 0; l < LAYERS; l++)
         for (int p = 0; p < KINDS; p++) {
             size_t o = shape[p][0], i = shape[p][1], r = shape[p][2];
-            dense[l][p] = malloc(o * i * es); memset(dense[l][p], 0x3c, o * i * es);
-            factors[l][p] = malloc(r * (o + i) * es); memset(factors[l][p], 0x3c, r * (o + i) * es);
+            dense[l][p] = lines(o * i * es); memset(dense[l][p], 0x3c, o * i * es);
+            factors[l][p] = lines(r * (o + i) * es); memset(factors[l][p], 0x3c, r * (o + i) * es);
         }
     static float x[1536], z[512], y[1536];
     for (int i = 0; i < 1536; i++) x[i] = 1e-3f * i;
@@ -53,7 +66,8 @@ static void projections(int half) {
         }
         printf("%s %-26s %7.1f MB  %6.2f ms  %5.1f GB/s\n", half ? "f16" : "f32", names[mode], bytes / 1e6, best * 1e3, bytes / best / 1e9);
     }
-    for (int l = 0; l < LAYERS; l++) for (int p = 0; p < KINDS; p++) { free(dense[l][p]); free(factors[l][p]); }
+    releaseAll();
+    
 }
 
 // Decode attention at a 600-token context: 3 key/value heads of 64, 3 query heads each, Float32
@@ -63,7 +77,7 @@ static void attention(void) {
     const size_t positions = 600, kvHeads = 3, d = 64, ld = kvHeads * d, group = 3;
     float *k[LAYERS], *v[LAYERS];
     for (int l = 0; l < LAYERS; l++) {
-        k[l] = malloc(positions * ld * 4); v[l] = malloc(positions * ld * 4);
+        k[l] = lines(positions * ld * 4); v[l] = lines(positions * ld * 4);
         for (size_t i = 0; i < positions * ld; i++) { k[l][i] = (i % 13) * 0.01f; v[l][i] = (i % 7) * 0.01f; }
     }
     size_t flushBytes = (size_t)200 << 20;
@@ -83,9 +97,13 @@ static void attention(void) {
         if (dt < best) best = dt;
     }
     printf("f32 attention, 600 positions, 30 layers: %.2f ms per token  %5.1f GB/s\n", best * 1e3, 2.0 * LAYERS * positions * ld * 4 / best / 1e9);
+    free(flush);
+    releaseAll();
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "misaligned") == 0) misalignment = 48;
+    printf("buffers: %s\n", misalignment ? "48 bytes into a cache line" : "cache-line aligned");
     printf("AVX-512 kernels: %s\n", lowrank_kernels_use_avx512() ? "yes" : "no");
     projections(0);
     projections(1);

@@ -1,3 +1,5 @@
+import LinearAlgebra
+
 /// Keys and values of every layer for positions `0..<count`, each `[capacity × kvHeads·d]` row-major.
 /// A class: the cache is one mutable buffer shared by a forward pass and its caller. `truncate`
 /// rewinds it, which lets several continuations share one computed prefix.
@@ -14,8 +16,8 @@ public final class KVCache: @unchecked Sendable {
         self.capacity = capacity
         width = configuration.keyValueWidth
         layerCount = configuration.layerCount
-        keys = (0..<layerCount).map { _ in .allocate(capacity: capacity * configuration.keyValueWidth) }
-        values = (0..<layerCount).map { _ in .allocate(capacity: capacity * configuration.keyValueWidth) }
+        keys = (0..<layerCount).map { _ in AlignedAllocation.floats(capacity * configuration.keyValueWidth) }
+        values = (0..<layerCount).map { _ in AlignedAllocation.floats(capacity * configuration.keyValueWidth) }
     }
 
     /// Bytes a cache of `capacity` positions holds (keys and values, Float32, every layer).
@@ -24,8 +26,8 @@ public final class KVCache: @unchecked Sendable {
     }
 
     deinit {
-        for p in keys { p.deallocate() }
-        for p in values { p.deallocate() }
+        for p in keys { AlignedAllocation.deallocate(p) }
+        for p in values { AlignedAllocation.deallocate(p) }
     }
 
     /// Forget positions from `length` on.

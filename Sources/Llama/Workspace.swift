@@ -35,11 +35,7 @@ public final class Workspace: @unchecked Sendable {
         self.rows = rows
         self.contextCapacity = contextCapacity
         self.workers = Parallel.workers
-        func buffer(_ n: Int) -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
-            p.initialize(repeating: 0, count: max(n, 1))
-            return p
-        }
+        func buffer(_ n: Int) -> UnsafeMutablePointer<Float> { AlignedAllocation.floats(n) }
         hidden = buffer(rows * c.hiddenSize)
         normed = buffer(rows * c.hiddenSize)
         query = buffer(rows * c.queryWidth)
@@ -60,7 +56,7 @@ public final class Workspace: @unchecked Sendable {
         rotary = RotaryTable(configuration: c, positions: contextCapacity)
     }
 
-    deinit { for p in owned { p.deallocate() } }
+    deinit { for p in owned { AlignedAllocation.deallocate(p) } }
 
     /// Moves final-normed rows `rows` (ascending, after a forward pass) to rows `0..<rows.count`, so
     /// the output head runs on just those (`LlamaModel.logits(workspace:rows: 0..<rows.count)`).

@@ -1,7 +1,10 @@
 import Foundation
 
-/// Writes safetensors files: header keys sorted, header padded with spaces to a multiple of 8 bytes
-/// (as the reference implementation does), tensors packed in the order given.
+/// Writes safetensors files: header keys sorted, header padded with spaces so the tensor data
+/// starts on a 64-byte boundary (the reference implementation pads to 8; the format allows any
+/// trailing whitespace), tensors packed in the order given. A mapped tensor whose offset is a
+/// multiple of 64 (every tensor when the ones before it are, as in Llama checkpoints) is then read
+/// by the decode kernels from cache-line aligned rows (`AlignedBuffer` says why that matters).
 ///
 /// `write(to:)` streams one tensor at a time to a temporary file and renames it into place, so
 /// writing a multi-gigabyte checkpoint never holds a second copy of the weights in memory.
@@ -74,7 +77,7 @@ public struct SafetensorsWriter {
             entries.insert("\"__metadata__\":{\(pairs.joined(separator: ","))}", at: 0)
         }
         var header = Array("{\(entries.joined(separator: ","))}".utf8)
-        while header.count % 8 != 0 { header.append(UInt8(ascii: " ")) }
+        while (8 + header.count) % 64 != 0 { header.append(UInt8(ascii: " ")) }
         var out: [UInt8] = []
         withUnsafeBytes(of: UInt64(header.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(contentsOf: header)

@@ -53,13 +53,17 @@ struct SafetensorsTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
     }
 
-    @Test func headerIsPaddedToEightBytes() throws {
-        var writer = SafetensorsWriter()
-        writer.tensors = [.init(name: "x", shape: [1], floats: [1])]
-        let bytes = writer.encoded()
-        let length = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
-        #expect(length % 8 == 0)
-        #expect(bytes.count == 8 + Int(length) + 4)
+    /// A mapped tensor then starts on a cache line (and the reference's 8-byte padding still holds).
+    @Test func theHeaderIsPaddedSoTheTensorDataStartsOnA64ByteBoundary() throws {
+        for name in ["x", "model.layers.0.self_attn.q_proj.weight", String(repeating: "n", count: 200)] {
+            var writer = SafetensorsWriter()
+            writer.tensors = [.init(name: name, shape: [1], floats: [1])]
+            let bytes = writer.encoded()
+            let length = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+            #expect(length % 8 == 0)
+            #expect((8 + length) % 64 == 0)
+            #expect(bytes.count == 8 + Int(length) + 4)
+        }
     }
 
     func expectError(_ bytes: [UInt8], _ check: (ModelFormatError) -> Bool, sourceLocation: SourceLocation = #_sourceLocation) {

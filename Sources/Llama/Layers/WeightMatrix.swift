@@ -19,8 +19,9 @@ public struct WeightMatrix: Sendable, Equatable {
     public let rows: Int
     public let columns: Int
     public let precision: WeightPrecision
-    /// Exactly one of the two is non-empty (unless the matrix is empty).
-    let float32: [Float]
+    /// Exactly one of the two is non-empty (unless the matrix is empty). Both start on a cache line
+    /// (`AlignedBuffer`: a third faster decode products than an array's storage on Zen 4).
+    let float32: AlignedBuffer<Float>
     let half: HalfValues
 
     public init(_ m: Matrix<Float>, precision: WeightPrecision = .float32) {
@@ -29,13 +30,13 @@ public struct WeightMatrix: Sendable, Equatable {
         self.precision = precision
         switch precision {
         case .float32:
-            float32 = m.storage
+            float32 = AlignedBuffer(m.storage)
             half = HalfValues([])
         case .float16:
-            float32 = []
+            float32 = Self.noFloats
             half = HalfValues(m.storage.map { Float16($0).bitPattern })
         case .bfloat16:
-            float32 = []
+            float32 = Self.noFloats
             half = HalfValues(m.storage.map(HalfPrecision.bfloat16Bits))
         }
     }
@@ -51,8 +52,19 @@ public struct WeightMatrix: Sendable, Equatable {
         self.rows = rows
         self.columns = columns
         self.precision = precision
-        float32 = []
+        float32 = Self.noFloats
         half = HalfValues(mapped: base, count: rows * columns, owner: owner)
+    }
+
+    private static let noFloats = AlignedBuffer<Float>([])
+
+    /// Whether the values start on a 64-byte boundary: always for values in memory; for a mapped
+    /// file, when the tensor's offset allows.
+    public var isCacheLineAligned: Bool {
+        switch precision {
+        case .float32: float32.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) % 64 == 0 }
+        case .float16, .bfloat16: half.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) % 64 == 0 }
+        }
     }
 
     /// Whether the values are read from a memory-mapped file in place.
@@ -89,7 +101,7 @@ public struct WeightMatrix: Sendable, Equatable {
 
     /// The weight as Float32 (exactly what the kernels multiply by).
     public var matrix: Matrix<Float> {
-        guard precision != .float32 else { return Matrix(rows: rows, columns: columns, storage: float32) }
+        guard precision != .float32 else { return Matrix(rows: rows, columns: columns, storage: float32.array) }
         var out = [Float](repeating: 0, count: rows * columns)
         out.withUnsafeMutableBufferPointer { widen(into: $0) }
         return Matrix(rows: rows, columns: columns, storage: out)
@@ -353,20 +365,20 @@ public struct WeightMatrix: Sendable, Equatable {
 /// The 16-bit values of a weight: an array of its own, or a view of a memory-mapped file that
 /// `owner` keeps mapped. Equality compares the values.
 struct HalfValues: @unchecked Sendable, Equatable {  // the mapping is read-only and outlives every view
-    private let owned: [UInt16]
+    private let owned: AlignedBuffer<UInt16>
     private let base: UnsafePointer<UInt16>?
     private let owner: AnyObject?
     let count: Int
 
     init(_ values: [UInt16]) {
-        owned = values
+        owned = AlignedBuffer(values)
         base = nil
         owner = nil
         count = values.count
     }
 
     init(mapped base: UnsafePointer<UInt16>, count: Int, owner: AnyObject) {
-        owned = []
+        owned = AlignedBuffer([])
         self.base = base
         self.owner = owner
         self.count = count
