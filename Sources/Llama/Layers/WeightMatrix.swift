@@ -19,9 +19,13 @@ public struct WeightMatrix: Sendable, Equatable {
     public let rows: Int
     public let columns: Int
     public let precision: WeightPrecision
-    /// Exactly one of the two is non-empty (unless the matrix is empty). Both start on a cache line
-    /// (`AlignedBuffer`: a third faster decode products than an array's storage on Zen 4).
-    let float32: AlignedBuffer<Float>
+    /// Exactly one of the two is non-empty (unless the matrix is empty).
+    /// Float32 values share the loader's array (no copy: the loaded weights and the model hold one
+    /// buffer), which starts 48 bytes into a cache line; half-precision values are converted into
+    /// an `AlignedBuffer` anyway, so they start on one. Copying Float32 weights into aligned storage
+    /// made one-thread decoding 11–33% faster but doubled the peak memory while the loaded weights
+    /// were alive (docs/BENCHMARKS.md); the loaders would have to fill aligned storage directly.
+    let float32: [Float]
     let half: HalfValues
 
     public init(_ m: Matrix<Float>, precision: WeightPrecision = .float32) {
@@ -30,13 +34,13 @@ public struct WeightMatrix: Sendable, Equatable {
         self.precision = precision
         switch precision {
         case .float32:
-            float32 = AlignedBuffer(m.storage)
+            float32 = m.storage
             half = HalfValues([])
         case .float16:
-            float32 = Self.noFloats
+            float32 = []
             half = HalfValues(m.storage.map { Float16($0).bitPattern })
         case .bfloat16:
-            float32 = Self.noFloats
+            float32 = []
             half = HalfValues(m.storage.map(HalfPrecision.bfloat16Bits))
         }
     }
@@ -52,14 +56,12 @@ public struct WeightMatrix: Sendable, Equatable {
         self.rows = rows
         self.columns = columns
         self.precision = precision
-        float32 = Self.noFloats
+        float32 = []
         half = HalfValues(mapped: base, count: rows * columns, owner: owner)
     }
 
-    private static let noFloats = AlignedBuffer<Float>([])
-
-    /// Whether the values start on a 64-byte boundary: always for values in memory; for a mapped
-    /// file, when the tensor's offset allows.
+    /// Whether the values start on a 64-byte boundary: always for half-precision values in memory;
+    /// for a mapped file, when the tensor's offset allows; for Float32, only by chance.
     public var isCacheLineAligned: Bool {
         switch precision {
         case .float32: float32.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) % 64 == 0 }
@@ -101,7 +103,7 @@ public struct WeightMatrix: Sendable, Equatable {
 
     /// The weight as Float32 (exactly what the kernels multiply by).
     public var matrix: Matrix<Float> {
-        guard precision != .float32 else { return Matrix(rows: rows, columns: columns, storage: float32.array) }
+        guard precision != .float32 else { return Matrix(rows: rows, columns: columns, storage: float32) }
         var out = [Float](repeating: 0, count: rows * columns)
         out.withUnsafeMutableBufferPointer { widen(into: $0) }
         return Matrix(rows: rows, columns: columns, storage: out)
