@@ -163,8 +163,8 @@ GEMV_AVX512(gemv_bf16_avx512, uint16_t, load_bf16, load_bf16_masked)
 // Every weight vector costs a load and a store of y, so this kernel is bound by the core's stores
 // rather than by memory: it works in 256-bit vectors. On Zen 4 (AVX-512 executed as 256-bit
 // halves) the 512-bit version streamed 30 GB/s on one thread and this one 37–39, as fast as the
-// row products (benchmarks/kernel_bandwidth.sh, docs/BENCHMARKS.md); Intel cores store at most
-// 64 bytes per cycle either way. Two rows per pass (half the y traffic) measured slower in both
+// row products (benchmarks/kernel_bandwidth.sh, docs/BENCHMARKS.md; not measured on Intel, whose
+// cores also store at most 64 bytes per cycle). Two rows per pass (half the y traffic) measured slower in both
 // widths, as did y kept in registers over column blocks (a strided read of W).
 // No software prefetch here: 4 KiB ahead raised one thread's bandwidth (14–19 → 22–29 GB/s,
 // benchmarks/kernel_bandwidth.sh) but lowered decoding with two workers (SVD-LLM 20% f32: 53 → 63

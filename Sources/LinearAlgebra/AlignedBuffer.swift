@@ -1,7 +1,8 @@
 /// A fixed-size, immutable buffer of plain values starting on a cache-line boundary (64 bytes).
 ///
-/// Why: the decode kernels stream weights in 64-byte vectors. Swift arrays (and `allocate`) start
-/// 48 bytes into a line for large sizes, so every 512-bit load then spans two cache lines. On the
+/// Holds half-precision weight values (`HalfValues`). Why: the decode kernels stream weights in
+/// 64-byte vectors, and Swift arrays (and `allocate`) start 48 bytes into a line for large sizes,
+/// so every 512-bit load would span two cache lines. On the
 /// project's AMD EPYC (Zen 4) the row product streamed SmolLM2's 30 layers at 27 GB/s from such
 /// storage and at 40 GB/s from aligned storage, one thread, same kernel (docs/BENCHMARKS.md). Rows
 /// whose byte length is a multiple of 64 (576, 1536 or 192 Float32 values; 576 or 1536 halves)
@@ -12,27 +13,13 @@ public final class AlignedBuffer<Element: BitwiseCopyable>: @unchecked Sendable 
     public let count: Int
     private let base: UnsafeMutablePointer<Element>
 
-    /// `count` values written by `initialize` (which must set all of them) before anyone can read.
-    public init(count: Int, initialize: (UnsafeMutableBufferPointer<Element>) throws -> Void) rethrows {
-        precondition(count >= 0, "a buffer cannot hold \(count) values")
-        self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count * MemoryLayout<Element>.stride), alignment: Self.alignment)
-        base = raw.bindMemory(to: Element.self, capacity: max(1, count))
-        do {
-            try initialize(UnsafeMutableBufferPointer(start: base, count: count))
-        } catch {
-            raw.deallocate()
-            throw error
-        }
-    }
-
     /// A copy of `values`.
-    public convenience init(_ values: [Element]) {
-        self.init(count: values.count) { out in
-            values.withUnsafeBufferPointer { source in
-                guard let from = source.baseAddress, let to = out.baseAddress else { return }
-                to.initialize(from: from, count: source.count)
-            }
+    public init(_ values: [Element]) {
+        count = values.count
+        base = UnsafeMutableRawPointer.allocate(byteCount: max(1, count * MemoryLayout<Element>.stride), alignment: Self.alignment)
+            .bindMemory(to: Element.self, capacity: max(1, count))
+        values.withUnsafeBufferPointer { source in
+            if let from = source.baseAddress { base.initialize(from: from, count: count) }
         }
     }
 
@@ -42,9 +29,6 @@ public final class AlignedBuffer<Element: BitwiseCopyable>: @unchecked Sendable 
     public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Element>) throws -> R) rethrows -> R {
         try body(UnsafeBufferPointer(start: base, count: count))
     }
-
-    /// The values as an array (a copy).
-    public var array: [Element] { Array(UnsafeBufferPointer(start: base, count: count)) }
 }
 
 extension AlignedBuffer: Equatable where Element: Equatable {

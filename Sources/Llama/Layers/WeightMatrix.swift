@@ -372,6 +372,8 @@ struct HalfValues: @unchecked Sendable, Equatable {  // the mapping is read-only
     private let owner: AnyObject?
     let count: Int
 
+    private static let none = AlignedBuffer<UInt16>([])
+
     init(_ values: [UInt16]) {
         owned = AlignedBuffer(values)
         base = nil
@@ -380,7 +382,7 @@ struct HalfValues: @unchecked Sendable, Equatable {  // the mapping is read-only
     }
 
     init(mapped base: UnsafePointer<UInt16>, count: Int, owner: AnyObject) {
-        owned = AlignedBuffer([])
+        owned = Self.none
         self.base = base
         self.owner = owner
         self.count = count
