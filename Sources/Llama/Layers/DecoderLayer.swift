@@ -1,7 +1,7 @@
 import LinearAlgebra
 
 /// One decoder layer ready to run: two norms and four projection groups, one per input site.
-public struct DecoderLayer: Sendable, Equatable {
+public struct DecoderLayer: Sendable, Equatable, WeightMapping {
     public var attentionNorm: [Float]  // [hidden]
     public var mlpNorm: [Float]  // [hidden]
     /// q `[heads·d × hidden]`, k and v `[kvHeads·d × hidden]`.
@@ -63,4 +63,10 @@ public struct DecoderLayer: Sendable, Equatable {
     }
 
     public var groups: [ProjectionGroup] { InputSite.allCases.map { self[$0] } }
+
+    public func mapWeights(_ transform: (WeightMatrix) throws -> WeightMatrix) rethrows -> DecoderLayer {
+        DecoderLayer(attentionNorm: attentionNorm, mlpNorm: mlpNorm, attentionInput: try attentionInput.mapWeights(transform),
+                     attentionOutput: try attentionOutput.mapWeights(transform), mlpInput: try mlpInput.mapWeights(transform),
+                     mlpHidden: try mlpHidden.mapWeights(transform))
+    }
 }

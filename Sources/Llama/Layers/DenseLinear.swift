@@ -1,7 +1,7 @@
 import LinearAlgebra
 
 /// A full-rank projection `y = W x`, `W` `[outputs × inputs]`.
-public struct DenseLinear: Sendable, Equatable {
+public struct DenseLinear: Sendable, Equatable, WeightMapping {
     public let weight: WeightMatrix  // [outputs × inputs]
 
     public init(_ weight: Matrix<Float>, precision: WeightPrecision = .float32) {
@@ -18,7 +18,7 @@ public struct DenseLinear: Sendable, Equatable {
     public var parameterCount: Int { weight.count }
     public var byteCount: Int { weight.byteCount(rows: outputs, columns: inputs) }
 
-    public func converted(to precision: WeightPrecision) -> DenseLinear { DenseLinear(weight.converted(to: precision)) }
+    public func mapWeights(_ transform: (WeightMatrix) throws -> WeightMatrix) rethrows -> DenseLinear { DenseLinear(try transform(weight)) }
 
     /// `y[rows × outputs] = x[rows × inputs] · Wᵀ`; `scratch` holds `weight.scratchCount(rows: outputs)`
     /// floats when the weight is half precision and `rows > 1`.

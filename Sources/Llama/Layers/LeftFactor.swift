@@ -4,7 +4,7 @@ import LinearAlgebra
 /// `Bᵀ` `[rank × outputs]`: the first r′ ranks (an active rank) and one worker's share of them
 /// are then contiguous blocks of rows, streamed in order, instead of a strided prefix of every
 /// row (which reads whole cache lines of the columns it skips).
-public struct LeftFactor: Sendable, Equatable {
+public struct LeftFactor: Sendable, Equatable, WeightMapping {
     /// `Bᵀ` `[rank × outputs]`.
     public let transposed: WeightMatrix
 
@@ -33,7 +33,9 @@ public struct LeftFactor: Sendable, Equatable {
         return Matrix(rows: outputs, columns: r, storage: out)
     }
 
-    public func converted(to precision: WeightPrecision) -> LeftFactor { LeftFactor(transposed: transposed.converted(to: precision)) }
+    public func mapWeights(_ transform: (WeightMatrix) throws -> WeightMatrix) rethrows -> LeftFactor {
+        LeftFactor(transposed: try transform(transposed))
+    }
 
     /// Bytes a product at active rank `r` reads.
     public func byteCount(activeRank r: Int) -> Int { transposed.byteCount(rows: r, columns: outputs) }

@@ -2,7 +2,7 @@ import LinearAlgebra
 
 /// The forms one projection can take. The model code applies projections through their
 /// `ProjectionGroup`; this type is one member of a group.
-public enum Linear: Sendable, Equatable {
+public enum Linear: Sendable, Equatable, WeightMapping {
     case dense(DenseLinear)
     case lowRank(LowRankLinear)
 
@@ -28,7 +28,6 @@ public enum Linear: Sendable, Equatable {
         }
     }
 
-    /// Bytes of weights read per use (at the active rank).
     /// Parameters one product uses: all of a dense weight, a low-rank one's at its active rank.
     public var activeParameterCount: Int {
         switch self {
@@ -37,6 +36,7 @@ public enum Linear: Sendable, Equatable {
         }
     }
 
+    /// Bytes of weights read per use (at the active rank).
     public var byteCount: Int {
         switch self {
         case .dense(let d): d.byteCount
@@ -56,10 +56,10 @@ public enum Linear: Sendable, Equatable {
         }
     }
 
-    public func converted(to precision: WeightPrecision) -> Linear {
+    public func mapWeights(_ transform: (WeightMatrix) throws -> WeightMatrix) rethrows -> Linear {
         switch self {
-        case .dense(let d): .dense(d.converted(to: precision))
-        case .lowRank(let l): .lowRank(l.converted(to: precision))
+        case .dense(let d): .dense(try d.mapWeights(transform))
+        case .lowRank(let l): .lowRank(try l.mapWeights(transform))
         }
     }
 

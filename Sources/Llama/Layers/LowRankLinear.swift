@@ -22,7 +22,7 @@ public struct SharedBasisID: Hashable, Sendable, Codable, Comparable, CustomStri
 /// A rank-r projection `y = left · (right · x)`, `left` `[outputs × rank]`, `right` `[rank × inputs]`.
 /// It runs at an `activeRank` r′ ≤ r: the first r′ rows of the right factor and of Bᵀ (the left
 /// factor as kept in memory), read in place (no copy), so r′ can change between tokens.
-public struct LowRankLinear: Sendable, Equatable {
+public struct LowRankLinear: Sendable, Equatable, WeightMapping {
     public let left: LeftFactor  // B [outputs × rank], kept as Bᵀ
     public let right: RightFactor  // [rank × inputs]
     /// Set when `right` is a basis shared with the same projection of other layers (its storage is
@@ -61,8 +61,8 @@ public struct LowRankLinear: Sendable, Equatable {
         activeRank = rank
     }
 
-    public func converted(to precision: WeightPrecision) -> LowRankLinear {
-        var out = LowRankLinear(left: left.converted(to: precision), right: right.converted(to: precision), basis: basis)
+    public func mapWeights(_ transform: (WeightMatrix) throws -> WeightMatrix) rethrows -> LowRankLinear {
+        var out = LowRankLinear(left: try left.mapWeights(transform), right: try right.mapWeights(transform), basis: basis)
         out.activeRank = activeRank
         return out
     }

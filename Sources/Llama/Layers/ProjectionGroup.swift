@@ -2,7 +2,7 @@ import LinearAlgebra
 
 /// Members of a group that share one right factor: `z = A x` once, then `y_i = B_i z` per member
 /// (SkipCat's "Cat": q/k/v or gate/up factorised together). All members run at one active rank.
-public struct SharedRightGroup: Sendable, Equatable {
+public struct SharedRightGroup: Sendable, Equatable, WeightMapping {
     public let right: RightFactor  // [rank × inputs]
     public let lefts: [LeftFactor]  // member i: [outputs_i × rank]
     public private(set) var activeRank: Int
@@ -27,8 +27,8 @@ public struct SharedRightGroup: Sendable, Equatable {
         activeRank = rank
     }
 
-    public func converted(to precision: WeightPrecision) -> SharedRightGroup {
-        var out = SharedRightGroup(right: right.converted(to: precision), lefts: lefts.map { $0.converted(to: precision) })
+    public func mapWeights(_ transform: (WeightMatrix) throws -> WeightMatrix) rethrows -> SharedRightGroup {
+        var out = SharedRightGroup(right: try right.mapWeights(transform), lefts: try lefts.map { try $0.mapWeights(transform) })
         out.activeRank = activeRank
         return out
     }
@@ -45,7 +45,7 @@ public struct SharedRightGroup: Sendable, Equatable {
 /// gate/up (MLP input), down. Members are separate (each dense or low-rank) or share one right
 /// factor. Decoding one row runs each group in one parallel region (`applyOneRow`), whatever the
 /// forms, so a compressed model pays no more synchronisation per token than the dense one.
-public struct ProjectionGroup: Sendable, Equatable {
+public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
     public enum Layout: Sendable, Equatable {
         case separate([Linear])
         case sharedRight(SharedRightGroup)
@@ -110,10 +110,10 @@ public struct ProjectionGroup: Sendable, Equatable {
         }
     }
 
-    public func converted(to precision: WeightPrecision) -> ProjectionGroup {
+    public func mapWeights(_ transform: (WeightMatrix) throws -> WeightMatrix) rethrows -> ProjectionGroup {
         switch layout {
-        case .separate(let members): ProjectionGroup(site: site, layout: .separate(members.map { $0.converted(to: precision) }))
-        case .sharedRight(let shared): ProjectionGroup(site: site, layout: .sharedRight(shared.converted(to: precision)))
+        case .separate(let members): ProjectionGroup(site: site, layout: .separate(try members.map { try $0.mapWeights(transform) }))
+        case .sharedRight(let shared): ProjectionGroup(site: site, layout: .sharedRight(try shared.mapWeights(transform)))
         }
     }
 

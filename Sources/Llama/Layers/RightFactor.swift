@@ -1,7 +1,7 @@
 import LinearAlgebra
 
 /// The right factor of a low-rank projection: it maps an input `x [inputs]` to `z [rank]`.
-public enum RightFactor: Sendable, Equatable {
+public enum RightFactor: Sendable, Equatable, WeightMapping {
     /// `z = A x`, `A` `[rank × inputs]`.
     case plain(WeightMatrix)
     /// SkipCat's block skipping: `z = x_sel + A′ x_rest` (see `SkippedRightFactor`).
@@ -45,10 +45,10 @@ public enum RightFactor: Sendable, Equatable {
         }
     }
 
-    public func converted(to precision: WeightPrecision) -> RightFactor {
+    public func mapWeights(_ transform: (WeightMatrix) throws -> WeightMatrix) rethrows -> RightFactor {
         switch self {
-        case .plain(let a): .plain(a.converted(to: precision))
-        case .skipped(let s): .skipped(s.converted(to: precision))
+        case .plain(let a): .plain(try transform(a))
+        case .skipped(let s): .skipped(try s.mapWeights(transform))
         }
     }
 
@@ -148,7 +148,7 @@ public enum RightFactor: Sendable, Equatable {
 /// (SkipCat, `../shared/research/algorithms.md` §7): with `A₁` the r columns `selected` (chosen by
 /// pivoted QR) and `A₂` the others, `B·A·x = B′(x_sel + A′ x_rest)` where `B′ = B·A₁` and
 /// `A′ = A₁⁻¹A₂`. This type holds `selected`, `rest` and `A′`; `B′` is the left factor.
-public struct SkippedRightFactor: Sendable, Equatable {
+public struct SkippedRightFactor: Sendable, Equatable, WeightMapping {
     public let inputs: Int
     /// The input channels that pass through unchanged, `[rank]`: `z_j = x[selected[j]] + A′_j · x_rest`.
     public let selected: [Int]
@@ -173,8 +173,8 @@ public struct SkippedRightFactor: Sendable, Equatable {
 
     public var rank: Int { selected.count }
 
-    public func converted(to precision: WeightPrecision) -> SkippedRightFactor {
-        SkippedRightFactor(inputs: inputs, selected: selected, remainder: remainder.converted(to: precision))
+    public func mapWeights(_ transform: (WeightMatrix) throws -> WeightMatrix) rethrows -> SkippedRightFactor {
+        SkippedRightFactor(inputs: inputs, selected: selected, remainder: try transform(remainder))
     }
 
     /// `out[t × (inputs − rank)]` = the `rest` channels of each row of `x`.
