@@ -13,14 +13,13 @@ public final class AlignedBuffer<Element: BitwiseCopyable>: @unchecked Sendable 
     public let count: Int
     private let base: UnsafeMutablePointer<Element>
 
-    /// A copy of `values`.
-    public init(_ values: [Element]) {
+    /// A copy of `values` (an array, a buffer, or a lazy map converting as it copies).
+    public init(_ values: some Collection<Element>) {
         count = values.count
         base = UnsafeMutableRawPointer.allocate(byteCount: max(1, count * MemoryLayout<Element>.stride), alignment: Self.alignment)
             .bindMemory(to: Element.self, capacity: max(1, count))
-        values.withUnsafeBufferPointer { source in
-            if let from = source.baseAddress { base.initialize(from: from, count: count) }
-        }
+        let (_, copied) = UnsafeMutableBufferPointer(start: base, count: count).initialize(from: values)
+        precondition(copied == count, "the collection gave \(copied) of its \(count) values")
     }
 
     deinit { UnsafeMutableRawPointer(base).deallocate() }

@@ -122,6 +122,15 @@ public struct LlamaWeights: Sendable, Equatable {
         for kind in ProjectionKind.allCases { halfPrecision[.projection(ProjectionID(layer: layer, kind: kind))]?.releaseMappedPages() }
     }
 
+    /// Drops every projection weight of `layer` (dense, half-precision and compressed groups), so
+    /// its storage is freed unless something else holds it: `LlamaModel(moving:)` once the model
+    /// holds the layer in storage of its own. The layer is left without weights.
+    mutating func removeProjections(layer l: Int) {
+        layers[l] = LlamaLayerWeights(attentionNorm: layers[l].attentionNorm, mlpNorm: layers[l].mlpNorm) { _ in nil }
+        for site in InputSite.allCases { compressedGroups[GroupID(layer: l, site: site)] = nil }
+        for kind in ProjectionKind.allCases { halfPrecision[.projection(ProjectionID(layer: l, kind: kind))] = nil }
+    }
+
     /// The tensor of a role, flattened row-major (for writers and comparisons).
     public func values(of role: TensorRole) -> [Float]? {
         switch role {

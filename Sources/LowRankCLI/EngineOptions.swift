@@ -21,8 +21,8 @@ struct EngineOptions: ParsableArguments {
         }
     }
 
-    /// The runnable model. The loaded Float32 layer weights are released afterwards (the runtime
-    /// model holds what it needs), so half-precision storage does not keep both copies alive.
+    /// The runnable model, built by moving the loaded weights into it (`LlamaModel(moving:)`:
+    /// aligned storage of its own, one layer at a time, so both never exist whole).
     func makeModel(_ loaded: inout LoadedModel) throws -> LlamaModel {
         if activeRank < 1 && loaded.weights.isDense {
             throw CLIError("--active-rank \(activeRank): \(loaded.source.path) has no low-rank factors (a dense model always runs at full rank); "
@@ -33,12 +33,8 @@ struct EngineOptions: ParsableArguments {
                 + "not a truncation of the factorisation; run it at full rank, or use a svd-llm, cat or basis-sharing checkpoint")
         }
         if let threads { Parallel.workers = threads }
-        var model = LlamaModel(configuration: loaded.configuration, weights: loaded.weights, precision: weights)
+        var model = LlamaModel(configuration: loaded.configuration, moving: &loaded.weights, precision: weights)
         if activeRank < 1 { model.setActiveRank(fraction: activeRank) }
-        loaded.weights.layers.removeAll()
-        loaded.weights.compressedGroups.removeAll()
-        loaded.weights.outputHead = nil
-        loaded.weights.halfPrecision.removeAll()
         return model
     }
 }

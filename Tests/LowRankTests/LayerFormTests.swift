@@ -262,6 +262,43 @@ struct LayerFormTests {
         }
     }
 
+    /// What every command runs: `LlamaModel(moving:)` copies each Float32 weight onto a cache line,
+    /// keeps buffers the forms share as one, releases the loaded weights, and changes no logit.
+    @Test(arguments: [WeightPrecision.float32, .float16])
+    func aModelBuiltByMovingTheLoadedWeightsHasThemOnCacheLinesAndTheSameLogits(precision: WeightPrecision) throws {
+        let dir = TemporaryDirectory()
+        try Checkpoint.write(try Self.everyFormModel(), tokenizer: try Self.tiny.tokenizer(), chatTemplate: nil, to: dir.file("ck"))
+        var loaded = try ModelLoader.load(dir.file("ck"))
+        let reference = LlamaModel(configuration: loaded.configuration, weights: loaded.weights, precision: precision)
+        let moved = LlamaModel(configuration: loaded.configuration, moving: &loaded.weights, precision: precision)
+        #expect(moved.layers == reference.layers && moved.outputHead == reference.outputHead && moved.tokenEmbedding == reference.tokenEmbedding)
+        #expect(loaded.weights.layers.isEmpty && loaded.weights.compressedGroups.isEmpty && loaded.weights.tokenEmbedding.storage.isEmpty)
+        #expect(loaded.weights.finalNorm == moved.finalNorm)
+        // 11 matrices per layer (see everyFormModel), every one on a cache line.
+        var matrices = 0, aligned = 0
+        for layer in moved.layers {
+            _ = layer.mapWeights { w in
+                matrices += 1
+                if w.isCacheLineAligned { aligned += 1 }
+                return w
+            }
+        }
+        #expect(matrices == 22 && aligned == 22)
+        guard case .dense(let head) = moved.outputHead, case .plain(let basis0) = moved.layers[0][.down].lowRank?.right,
+              case .plain(let basis1) = moved.layers[1][.down].lowRank?.right else {
+            Issue.record("the head is dense and both down projections are low-rank on a plain basis")
+            return
+        }
+        #expect(head.weight.isCacheLineAligned)
+        #expect(head.weight.sharesStorage(with: moved.tokenEmbedding) == (precision == .float32), "the tied Float32 head is the embedding")
+        #expect(basis0.sharesStorage(with: basis1), "the shared basis stays one buffer")
+        let positions = Set(Self.tokens.indices)
+        #expect(moved.score(Self.tokens, keepLogitsAt: positions).logits == reference.score(Self.tokens, keepLogitsAt: positions).logits)
+        let a = Generator(model: moved, capacity: 32, prefillRows: 4).generate(prompt: Self.tokens, maxTokens: 6, sampling: .greedy, stopTokens: [])
+        let b = Generator(model: reference, capacity: 32, prefillRows: 4).generate(prompt: Self.tokens, maxTokens: 6, sampling: .greedy, stopTokens: [])
+        #expect(a.tokens == b.tokens)
+    }
+
     @Test func everyFormSavesAndReloadsBitExactlyWithItsParameterCount() throws {
         let model = try Self.everyFormModel()
         let dir = TemporaryDirectory()

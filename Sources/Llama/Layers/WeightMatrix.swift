@@ -21,11 +21,10 @@ public struct WeightMatrix: Sendable, Equatable {
     public let precision: WeightPrecision
     /// Exactly one of the two is non-empty (unless the matrix is empty).
     /// Float32 values share the loader's array (no copy: the loaded weights and the model hold one
-    /// buffer), which starts 48 bytes into a cache line; half-precision values are converted into
-    /// an `AlignedBuffer` anyway, so they start on one. Copying Float32 weights into aligned storage
-    /// made one-thread decoding 11–33% faster but doubled the peak memory while the loaded weights
-    /// were alive (docs/BENCHMARKS.md); the loaders would have to fill aligned storage directly.
-    let float32: [Float]
+    /// buffer), which starts 48 bytes into a cache line, until `cacheLineAligned` copies them into
+    /// an `AlignedBuffer` (a runtime model built by moving the loaded weights, `LlamaModel(moving:)`);
+    /// half-precision values are converted into an `AlignedBuffer` anyway, so they start on one.
+    let float32: Float32Values
     let half: HalfValues
 
     public init(_ m: Matrix<Float>, precision: WeightPrecision = .float32) {
@@ -34,15 +33,20 @@ public struct WeightMatrix: Sendable, Equatable {
         self.precision = precision
         switch precision {
         case .float32:
-            float32 = m.storage
-            half = HalfValues([])
-        case .float16:
-            float32 = []
-            half = HalfValues(m.storage.map { Float16($0).bitPattern })
-        case .bfloat16:
-            float32 = []
-            half = HalfValues(m.storage.map(HalfPrecision.bfloat16Bits))
+            float32 = Float32Values(m.storage)
+            half = .empty
+        case .float16, .bfloat16:
+            float32 = .empty
+            half = m.storage.withUnsafeBufferPointer { HalfValues(rounding: $0, to: precision) }
         }
+    }
+
+    private init(rows: Int, columns: Int, precision: WeightPrecision, float32: Float32Values, half: HalfValues) {
+        self.rows = rows
+        self.columns = columns
+        self.precision = precision
+        self.float32 = float32
+        self.half = half
     }
 
     /// A half-precision weight that stays in a memory-mapped file (safetensors stores IEEE half
@@ -56,17 +60,43 @@ public struct WeightMatrix: Sendable, Equatable {
         self.rows = rows
         self.columns = columns
         self.precision = precision
-        float32 = []
+        float32 = .empty
         half = HalfValues(mapped: base, count: rows * columns, owner: owner)
     }
 
-    /// Whether the values start on a 64-byte boundary: always for half-precision values in memory;
-    /// for a mapped file, when the tensor's offset allows; for Float32, only by chance.
+    /// Whether the values start on a 64-byte boundary: always for half-precision values in memory and
+    /// for `cacheLineAligned` Float32 ones; for a mapped file, when the tensor's offset allows; for
+    /// Float32 values shared with a loader's array, only by chance.
     public var isCacheLineAligned: Bool {
         switch precision {
         case .float32: float32.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) % 64 == 0 }
         case .float16, .bfloat16: half.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) % 64 == 0 }
         }
+    }
+
+    /// The same weight with Float32 values of its own, copied onto a cache-line boundary: the decode
+    /// kernels stream rows in 64-byte vectors, and one-thread decoding ran 11–33% faster from
+    /// aligned storage on the project's AMD EPYC (docs/BENCHMARKS.md). Half-precision weights (in
+    /// aligned memory already, or used in place from a mapped file) and aligned ones are returned
+    /// as they are. The copy is what the caller keeps; release the original to avoid holding both.
+    public func cacheLineAligned() -> WeightMatrix {
+        guard precision == .float32, !float32.isAligned else { return self }
+        return float32.withUnsafeBufferPointer {
+            WeightMatrix(rows: rows, columns: columns, precision: .float32, float32: Float32Values(aligning: $0), half: half)
+        }
+    }
+
+    /// The address of the values (what identifies a buffer several weights share); nil when empty.
+    var storageAddress: Int? {
+        guard count > 0 else { return nil }
+        return precision == .float32 ? float32.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) }
+            : half.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) }
+    }
+
+    /// Whether both read one buffer (not merely equal values): a tied head and embedding, a basis
+    /// shared across layers.
+    public func sharesStorage(with other: WeightMatrix) -> Bool {
+        storageAddress != nil && storageAddress == other.storageAddress
     }
 
     /// Whether the values are read from a memory-mapped file in place.
@@ -103,7 +133,7 @@ public struct WeightMatrix: Sendable, Equatable {
 
     /// The weight as Float32 (exactly what the kernels multiply by).
     public var matrix: Matrix<Float> {
-        guard precision != .float32 else { return Matrix(rows: rows, columns: columns, storage: float32) }
+        guard precision != .float32 else { return Matrix(rows: rows, columns: columns, storage: float32.array) }
         var out = [Float](repeating: 0, count: rows * columns)
         out.withUnsafeMutableBufferPointer { widen(into: $0) }
         return Matrix(rows: rows, columns: columns, storage: out)
@@ -111,7 +141,13 @@ public struct WeightMatrix: Sendable, Equatable {
 
     /// The same weight kept at `precision` (rounded from its Float32 values; unchanged if equal).
     public func converted(to precision: WeightPrecision) -> WeightMatrix {
-        precision == self.precision ? self : WeightMatrix(matrix, precision: precision)
+        if precision == self.precision { return self }
+        if self.precision == .float32 {  // straight from the values (an aligned weight has no array to share)
+            return float32.withUnsafeBufferPointer {
+                WeightMatrix(rows: rows, columns: columns, precision: precision, float32: .empty, half: HalfValues(rounding: $0, to: precision))
+            }
+        }
+        return WeightMatrix(matrix, precision: precision)
     }
 
     /// Rows `0..<rows` and columns `0..<columns` as a new Float32 matrix (a truncated factor).
@@ -364,6 +400,43 @@ public struct WeightMatrix: Sendable, Equatable {
     }
 }
 
+/// The Float32 values of a weight: the loader's array, shared (no copy), or a cache-line aligned
+/// copy (`WeightMatrix.cacheLineAligned`). Equality compares the values.
+struct Float32Values: Sendable, Equatable {
+    private let shared: [Float]
+    private let aligned: AlignedBuffer<Float>?
+
+    init(_ values: [Float]) {
+        shared = values
+        aligned = nil
+    }
+
+    init(aligning values: UnsafeBufferPointer<Float>) {
+        shared = []
+        aligned = AlignedBuffer(values)
+    }
+
+    static let empty = Float32Values([])
+
+    var isAligned: Bool { aligned != nil }
+
+    /// The values as an array (the shared one, or a copy of the aligned ones).
+    var array: [Float] {
+        guard let aligned else { return shared }
+        return aligned.withUnsafeBufferPointer { Array($0) }
+    }
+
+    @inline(__always)
+    func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        if let aligned { return try aligned.withUnsafeBufferPointer(body) }
+        return try shared.withUnsafeBufferPointer(body)
+    }
+
+    static func == (a: Float32Values, b: Float32Values) -> Bool {
+        a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in x.elementsEqual(y) } }
+    }
+}
+
 /// The 16-bit values of a weight: an array of its own, or a view of a memory-mapped file that
 /// `owner` keeps mapped. Equality compares the values.
 struct HalfValues: @unchecked Sendable, Equatable {  // the mapping is read-only and outlives every view
@@ -374,12 +447,23 @@ struct HalfValues: @unchecked Sendable, Equatable {  // the mapping is read-only
 
     private static let none = AlignedBuffer<UInt16>([])
 
-    init(_ values: [UInt16]) {
-        owned = AlignedBuffer(values)
+    init(_ buffer: AlignedBuffer<UInt16>) {
+        owned = buffer
         base = nil
         owner = nil
-        count = values.count
+        count = buffer.count
     }
+
+    /// Float32 values rounded to `precision` (IEEE half, or bfloat16 rounded to nearest even).
+    init(rounding values: UnsafeBufferPointer<Float>, to precision: WeightPrecision) {
+        switch precision {
+        case .float16: self.init(AlignedBuffer(values.lazy.map { Float16($0).bitPattern }))
+        case .bfloat16: self.init(AlignedBuffer(values.lazy.map(HalfPrecision.bfloat16Bits)))
+        case .float32: preconditionFailure("Float32 values are not half precision")
+        }
+    }
+
+    static let empty = HalfValues(none)
 
     init(mapped base: UnsafePointer<UInt16>, count: Int, owner: AnyObject) {
         owned = Self.none
