@@ -9,9 +9,10 @@
 #include <time.h>
 #include "CKernels.h"
 
-// Every buffer starts on a cache line, as the engine allocates half-precision weights and the KV
+// Every buffer starts on a cache line, as the engine allocates a runtime model's weights and the KV
 // cache (AlignedBuffer, AlignedAllocation); with the argument `misaligned` each starts 48 bytes
-// into a line instead, where large Swift arrays put their elements (Float32 weights still).
+// into a line instead, where large Swift arrays put their elements (the loaders' Float32 arrays,
+// which the engine streamed before 2026-12-02 afternoon).
 static size_t misalignment = 0;
 static void *allocations[1024];
 static size_t allocationCount = 0;

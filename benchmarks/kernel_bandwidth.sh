@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Single-thread bandwidth of the decode kernels (benchmarks/kernel_bandwidth.c), compiled against
 # Sources/CKernels as the package compiles them; once on cache-line aligned buffers (as the engine
-# allocates half-precision weights and the KV cache) and once on buffers 48 bytes into a line (as
-# large Swift arrays, which still hold Float32 weights).
+# allocates a runtime model's weights and the KV cache) and once on buffers 48 bytes into a line (as
+# large Swift arrays, where the loaders put Float32 weights).
 # Usage: benchmarks/kernel_bandwidth.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

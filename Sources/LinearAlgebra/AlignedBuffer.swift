@@ -1,6 +1,7 @@
 /// A fixed-size, immutable buffer of plain values starting on a cache-line boundary (64 bytes).
 ///
-/// Holds half-precision weight values (`HalfValues`). Why: the decode kernels stream weights in
+/// Holds the weights of a runtime model (half-precision values always, Float32 ones once copied
+/// by `WeightMatrix.cacheLineAligned`). Why: the decode kernels stream weights in
 /// 64-byte vectors, and Swift arrays (and `allocate`) start 48 bytes into a line for large sizes,
 /// so every 512-bit load would span two cache lines. On the
 /// project's AMD EPYC (Zen 4) the row product streamed SmolLM2's 30 layers at 27 GB/s from such

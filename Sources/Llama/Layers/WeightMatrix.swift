@@ -66,13 +66,8 @@ public struct WeightMatrix: Sendable, Equatable {
 
     /// Whether the values start on a 64-byte boundary: always for half-precision values in memory and
     /// for `cacheLineAligned` Float32 ones; for a mapped file, when the tensor's offset allows; for
-    /// Float32 values shared with a loader's array, only by chance.
-    public var isCacheLineAligned: Bool {
-        switch precision {
-        case .float32: float32.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) % 64 == 0 }
-        case .float16, .bfloat16: half.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) % 64 == 0 }
-        }
-    }
+    /// Float32 values shared with a loader's array, only by chance. An empty matrix counts as aligned.
+    public var isCacheLineAligned: Bool { (storageAddress ?? 0) % AlignedBuffer<Float>.alignment == 0 }
 
     /// The same weight with Float32 values of its own, copied onto a cache-line boundary: the decode
     /// kernels stream rows in 64-byte vectors, and one-thread decoding ran 11–33% faster from
