@@ -14,6 +14,13 @@ public enum BLASRuntime {
     /// The environment variable that marks the re-executed process, so it happens at most once.
     public static let reexecMarker = "LOWRANK_BLAS_REEXEC"
 
+    /// For testing the re-execution on a machine whose OpenBLAS does not fall back: decide as if
+    /// OpenBLAS had picked the kernel family this variable names. Only the decision of the first
+    /// process reads it; the re-executed process reports the kernels OpenBLAS really loaded, so
+    /// what is checked end to end (`execv`, the variable reaching OpenBLAS's load-time constructor,
+    /// the report) is real.
+    public static let assumeDetectedVariable = "LOWRANK_BLAS_ASSUME_DETECTED"
+
     /// The kernel family OpenBLAS chose ("Haswell", "SkylakeX", ...).
     public static var coreName: String {
         guard let name = openblas_get_corename() else { return "unknown" }
@@ -51,8 +58,10 @@ public enum BLASRuntime {
     @discardableResult
     public static func prepareProcess() -> BLASKernelChoice.Decision {
         let initial = initialEnvironment()
-        var choice = BLASKernelChoice.decide(current: coreName, flags: CPUFeatures.current.flags, userSetting: initial["OPENBLAS_CORETYPE"],
-                                             alreadyReexecuted: initial[reexecMarker] != nil)
+        let reexecuted = initial[reexecMarker] != nil
+        let detected = reexecuted ? coreName : (initial[assumeDetectedVariable].flatMap { $0.isEmpty ? nil : $0 } ?? coreName)
+        var choice = BLASKernelChoice.decide(current: detected, flags: CPUFeatures.current.flags, userSetting: initial["OPENBLAS_CORETYPE"],
+                                             alreadyReexecuted: reexecuted)
         if case .reexecute(let kernel) = choice {
             setenv("OPENBLAS_CORETYPE", kernel, 1)
             setenv(reexecMarker, "1", 1)
