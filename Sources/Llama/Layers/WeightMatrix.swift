@@ -452,8 +452,10 @@ struct HalfValues: @unchecked Sendable, Equatable {  // the mapping is read-only
     /// Float32 values rounded to `precision` (IEEE half, or bfloat16 rounded to nearest even).
     init(rounding values: UnsafeBufferPointer<Float>, to precision: WeightPrecision) {
         switch precision {
-        case .float16: self.init(AlignedBuffer(values.lazy.map { Float16($0).bitPattern }))
-        case .bfloat16: self.init(AlignedBuffer(values.lazy.map(HalfPrecision.bfloat16Bits)))
+        case .float16:
+            self.init(AlignedBuffer(count: values.count) { out in for i in values.indices { out[i] = Float16(values[i]).bitPattern } })
+        case .bfloat16:
+            self.init(AlignedBuffer(count: values.count) { out in for i in values.indices { out[i] = HalfPrecision.bfloat16Bits(values[i]) } })
         case .float32: preconditionFailure("Float32 values are not half precision")
         }
     }
