@@ -5,6 +5,7 @@ import FoundationXML
 import Testing
 import TestSupport
 import Llama
+import LinearAlgebra
 import ModelFormats
 
 /// Runs the built `lowrank` binary as a user would and checks its output.
@@ -571,7 +572,7 @@ struct CLITests {
     /// Without a setting, an AVX-512 CPU runs AVX-512 kernels, whether OpenBLAS chose them or
     /// lowrank re-executed itself. (The test runner's own OpenBLAS exports the core it detected, so
     /// the variable is emptied for the child.)
-    @Test(.enabled(if: CPUFlags.hasAVX512F, "the CPU has no AVX-512"))
+    @Test(.enabled(if: CPUFeatures.current.hasAVX512F, "the CPU has no AVX-512"))
     func anAVX512CPURunsAVX512KernelsByDefault() throws {
         let automatic = try Self.blas(["OPENBLAS_CORETYPE": "", "OPENBLAS_NUM_THREADS": ""])
         #expect(["SkylakeX", "Cooperlake", "SapphireRapids"].contains { automatic.hasPrefix("OpenBLAS \($0) kernels") }, "\(automatic)")
@@ -581,23 +582,14 @@ struct CLITests {
     /// OpenBLAS had fallen back to Prescott (as Debian's 0.3.21 does on a Xeon of model 207), and the
     /// re-executed process must report the AVX-512 kernels OpenBLAS really loaded, with the
     /// arguments passed through (the model path reaches `info`).
-    @Test(.enabled(if: CPUFlags.hasAVX512F, "the CPU has no AVX-512"))
+    @Test(.enabled(if: CPUFeatures.current.hasAVX512F, "the CPU has no AVX-512"))
     func anAVX512CPUWhoseOpenBLASFellBackIsReexecutedOntoAVX512Kernels() throws {
-        let expected = CPUFlags.has("avx512_bf16") ? "Cooperlake" : "SkylakeX"
-        let fellBack = try Self.blas(["OPENBLAS_CORETYPE": "", "OPENBLAS_NUM_THREADS": "", "LOWRANK_BLAS_ASSUME_DETECTED": "Prescott"])
+        let expected = CPUFeatures.current.hasAVX512BF16 ? "Cooperlake" : "SkylakeX"
+        let fellBack = try Self.blas(["OPENBLAS_CORETYPE": "", "OPENBLAS_NUM_THREADS": "", BLASRuntime.assumeDetectedVariable: "Prescott"])
         #expect(fellBack == "OpenBLAS \(expected) kernels (chosen by lowrank for this CPU's AVX-512), 1 thread(s) per call", "\(fellBack)")
         // The user's setting still wins over the re-execution.
-        let user = try Self.blas(["OPENBLAS_CORETYPE": "Prescott", "OPENBLAS_NUM_THREADS": "", "LOWRANK_BLAS_ASSUME_DETECTED": "Prescott"])
+        let user = try Self.blas(["OPENBLAS_CORETYPE": "Prescott", "OPENBLAS_NUM_THREADS": "", BLASRuntime.assumeDetectedVariable: "Prescott"])
         #expect(user == "OpenBLAS Prescott kernels (set by OPENBLAS_CORETYPE), 1 thread(s) per call", "\(user)")
     }
 }
 
-enum CPUFlags {
-    static var hasAVX512F: Bool { has("avx512f") }
-
-    static func has(_ flag: String) -> Bool {
-        let text = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
-        return line.split(separator: " ").contains { $0 == flag }
-    }
-}
