@@ -51,24 +51,53 @@ GEMV_T_PORTABLE(gemv_t_f32_portable, float, identity_f)
 GEMV_T_PORTABLE(gemv_t_f16_portable, uint16_t, half_to_float)
 GEMV_T_PORTABLE(gemv_t_bf16_portable, uint16_t, bf16_to_float)
 
-// Decode attention for the query heads that share one key/value head (grouped-query attention).
-static void attend_scores_f32_portable(const float *k, size_t ld, const float *q, size_t group, size_t d,
-                                       float *scores, size_t ss, size_t b, size_t e) {
-    for (size_t r = b; r < e; r++)
-        for (size_t g = 0; g < group; g++) {
-            float s = 0;
-            for (size_t i = 0; i < d; i++) s += q[g * d + i] * k[r * ld + i];
-            scores[g * ss + (r - b)] = s;
-        }
-}
-static void attend_values_f32_portable(const float *v, size_t ld, const float *p, size_t ps, size_t group, size_t d,
-                                       float *out, size_t b, size_t e) {
-    for (size_t i = 0; i < group * d; i++) out[i] = 0;
-    for (size_t r = b; r < e; r++)
-        for (size_t g = 0; g < group; g++) {
-            float w = p[g * ps + (r - b)];
-            for (size_t i = 0; i < d; i++) out[g * d + i] += w * v[r * ld + i];
-        }
+// Decode attention for the query heads that share one key/value head (grouped-query attention),
+// over a Float32 or a half-precision cache.
+#define ATTEND_PORTABLE(SUFFIX, T, WIDEN)                                                                   \
+    static void attend_scores_##SUFFIX##_portable(const T *k, size_t ld, const float *q, size_t group, size_t d, \
+                                                  float *scores, size_t ss, size_t b, size_t e) {           \
+        for (size_t r = b; r < e; r++)                                                                       \
+            for (size_t g = 0; g < group; g++) {                                                             \
+                float s = 0;                                                                                 \
+                for (size_t i = 0; i < d; i++) s += q[g * d + i] * WIDEN(k[r * ld + i]);                    \
+                scores[g * ss + (r - b)] = s;                                                                \
+            }                                                                                                \
+    }                                                                                                        \
+    static void attend_values_##SUFFIX##_portable(const T *v, size_t ld, const float *p, size_t ps, size_t group, size_t d, \
+                                                  float *out, size_t b, size_t e) {                          \
+        for (size_t i = 0; i < group * d; i++) out[i] = 0;                                                   \
+        for (size_t r = b; r < e; r++)                                                                       \
+            for (size_t g = 0; g < group; g++) {                                                             \
+                float w = p[g * ps + (r - b)];                                                               \
+                for (size_t i = 0; i < d; i++) out[g * d + i] += w * WIDEN(v[r * ld + i]);                  \
+            }                                                                                                \
+    }
+ATTEND_PORTABLE(f32, float, identity_f)
+ATTEND_PORTABLE(f16, uint16_t, half_to_float)
+
+// Float32 to IEEE half, rounding to nearest even (as F16C's vcvtps2ph and Swift's Float16(_:)
+// do), except that finite values beyond the half range (|x| >= 65520, which would round to
+// infinity) saturate to ±65504; returns 1 for such a value so callers can count them.
+static inline uint16_t float_to_half_saturating(float f, int *saturated) {
+    uint32_t x; memcpy(&x, &f, 4);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t a = x & 0x7fffffff;
+    if (a > 0x7f800000) return sign | 0x7e00 | (uint16_t)((a >> 13) & 0x3ff);  // NaN stays NaN
+    if (a >= 0x477ff000) {  // rounds to infinity (infinity itself stays infinite)
+        if (a == 0x7f800000) return sign | 0x7c00;
+        *saturated = 1;
+        return sign | 0x7bff;
+    }
+    if (a >= 0x38800000) {  // normal in half: rebias the exponent, round 23 mantissa bits to 10
+        uint32_t h = a - 0x38000000;
+        return sign | (uint16_t)((h + 0xfff + ((h >> 13) & 1)) >> 13);
+    }
+    uint32_t exponent = a >> 23;
+    if (exponent < 102) return sign;  // below half of the smallest subnormal: zero
+    uint32_t m = (a & 0x7fffff) | 0x800000, shift = 126 - exponent;  // value = m · 2^(exponent − 150) = n · 2^−24
+    uint32_t n = m >> shift, rest = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rest > half || (rest == half && (n & 1))) n++;
+    return sign | (uint16_t)n;
 }
 
 #if defined(__x86_64__)
@@ -353,52 +382,55 @@ GEMM_T_ROWS_AVX512(gemm_t_rows_bf16_avx512, uint16_t, load_bf16, load_bf16_maske
 // pass over the cached keys (16 keys at a time, summed by the transposing reduction; the block is
 // reread from L1 for each query head) and weighted in one pass over the values, so each cached row
 // is read from memory once instead of once per query head. Head sizes are multiples of 16.
-AVX512 static void attend_scores_f32_avx512(const float *k, size_t ld, const float *q, size_t group, size_t d,
-                                            float *scores, size_t ss, size_t b, size_t e) {
-    size_t r = b;
-    for (; r + 16 <= e; r += 16) {
-        for (size_t g = 0; g < group; g++) {
-            const float *qg = q + g * d;
-            __m512 acc[16];
-            if (d == 64) {  // the common head size, unrolled: the loop's own overhead was the hot spot
-                __m512 q0 = _mm512_loadu_ps(qg), q1 = _mm512_loadu_ps(qg + 16), q2 = _mm512_loadu_ps(qg + 32), q3 = _mm512_loadu_ps(qg + 48);
-                for (int j = 0; j < 16; j++) {
-                    const float *kr = k + (r + j) * ld;
-                    __m512 a = _mm512_mul_ps(_mm512_loadu_ps(kr), q0), c = _mm512_mul_ps(_mm512_loadu_ps(kr + 16), q1);
-                    a = _mm512_fmadd_ps(_mm512_loadu_ps(kr + 32), q2, a);
-                    c = _mm512_fmadd_ps(_mm512_loadu_ps(kr + 48), q3, c);
-                    acc[j] = _mm512_add_ps(a, c);
-                }
-            } else {
-                for (int j = 0; j < 16; j++) {
-                    const float *kr = k + (r + j) * ld;
-                    __m512 a = _mm512_mul_ps(_mm512_loadu_ps(kr), _mm512_loadu_ps(qg));
-                    for (size_t i = 16; i < d; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(kr + i), _mm512_loadu_ps(qg + i), a);
-                    acc[j] = a;
-                }
-            }
-            _mm512_storeu_ps(scores + g * ss + (r - b), reduce16(acc));
-        }
-    }
-    for (; r < e; r++) {
-        const float *kr = k + r * ld;
-        for (size_t g = 0; g < group; g++) {
-            __m512 a = _mm512_setzero_ps();
-            for (size_t i = 0; i < d; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(kr + i), _mm512_loadu_ps(q + g * d + i), a);
-            scores[g * ss + (r - b)] = _mm512_reduce_add_ps(a);
-        }
-    }
+#define ATTEND_SCORES_AVX512(SUFFIX, T, LOAD)                                                                \
+AVX512 static void attend_scores_##SUFFIX##_avx512(const T *k, size_t ld, const float *q, size_t group, size_t d, \
+                                                   float *scores, size_t ss, size_t b, size_t e) {           \
+    size_t r = b;                                                                                            \
+    for (; r + 16 <= e; r += 16) {                                                                           \
+        for (size_t g = 0; g < group; g++) {                                                                 \
+            const float *qg = q + g * d;                                                                     \
+            __m512 acc[16];                                                                                  \
+            if (d == 64) {  /* the common head size, unrolled: the loop's own overhead was the hot spot */  \
+                __m512 q0 = _mm512_loadu_ps(qg), q1 = _mm512_loadu_ps(qg + 16), q2 = _mm512_loadu_ps(qg + 32), q3 = _mm512_loadu_ps(qg + 48); \
+                for (int j = 0; j < 16; j++) {                                                               \
+                    const T *kr = k + (r + j) * ld;                                                          \
+                    __m512 a = _mm512_mul_ps(LOAD(kr), q0), c = _mm512_mul_ps(LOAD(kr + 16), q1);            \
+                    a = _mm512_fmadd_ps(LOAD(kr + 32), q2, a);                                               \
+                    c = _mm512_fmadd_ps(LOAD(kr + 48), q3, c);                                               \
+                    acc[j] = _mm512_add_ps(a, c);                                                            \
+                }                                                                                            \
+            } else {                                                                                         \
+                for (int j = 0; j < 16; j++) {                                                               \
+                    const T *kr = k + (r + j) * ld;                                                          \
+                    __m512 a = _mm512_mul_ps(LOAD(kr), _mm512_loadu_ps(qg));                                 \
+                    for (size_t i = 16; i < d; i += 16) a = _mm512_fmadd_ps(LOAD(kr + i), _mm512_loadu_ps(qg + i), a); \
+                    acc[j] = a;                                                                              \
+                }                                                                                            \
+            }                                                                                                \
+            _mm512_storeu_ps(scores + g * ss + (r - b), reduce16(acc));                                      \
+        }                                                                                                    \
+    }                                                                                                        \
+    for (; r < e; r++) {                                                                                     \
+        const T *kr = k + r * ld;                                                                            \
+        for (size_t g = 0; g < group; g++) {                                                                 \
+            __m512 a = _mm512_setzero_ps();                                                                  \
+            for (size_t i = 0; i < d; i += 16) a = _mm512_fmadd_ps(LOAD(kr + i), _mm512_loadu_ps(q + g * d + i), a); \
+            scores[g * ss + (r - b)] = _mm512_reduce_add_ps(a);                                              \
+        }                                                                                                    \
+    }                                                                                                        \
 }
+ATTEND_SCORES_AVX512(f32, float, load_f32)
+ATTEND_SCORES_AVX512(f16, uint16_t, load_f16)
 // Values: with a head of 64, up to six query heads keep their sums in 24 registers for the whole
 // pass (G is a compile-time constant so the accumulators stay in registers); other shapes sum in
 // memory (L1), still reading each value row once per pass.
-#define ATTEND_VALUES_64(G)                                                                                 \
-    AVX512 static void attend_values64_g##G(const float *v, size_t ld, const float *p, size_t ps, float *out, size_t b, size_t e) { \
+#define ATTEND_VALUES_64(SUFFIX, T, LOAD, G)                                                                \
+    AVX512 static void attend_values64_##SUFFIX##_g##G(const T *v, size_t ld, const float *p, size_t ps, float *out, size_t b, size_t e) { \
         __m512 acc[G][4];                                                                                    \
         for (int g = 0; g < G; g++) for (int c = 0; c < 4; c++) acc[g][c] = _mm512_setzero_ps();            \
         for (size_t r = b; r < e; r++) {                                                                     \
-            const float *vr = v + r * ld;                                                                    \
-            __m512 v0 = _mm512_loadu_ps(vr), v1 = _mm512_loadu_ps(vr + 16), v2 = _mm512_loadu_ps(vr + 32), v3 = _mm512_loadu_ps(vr + 48); \
+            const T *vr = v + r * ld;                                                                        \
+            __m512 v0 = LOAD(vr), v1 = LOAD(vr + 16), v2 = LOAD(vr + 32), v3 = LOAD(vr + 48);                \
             for (int g = 0; g < G; g++) {                                                                    \
                 __m512 w = _mm512_set1_ps(p[g * ps + (r - b)]);                                              \
                 acc[g][0] = _mm512_fmadd_ps(v0, w, acc[g][0]); acc[g][1] = _mm512_fmadd_ps(v1, w, acc[g][1]); \
@@ -407,35 +439,60 @@ AVX512 static void attend_scores_f32_avx512(const float *k, size_t ld, const flo
         }                                                                                                    \
         for (int g = 0; g < G; g++) for (int c = 0; c < 4; c++) _mm512_storeu_ps(out + g * 64 + 16 * c, acc[g][c]); \
     }
-ATTEND_VALUES_64(1) ATTEND_VALUES_64(2) ATTEND_VALUES_64(3) ATTEND_VALUES_64(4) ATTEND_VALUES_64(5) ATTEND_VALUES_64(6)
+#define ATTEND_VALUES_AVX512(SUFFIX, T, LOAD)                                                                \
+ATTEND_VALUES_64(SUFFIX, T, LOAD, 1) ATTEND_VALUES_64(SUFFIX, T, LOAD, 2) ATTEND_VALUES_64(SUFFIX, T, LOAD, 3)  \
+ATTEND_VALUES_64(SUFFIX, T, LOAD, 4) ATTEND_VALUES_64(SUFFIX, T, LOAD, 5) ATTEND_VALUES_64(SUFFIX, T, LOAD, 6)  \
+AVX512 static void attend_values_##SUFFIX##_avx512(const T *v, size_t ld, const float *p, size_t ps, size_t group, size_t d, \
+                                                   float *out, size_t b, size_t e) {                          \
+    if (d == 64) {                                                                                           \
+        for (size_t g0 = 0; g0 < group; g0 += 6) {                                                           \
+            size_t n = group - g0 < 6 ? group - g0 : 6;                                                      \
+            const float *pg = p + g0 * ps;                                                                   \
+            float *og = out + g0 * 64;                                                                       \
+            switch (n) {                                                                                     \
+            case 1: attend_values64_##SUFFIX##_g1(v, ld, pg, ps, og, b, e); break;                           \
+            case 2: attend_values64_##SUFFIX##_g2(v, ld, pg, ps, og, b, e); break;                           \
+            case 3: attend_values64_##SUFFIX##_g3(v, ld, pg, ps, og, b, e); break;                           \
+            case 4: attend_values64_##SUFFIX##_g4(v, ld, pg, ps, og, b, e); break;                           \
+            case 5: attend_values64_##SUFFIX##_g5(v, ld, pg, ps, og, b, e); break;                           \
+            default: attend_values64_##SUFFIX##_g6(v, ld, pg, ps, og, b, e); break;                          \
+            }                                                                                                \
+        }                                                                                                    \
+        return;                                                                                              \
+    }                                                                                                        \
+    for (size_t i = 0; i < group * d; i++) out[i] = 0;                                                       \
+    for (size_t r = b; r < e; r++) {                                                                         \
+        const T *vr = v + r * ld;                                                                            \
+        for (size_t g = 0; g < group; g++) {                                                                 \
+            __m512 w = _mm512_set1_ps(p[g * ps + (r - b)]);                                                  \
+            float *o = out + g * d;                                                                          \
+            for (size_t i = 0; i < d; i += 16) _mm512_storeu_ps(o + i, _mm512_fmadd_ps(LOAD(vr + i), w, _mm512_loadu_ps(o + i))); \
+        }                                                                                                    \
+    }                                                                                                        \
+}
+ATTEND_VALUES_AVX512(f32, float, load_f32)
+ATTEND_VALUES_AVX512(f16, uint16_t, load_f16)
 
-AVX512 static void attend_values_f32_avx512(const float *v, size_t ld, const float *p, size_t ps, size_t group, size_t d,
-                                            float *out, size_t b, size_t e) {
-    if (d == 64) {
-        for (size_t g0 = 0; g0 < group; g0 += 6) {
-            size_t n = group - g0 < 6 ? group - g0 : 6;
-            const float *pg = p + g0 * ps;
-            float *og = out + g0 * 64;
-            switch (n) {
-            case 1: attend_values64_g1(v, ld, pg, ps, og, b, e); break;
-            case 2: attend_values64_g2(v, ld, pg, ps, og, b, e); break;
-            case 3: attend_values64_g3(v, ld, pg, ps, og, b, e); break;
-            case 4: attend_values64_g4(v, ld, pg, ps, og, b, e); break;
-            case 5: attend_values64_g5(v, ld, pg, ps, og, b, e); break;
-            default: attend_values64_g6(v, ld, pg, ps, og, b, e); break;
-            }
+// Rounding to half for the cache: vcvtps2ph rounds to nearest even; values that would become
+// infinite saturate to ±65504 and are counted (float_to_half_saturating is the scalar twin).
+AVX512 static size_t round_f16_avx512(const float *x, uint16_t *out, size_t count) {
+    size_t saturated = 0, i = 0;
+    const __m512 limit = _mm512_set1_ps(65520.0f), largest = _mm512_set1_ps(65504.0f);
+    const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
+    for (; i + 16 <= count; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), magnitude));
+        __mmask16 over = _mm512_cmp_ps_mask(a, limit, _CMP_GE_OQ) & _mm512_cmp_ps_mask(a, _mm512_set1_ps(INFINITY), _CMP_LT_OQ);
+        if (over) {
+            saturated += (size_t)__builtin_popcount(over);
+            __m512 clamped = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(largest),
+                                                  _mm512_andnot_si512(magnitude, _mm512_castps_si512(v))));
+            v = _mm512_mask_blend_ps(over, v, clamped);
         }
-        return;
+        _mm256_storeu_si256((__m256i *)(out + i), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     }
-    for (size_t i = 0; i < group * d; i++) out[i] = 0;
-    for (size_t r = b; r < e; r++) {
-        const float *vr = v + r * ld;
-        for (size_t g = 0; g < group; g++) {
-            __m512 w = _mm512_set1_ps(p[g * ps + (r - b)]);
-            float *o = out + g * d;
-            for (size_t i = 0; i < d; i += 16) _mm512_storeu_ps(o + i, _mm512_fmadd_ps(_mm512_loadu_ps(vr + i), w, _mm512_loadu_ps(o + i)));
-        }
-    }
+    for (; i < count; i++) { int s = 0; out[i] = float_to_half_saturating(x[i], &s); saturated += (size_t)s; }
+    return saturated;
 }
 
 AVX512 static void widen_f16_avx512(const uint16_t *h, float *out, size_t count) {
@@ -552,19 +609,31 @@ GEMM_ROWS_DISPATCH(f32, float)
 GEMM_ROWS_DISPATCH(f16, uint16_t)
 GEMM_ROWS_DISPATCH(bf16, uint16_t)
 
-void lowrank_attend_scores_f32(const float *k, size_t ld, const float *q, size_t group, size_t d,
-                               float *scores, size_t ss, size_t b, size_t e) {
 #if defined(__x86_64__)
-    if (use_avx512() && d % 16 == 0 && d > 0) { attend_scores_f32_avx512(k, ld, q, group, d, scores, ss, b, e); return; }
+#define ATTEND_AVX512_CALL(F, ...) if (use_avx512() && d % 16 == 0 && d > 0) { F(__VA_ARGS__); return; }
+#else
+#define ATTEND_AVX512_CALL(F, ...)
 #endif
-    attend_scores_f32_portable(k, ld, q, group, d, scores, ss, b, e);
-}
-void lowrank_attend_values_f32(const float *v, size_t ld, const float *p, size_t ps, size_t group, size_t d,
-                               float *out, size_t b, size_t e) {
+#define ATTEND_DISPATCH(SUFFIX, T)                                                                          \
+    void lowrank_attend_scores_##SUFFIX(const T *k, size_t ld, const float *q, size_t group, size_t d,      \
+                                        float *scores, size_t ss, size_t b, size_t e) {                     \
+        ATTEND_AVX512_CALL(attend_scores_##SUFFIX##_avx512, k, ld, q, group, d, scores, ss, b, e)            \
+        attend_scores_##SUFFIX##_portable(k, ld, q, group, d, scores, ss, b, e);                             \
+    }                                                                                                        \
+    void lowrank_attend_values_##SUFFIX(const T *v, size_t ld, const float *p, size_t ps, size_t group, size_t d, \
+                                        float *out, size_t b, size_t e) {                                   \
+        ATTEND_AVX512_CALL(attend_values_##SUFFIX##_avx512, v, ld, p, ps, group, d, out, b, e)               \
+        attend_values_##SUFFIX##_portable(v, ld, p, ps, group, d, out, b, e);                                \
+    }
+ATTEND_DISPATCH(f32, float)
+ATTEND_DISPATCH(f16, uint16_t)
+size_t lowrank_round_f16(const float *x, uint16_t *out, size_t count) {
 #if defined(__x86_64__)
-    if (use_avx512() && d % 16 == 0 && d > 0) { attend_values_f32_avx512(v, ld, p, ps, group, d, out, b, e); return; }
+    if (use_avx512()) return round_f16_avx512(x, out, count);
 #endif
-    attend_values_f32_portable(v, ld, p, ps, group, d, out, b, e);
+    size_t saturated = 0;
+    for (size_t i = 0; i < count; i++) { int s = 0; out[i] = float_to_half_saturating(x[i], &s); saturated += (size_t)s; }
+    return saturated;
 }
 void lowrank_widen_f16(const uint16_t *h, float *out, size_t count) {
 #if defined(__x86_64__)

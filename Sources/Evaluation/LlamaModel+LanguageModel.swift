@@ -84,7 +84,7 @@ public final class LlamaLanguageModel: LanguageModel {
         let needed = tokens.count
         if cache == nil || cache!.capacity < needed || workspace == nil || workspace!.rows < needed || workspace!.contextCapacity < needed {
             let capacity = max(needed, rowsPerPass)
-            cache = KVCache(configuration: model.configuration, capacity: capacity)
+            cache = model.makeCache(capacity: capacity)
             workspace = Workspace(model: model, rows: capacity, contextCapacity: capacity)
         }
         let cache = cache!, ws = workspace!

@@ -62,5 +62,15 @@ public enum AlignedAllocation {
         return p
     }
 
+    /// `count` (at least one) zeroed 16-bit values (half-precision bit patterns) on a 64-byte boundary.
+    public static func halves(_ count: Int) -> UnsafeMutablePointer<UInt16> {
+        let n = max(1, count)
+        let p = UnsafeMutableRawPointer.allocate(byteCount: n * MemoryLayout<UInt16>.stride, alignment: AlignedBuffer<Float>.alignment)
+            .bindMemory(to: UInt16.self, capacity: n)
+        p.initialize(repeating: 0, count: n)
+        return p
+    }
+
     public static func deallocate(_ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).deallocate() }
+    public static func deallocate(_ p: UnsafeMutablePointer<UInt16>) { UnsafeMutableRawPointer(p).deallocate() }
 }

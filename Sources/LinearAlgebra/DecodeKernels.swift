@@ -105,6 +105,29 @@ public enum DecodeKernels {
         lowrank_attend_values_f32(v, ld, p, stride, group, d, out, positions.lowerBound, positions.upperBound)
     }
 
+    /// `attentionScores` over a half-precision cache (keys as IEEE half bit patterns).
+    @inline(__always)
+    public static func attentionScores(keys k: UnsafePointer<UInt16>, ld: Int, queries q: UnsafePointer<Float>, group: Int,
+                                       headSize d: Int, positions: Range<Int>, into scores: UnsafeMutablePointer<Float>, stride: Int) {
+        lowrank_attend_scores_f16(k, ld, q, group, d, scores, stride, positions.lowerBound, positions.upperBound)
+    }
+
+    /// `attentionValues` over a half-precision cache.
+    @inline(__always)
+    public static func attentionValues(values v: UnsafePointer<UInt16>, ld: Int, weights p: UnsafePointer<Float>, stride: Int,
+                                       group: Int, headSize d: Int, positions: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        lowrank_attend_values_f16(v, ld, p, stride, group, d, out, positions.lowerBound, positions.upperBound)
+    }
+
+    /// `out[i] = half(x[i])` for i < count, rounding to nearest even as `Float16(_:)` does, except
+    /// that finite values beyond the half range (|x| ≥ 65520) saturate to ±65504 instead of
+    /// becoming infinite. Returns how many saturated.
+    @inline(__always)
+    @discardableResult
+    public static func roundToHalf(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<UInt16>, count: Int) -> Int {
+        Int(lowrank_round_f16(x, out, count))
+    }
+
     /// Σ p[i] for i < count, reading the buffer once in order (a memory bandwidth probe).
     public static func readSum(_ p: UnsafePointer<Float>, count: Int) -> Float { lowrank_read_sum(p, count) }
 

@@ -54,7 +54,7 @@ public final class Generator {
     /// - Parameter capacity: prompt plus new tokens, at most.
     public init(model: LlamaModel, capacity: Int, prefillRows: Int = 512) {
         self.model = model
-        cache = KVCache(configuration: model.configuration, capacity: capacity)
+        cache = model.makeCache(capacity: capacity)
         workspace = Workspace(model: model, rows: max(1, min(prefillRows, capacity)), contextCapacity: capacity)
         logits = .allocate(capacity: model.configuration.vocabularySize)
     }

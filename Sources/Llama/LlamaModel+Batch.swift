@@ -33,8 +33,7 @@ extension LlamaModel {
                 let position = cache.count
                 ws.rotary.rotate(ws.query + r * qw, rows: 1, heads: c.attentionHeads, firstPosition: position)
                 ws.rotary.rotate(ws.batchKeys + r * kvw, rows: 1, heads: c.keyValueHeads, firstPosition: position)
-                (cache.keys[l] + position * kvw).update(from: ws.batchKeys + r * kvw, count: kvw)
-                (cache.values[l] + position * kvw).update(from: ws.batchValues + r * kvw, count: kvw)
+                cache.store(layer: l, position: position, key: ws.batchKeys + r * kvw, value: ws.batchValues + r * kvw)
             }
             let workers = min(ws.scores.count, Parallel.activeWorkers)
             if b >= workers && workers > 1 {

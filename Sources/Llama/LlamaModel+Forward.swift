@@ -80,8 +80,10 @@ extension LlamaModel {
                      "the worker count was raised to \(Parallel.workers) after this workspace was sized for \(ws.workers): set it before creating workspaces")
         let h = c.hiddenSize, qw = c.queryWidth, kvw = c.keyValueWidth, inter = c.intermediateSize
         let layer = layers[l]
-        let keys = cache.keys[l] + start * kvw
-        let values = cache.values[l] + start * kvw
+        // New rows are computed in Float32 (for a half cache, in its window) and stored by `commit`.
+        let stored = cache.floatRows(layer: l)
+        let keys = stored.keys + start * kvw
+        let values = stored.values + start * kvw
 
         // Attention block.
         layer.attentionNorm.withUnsafeBufferPointer { w in
@@ -98,11 +100,19 @@ extension LlamaModel {
                 applyRotary(keys + s.rows.lowerBound * kvw, rows: s.rows.count, heads: c.keyValueHeads, firstPosition: s.firstPosition,
                             table: ws.rotary)
             }
-            attendSegments(layer: l, segments: segments, start: start, cache: cache, workspace: ws)
+            cache.commit(layer: l, positions: start..<(start + t))
+            cache.loadWindow(layer: l, positions: 0..<start)
+            attendSegments(keys: stored.keys, values: stored.values, segments: segments, start: start, workspace: ws)
         } else {
             applyRotary(ws.query, rows: t, heads: c.attentionHeads, firstPosition: start, table: ws.rotary)
             applyRotary(keys, rows: t, heads: c.keyValueHeads, firstPosition: start, table: ws.rotary)
-            attend(layer: l, rows: t, firstPosition: start, cache: cache, workspace: ws)
+            cache.commit(layer: l, positions: start..<(start + t))
+            if t == 1 {
+                attendOne(layer: l, position: start, cache: cache, query: ws.query, into: ws.attention, workspace: ws)
+            } else {
+                cache.loadWindow(layer: l, positions: 0..<start)
+                attend(keys: stored.keys, values: stored.values, rows: t, firstPosition: start, workspace: ws)
+            }
         }
         report(.projectionInput(layer: l, site: .attentionOutput), ws.attention, t, qw, observer)
         layer.attentionOutput.apply(ws.attention, rows: t, ldx: qw, into: [ws.normed], ldy: [h], scratch: ws.scratch)
@@ -174,12 +184,13 @@ extension LlamaModel {
     /// Attention for packed segments: the rows of segment s (cache slots `start + s.rows`) attend to
     /// the slots `s.prefix` and, causally, to their own segment's keys. Scores for the two key
     /// ranges sit side by side in one row, so one softmax covers both.
-    private func attendSegments(layer l: Int, segments: [AttentionSegment], start: Int, cache: KVCache, workspace ws: Workspace) {
+    /// `keys` and `values`: the layer's Float32 rows `[positions × kvHeads·d]` from position 0.
+    private func attendSegments(keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, segments: [AttentionSegment],
+                                start: Int, workspace ws: Workspace) {
         let c = configuration
         let d = c.headDimension, qw = c.queryWidth, kvw = c.keyValueWidth
         let group = c.attentionHeads / c.keyValueHeads
         let scale = 1 / Float(d).squareRoot()
-        let keys = cache.keys[l], values = cache.values[l]
         let workers = ws.scores.count
         let box = UncheckedSendableBox((ws, keys, values))  // each worker owns its heads and score buffer
         Parallel.forEach(workers) { worker in
@@ -230,13 +241,13 @@ extension LlamaModel {
     /// against cached keys/values `0 ..< firstPosition + rows`; writes `[rows × heads·d]` to
     /// `ws.attention`. Query head h reads KV head h / (heads / kvHeads) (Hugging Face `repeat_kv`).
     /// Scores use sgemm/sgemv in blocks of queries, each block only against the keys it can see.
-    private func attend(layer l: Int, rows: Int, firstPosition: Int, cache: KVCache, workspace ws: Workspace) {
-        if rows == 1 { return attendOne(layer: l, position: firstPosition, cache: cache, query: ws.query, into: ws.attention, workspace: ws) }
+    /// `keys` and `values`: the layer's Float32 rows `[positions × kvHeads·d]` from position 0.
+    private func attend(keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, rows: Int, firstPosition: Int,
+                        workspace ws: Workspace) {
         let c = configuration
         let d = c.headDimension, qw = c.queryWidth, kvw = c.keyValueWidth
         let group = c.attentionHeads / c.keyValueHeads
         let scale = 1 / Float(d).squareRoot()
-        let keys = cache.keys[l], values = cache.values[l]
         let workers = ws.scores.count
         let box = UncheckedSendableBox((ws, keys, values))  // each worker owns its heads and score buffer
         Parallel.forEach(workers) { worker in
@@ -287,29 +298,41 @@ extension LlamaModel {
         let visible = position + 1
         // Fewer than 64 positions per worker are not worth a parallel region.
         let parts = serial ? 1 : min(ws.scores.count, Parallel.partCount(visible, minimum: 64))
-        let keys = cache.keys[l], values = cache.values[l]
+        let stored = cache.rows(layer: l)
         // Per part p, in ws.scores[p]: scaled queries [heads × d] | weighted values [heads × d] |
         // maxima [heads] | sums [heads] | one group's scores [group × positions].
         let weightedAt = heads * d, maximaAt = 2 * heads * d, sumsAt = maximaAt + heads, scoresAt = sumsAt + heads
-        let box = UncheckedSendableBox((ws, keys, values, query))
+        let box = UncheckedSendableBox((ws, stored, query))
         Parallel.forEach(parts) { p in
-            let (ws, keys, values, query) = box.value
+            let (ws, stored, query) = box.value
             let positions = Parallel.part(p, of: parts, count: visible)
             let n = positions.count
             let q = ws.scores[first + p], weighted = q + weightedAt, maxima = q + maximaAt, sums = q + sumsAt, scores = q + scoresAt
             for i in 0..<(heads * d) { q[i] = query[i] * scale }
             for kvHead in 0..<kvHeads {
                 let first = kvHead * group  // query heads first ..< first + group read this key head
-                DecodeKernels.attentionScores(keys: keys + kvHead * d, ld: kvw, queries: q + first * d, group: group, headSize: d,
-                                              positions: positions, into: scores, stride: n)
+                switch stored {
+                case .float32(let keys, _):
+                    DecodeKernels.attentionScores(keys: keys + kvHead * d, ld: kvw, queries: q + first * d, group: group, headSize: d,
+                                                  positions: positions, into: scores, stride: n)
+                case .float16(let keys, _):
+                    DecodeKernels.attentionScores(keys: keys + kvHead * d, ld: kvw, queries: q + first * d, group: group, headSize: d,
+                                                  positions: positions, into: scores, stride: n)
+                }
                 for g in 0..<group {
                     let row = scores + g * n
                     let m = VectorMath.maximum(row, count: n)
                     maxima[first + g] = m
                     sums[first + g] = VectorMath.exponentiate(row, count: n, shift: m)
                 }
-                DecodeKernels.attentionValues(values: values + kvHead * d, ld: kvw, weights: scores, stride: n, group: group,
-                                              headSize: d, positions: positions, into: weighted + first * d)
+                switch stored {
+                case .float32(_, let values):
+                    DecodeKernels.attentionValues(values: values + kvHead * d, ld: kvw, weights: scores, stride: n, group: group,
+                                                  headSize: d, positions: positions, into: weighted + first * d)
+                case .float16(_, let values):
+                    DecodeKernels.attentionValues(values: values + kvHead * d, ld: kvw, weights: scores, stride: n, group: group,
+                                                  headSize: d, positions: positions, into: weighted + first * d)
+                }
             }
         }
         for head in 0..<heads {

@@ -24,7 +24,7 @@ extension LlamaModel {
                       observer: (any ForwardObserver)? = nil) -> SequenceScores {
         precondition(!tokens.isEmpty)
         let ws = workspace ?? Workspace(model: self, rows: min(tokens.count, 2048), contextCapacity: tokens.count)
-        let cache = KVCache(configuration: configuration, capacity: tokens.count)
+        let cache = makeCache(capacity: tokens.count)
         let vocabulary = configuration.vocabularySize
         let chunk = 64
         let logitBuffer = UnsafeMutablePointer<Float>.allocate(capacity: chunk * vocabulary)

@@ -10,6 +10,9 @@ public struct LlamaModel: Sendable {
     public var finalNorm: [Float]  // [hidden]
     /// `[vocabulary × hidden]`; the token embedding when tied.
     public var outputHead: Linear
+    /// How the caches this model's runners make (`makeCache`) store keys and values: a run-time
+    /// choice, like the active rank (`lowrank … --kv-cache`).
+    public var keyValuePrecision: KVCachePrecision = .float32
 
     public init(configuration: LlamaConfiguration, tokenEmbedding: WeightMatrix, layers: [DecoderLayer], finalNorm: [Float], outputHead: Linear) {
         self.configuration = configuration
@@ -90,6 +93,11 @@ public struct LlamaModel: Sendable {
     public subscript(id: GroupID) -> ProjectionGroup {
         get { layers[id.layer][id.site] }
         set { layers[id.layer][id.site] = newValue }
+    }
+
+    /// A cache for up to `capacity` positions at the model's `keyValuePrecision`.
+    public func makeCache(capacity: Int) -> KVCache {
+        KVCache(configuration: configuration, capacity: capacity, precision: keyValuePrecision)
     }
 
     /// Runs every low-rank factor at `fraction` of its stored rank, rounded up (1 restores the

@@ -46,13 +46,15 @@ struct Bench: ParsableCommand {
         var prefill_runs: [Double]
         var decode_runs: [Double]
         var weights: String
+        /// How the KV cache stored keys and values (`--kv-cache`): f32 or f16.
+        var kv_cache: String
         /// Fraction of each low-rank factor's stored rank that ran (`--active-rank`).
         var active_rank: Double
         var weight_bytes_per_token: Int
         var decode_weight_gigabytes_per_second: Double
         /// Bytes of weights used in place from the memory-mapped file (half precision stored as run).
         var mapped_weight_bytes: Int
-        /// Bytes of the KV cache (Float32, prompt + decode positions).
+        /// Bytes of the KV cache (at `kv_cache` precision, prompt + decode positions).
         var kv_cache_bytes: Int
         /// Read bandwidth of this machine now: a 1 GiB buffer summed by every worker, median of 5.
         var memory_read_gigabytes_per_second: Double
@@ -95,7 +97,7 @@ struct Bench: ParsableCommand {
     /// same prompt (prefilled once; each run rewinds the caches to it), greedy, logits included.
     func batchedDecodeRates(_ model: LlamaModel, prompt: [Int]) -> [Double] {
         let capacity = prompt.count + decodeTokens
-        let caches = (0..<batch).map { _ in KVCache(configuration: model.configuration, capacity: capacity) }
+        let caches = (0..<batch).map { _ in model.makeCache(capacity: capacity) }
         let prefill = Workspace(model: model, rows: min(512, prompt.count), contextCapacity: capacity)
         let workspace = Workspace(model: model, rows: batch, contextCapacity: capacity)
         for cache in caches { model.prefill(prompt, cache: cache, workspace: prefill) }
@@ -159,14 +161,15 @@ struct Bench: ParsableCommand {
         // Before the probes below, which allocate buffers of their own (and the digest maps the file again).
         let peak = ResidentMemory.peakBytes()
         let bandwidth = Self.readBandwidth()
-        let kvBytes = KVCache.byteCount(configuration: loaded.configuration, capacity: promptTokens + decodeTokens)  // the generator's cache
+        let kvBytes = KVCache.byteCount(configuration: loaded.configuration, capacity: promptTokens + decodeTokens,
+                                       precision: runtime.keyValuePrecision)  // the generator's cache
         let gflops = Self.sgemmGFLOPs(m: promptTokens, n: loaded.configuration.intermediateSize, k: loaded.configuration.hiddenSize)
         let decodeRate = median(decode)
         let report = Report(
             prefill_tokens_per_second: median(prefill), decode_tokens_per_second: decodeRate,
             time_to_first_token_seconds: median(firstToken), peak_rss_bytes: peak,
             prompt_tokens: promptTokens, decode_tokens: decodeTokens, runs: runs, prefill_runs: prefill, decode_runs: decode,
-            weights: engine.weights.rawValue, active_rank: engine.activeRank, weight_bytes_per_token: runtime.weightBytes,
+            weights: engine.weights.rawValue, kv_cache: runtime.keyValuePrecision.rawValue, active_rank: engine.activeRank, weight_bytes_per_token: runtime.weightBytes,
             decode_weight_gigabytes_per_second: Double(runtime.weightBytes) * decodeRate / 1e9,
             mapped_weight_bytes: runtime.mappedWeightBytes, kv_cache_bytes: kvBytes, memory_read_gigabytes_per_second: bandwidth,
             decode_bandwidth_fraction: Double(runtime.weightBytes) * decodeRate / 1e9 / bandwidth,
@@ -188,7 +191,8 @@ struct Bench: ParsableCommand {
                                                                          median(rates) / decodeRate, rates.map { String(format: "%.1f", $0) }.joined(separator: ", ")))] } ?? []) + [
 
             ("peak RSS", String(format: "%.1f MiB (weights used in place from the file: %.1f MiB; KV cache %.1f MiB)", Double(report.peak_rss_bytes) / 1_048_576,
-                                Double(report.mapped_weight_bytes) / 1_048_576, Double(kvBytes) / 1_048_576)),
+                                Double(report.mapped_weight_bytes) / 1_048_576, Double(kvBytes) / 1_048_576)
+                                + " \(report.kv_cache)"),
             ("weights", "\(engine.weights.rawValue), \(String(format: "%.1f", Double(runtime.weightBytes) / 1e6)) MB read per token, \(String(format: "%.1f", report.decode_weight_gigabytes_per_second)) GB/s while decoding"),
             ("memory", String(format: "%.1f GB/s read bandwidth now (decode uses %.0f%% of it)", bandwidth, 100 * report.decode_bandwidth_fraction)),
             ("sgemm", String(format: "%.0f GFLOP/s for one call %@", gflops, report.sgemm_shape)),

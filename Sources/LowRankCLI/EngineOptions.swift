@@ -7,6 +7,13 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Weight storage in memory: f32, f16 or bf16 (computation is always Float32).")
     var weights: WeightPrecision = .float32
 
+    @Option(help: ArgumentHelp("KV cache storage: f32 or f16 (attention computes in Float32). Default: f16 with --weights f16 or bf16, f32 with f32 weights.",
+                               valueName: "precision"))
+    var kvCache: KVCachePrecision?
+
+    /// The cache precision that runs: `--kv-cache`, or the one that follows `--weights`.
+    var keyValuePrecision: KVCachePrecision { kvCache ?? KVCachePrecision(following: weights) }
+
     @Option(help: "Worker threads for attention heads and matrix blocks (default: all cores).")
     var threads: Int?
 
@@ -35,8 +42,10 @@ struct EngineOptions: ParsableArguments {
         if let threads { Parallel.workers = threads }
         var model = LlamaModel(configuration: loaded.configuration, moving: &loaded.weights, precision: weights)
         if activeRank < 1 { model.setActiveRank(fraction: activeRank) }
+        model.keyValuePrecision = keyValuePrecision
         return model
     }
 }
 
 extension WeightPrecision: ExpressibleByArgument {}
+extension KVCachePrecision: ExpressibleByArgument {}

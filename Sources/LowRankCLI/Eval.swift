@@ -68,6 +68,8 @@ struct Eval: ParsableCommand {
         /// For a compressed checkpoint: its method, budget, calibration set and seed.
         var compression: CompressionRecord.Provenance?
         var weights: String
+        /// How the KV cache stored keys and values (`--kv-cache`).
+        var kv_cache: String
         /// Fraction of each low-rank factor's stored rank that ran (`--active-rank`).
         var active_rank: Double
         var blas: String
@@ -113,7 +115,7 @@ struct Eval: ParsableCommand {
             protocol: "lm-evaluation-harness zero-shot multiple_choice: context/continuation via _encode_pair, no BOS added by this tokenizer; acc = argmax Σ log p, acc_norm = argmax Σ log p / len(choice chars)",
             limit: limit, model: loaded.source.path, model_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)),
             compression: provenance,
-            weights: engine.weights.rawValue, active_rank: engine.activeRank, blas: BLASRuntime.summary, seconds: (clock.now - started).seconds, lowrank_version: lowrankVersion)
+            weights: engine.weights.rawValue, kv_cache: engine.keyValuePrecision.rawValue, active_rank: engine.activeRank, blas: BLASRuntime.summary, seconds: (clock.now - started).seconds, lowrank_version: lowrankVersion)
         if json {
             try Terminal.printJSON(report)
             return

@@ -52,6 +52,8 @@ struct Perplexity: ParsableCommand {
         var model: String
         var model_sha256: String
         var weights: String
+        /// How the KV cache stored keys and values (`--kv-cache`).
+        var kv_cache: String
         /// Fraction of each low-rank factor's stored rank that ran (`--active-rank`).
         var active_rank: Double
         var dataset: String
@@ -93,7 +95,7 @@ struct Perplexity: ParsableCommand {
         }
         let file = corpus.path(dataDirectory: dataDirectory)
         let recipe = Recipe(model: loaded.source.path, model_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)),
-                            weights: engine.weights.rawValue, active_rank: engine.activeRank, dataset: corpus.name, dataset_file: file,
+                            weights: engine.weights.rawValue, kv_cache: engine.keyValuePrecision.rawValue, active_rank: engine.activeRank, dataset: corpus.name, dataset_file: file,
                             dataset_sha256: try SHA256.hexDigest(ofFile: file), joining: corpus.joining, limit: limit,
                             compression: provenance, blas: BLASRuntime.summary, lowrank_version: lowrankVersion)
         let report = Report(perplexity: result.perplexity, mean_nll: result.meanNLL, tokens: result.tokens, windows: result.windows,

@@ -59,6 +59,8 @@ struct Summarize: ParsableCommand {
         var model: String
         var model_sha256: String
         var weights: String
+        /// How the KV cache stored keys and values (`--kv-cache`).
+        var kv_cache: String
         var active_rank: Double
         var dataset: String
         var split: String
@@ -118,7 +120,7 @@ struct Summarize: ParsableCommand {
         let means = SummarizationEvaluation.meanF1(results)
         let file = data.path(dataDirectory: directory)
         let recipe = Recipe(model: loaded.source.path, model_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)),
-                            weights: engine.weights.rawValue, active_rank: engine.activeRank, dataset: data.name, split: data.split,
+                            weights: engine.weights.rawValue, kv_cache: engine.keyValuePrecision.rawValue, active_rank: engine.activeRank, dataset: data.name, split: data.split,
                             dataset_file: file, dataset_sha256: try SHA256.hexDigest(ofFile: file), limit: limit, available_items: all.count,
                             max_tokens: maxTokens, decoding: "greedy", compression: provenance, rank_schedule: schedule?.1, blas: BLASRuntime.summary,
                             lowrank_version: lowrankVersion)

@@ -190,7 +190,7 @@ public final class BatchScheduler: @unchecked Sendable {
                 }
                 let fraction = schedule?.fraction(forToken: 0) ?? 1
                 let m = runtime(at: fraction)
-                job.cache = KVCache(configuration: m.configuration, capacity: job.prompt.count + job.maxTokens)
+                job.cache = m.makeCache(capacity: job.prompt.count + job.maxTokens)
                 let last = m.prefill(job.prompt, cache: job.cache!, workspace: prefill)
                 m.logits(workspace: prefill, rows: last..<(last + 1), into: logits.baseAddress!)
                 job.accept(job.sampler.next(UnsafeBufferPointer(rebasing: logits[0..<vocabulary])), stopTokens: stopTokens)

@@ -101,11 +101,15 @@ struct ZeroShotTests {
         for (a, b) in zip(fork, plain) { #expect(abs(a - b) < 1e-4 * max(1, abs(b)), "\(a) vs \(b)") }
     }
 
-    @Test(arguments: [1, 12, 40, 1024])
-    func packedRequestsScoreLikeOneFullPassPerContinuationHoweverTheyArePacked(rowsPerPass: Int) throws {
+    /// With a half cache too: a packed pass computes every segment's keys in the Float32 window and
+    /// attends to them rounded, as the plain pass does.
+    @Test(arguments: [1, 12, 40, 1024], KVCachePrecision.allCases)
+    func packedRequestsScoreLikeOneFullPassPerContinuationHoweverTheyArePacked(rowsPerPass: Int, cache precision: KVCachePrecision) throws {
         let tiny = TinyLlama(seed: 21)
-        let packed = LlamaLanguageModel(LlamaModel(configuration: tiny.configuration, weights: tiny.weights), rowsPerPass: rowsPerPass)
-        let plain = LlamaLanguageModel(LlamaModel(configuration: tiny.configuration, weights: tiny.weights))
+        var model = LlamaModel(configuration: tiny.configuration, weights: tiny.weights)
+        model.keyValuePrecision = precision
+        let packed = LlamaLanguageModel(model, rowsPerPass: rowsPerPass)
+        let plain = LlamaLanguageModel(model)
         // Contexts of different lengths (positions restart at 0 for each), single-token and empty
         // continuations (no branch rows), and a request bigger than a small pass (it runs alone).
         let requests = [

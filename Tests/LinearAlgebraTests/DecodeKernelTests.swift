@@ -212,6 +212,77 @@ struct DecodeKernelTests {
         }
     }
 
+    /// The same kernels over a half-precision KV cache: each stored half is read exactly.
+    @Test(arguments: [false, true])
+    func groupedAttentionOverAHalfCacheMatchesPlainLoopsOverTheWidenedValues(portable: Bool) {
+        DecodeKernels.forcePortable(portable)
+        defer { DecodeKernels.forcePortable(false) }
+        var rng = SeededGenerator(seed: 47)
+        for (d, group, kvHeads, positions) in [(64, 3, 3, 0..<150), (64, 7, 2, 5..<40), (16, 2, 2, 0..<33), (24, 2, 1, 1..<20)] {
+            let ld = kvHeads * d, rows = positions.upperBound
+            let k = rng.floats(rows * ld, scale: 1).map { Float16($0).bitPattern }, v = rng.floats(rows * ld, scale: 1).map { Float16($0).bitPattern }
+            let q = rng.floats(group * d, scale: 1)
+            let n = positions.count, stride = n + 3, kvHead = kvHeads - 1
+            func widened(_ bits: UInt16) -> Float { Float(Float16(bitPattern: bits)) }
+            var scores = [Float](repeating: .nan, count: group * stride)
+            k.withUnsafeBufferPointer { kp in q.withUnsafeBufferPointer { qp in scores.withUnsafeMutableBufferPointer {
+                DecodeKernels.attentionScores(keys: kp.baseAddress! + kvHead * d, ld: ld, queries: qp.baseAddress!, group: group,
+                                              headSize: d, positions: positions, into: $0.baseAddress!, stride: stride)
+            } } }
+            for g in 0..<group {
+                for (i, r) in positions.enumerated() {
+                    let expected = (0..<d).reduce(Float(0)) { $0 + q[g * d + $1] * widened(k[r * ld + kvHead * d + $1]) }
+                    #expect(abs(scores[g * stride + i] - expected) < 1e-4, "scores d \(d) group \(group) head \(g) row \(r)")
+                }
+                #expect(scores[g * stride + n].isNaN, "the kernel writes only the positions asked for")
+            }
+            let p = rng.floats(group * stride, scale: 1)
+            var out = [Float](repeating: .nan, count: group * d)
+            v.withUnsafeBufferPointer { vp in p.withUnsafeBufferPointer { pp in out.withUnsafeMutableBufferPointer {
+                DecodeKernels.attentionValues(values: vp.baseAddress! + kvHead * d, ld: ld, weights: pp.baseAddress!, stride: stride,
+                                              group: group, headSize: d, positions: positions, into: $0.baseAddress!)
+            } } }
+            for g in 0..<group {
+                for j in 0..<d {
+                    let expected = positions.enumerated().reduce(Float(0)) { $0 + p[g * stride + $1.offset] * widened(v[$1.element * ld + kvHead * d + j]) }
+                    #expect(abs(out[g * d + j] - expected) < 1e-4, "values d \(d) group \(group) head \(g) column \(j)")
+                }
+            }
+        }
+    }
+
+    /// Rounding for a half cache: to nearest even exactly as `Float16(_:)` (ties, subnormals, the
+    /// smallest values that round to zero), except that finite values at or beyond 65520, which
+    /// would become infinite, saturate to ±65504 and are counted; infinities and NaN pass through.
+    @Test(arguments: [false, true])
+    func roundingToHalfMatchesFloat16AndSaturatesInsteadOfOverflowing(portable: Bool) {
+        DecodeKernels.forcePortable(portable)
+        defer { DecodeKernels.forcePortable(false) }
+        var rng = SeededGenerator(seed: 48)
+        let tiny = Float(bitPattern: 0x3300_0000)  // 2^-25: half of the smallest subnormal, a tie that rounds to 0
+        let special: [Float] = [0, -0, 1, -1, 1.0009765625 + 0x1p-11, 1 + 0x1p-11, 1 + 3 * 0x1p-11, tiny, tiny.nextUp, -tiny.nextUp,
+                                0x1p-24 * 1.5, 0x1p-24 * 2.5, 6.1035156e-05, 6.0975552e-05, 65504, 65519.99, -65519.99, 65520, -65520, 70000,
+                                -1e6, Float.greatestFiniteMagnitude, .infinity, -.infinity, .nan]
+        // Specials both in the 16-wide part and in the scalar tail; random values of every scale.
+        let values = special + (0..<40).map { i in rng.floats(1, scale: 1)[0] * Float(sign: .plus, exponent: i - 28, significand: 1) } + special
+        var bits = [UInt16](repeating: 0, count: values.count)
+        let saturated = values.withUnsafeBufferPointer { x in bits.withUnsafeMutableBufferPointer {
+            DecodeKernels.roundToHalf(x.baseAddress!, into: $0.baseAddress!, count: values.count)
+        } }
+        var expectedSaturated = 0
+        for (x, b) in zip(values, bits) {
+            if x.isNaN {
+                #expect(Float16(bitPattern: b).isNaN, "NaN stays NaN")
+            } else if x.isFinite && abs(x) >= 65520 {
+                expectedSaturated += 1
+                #expect(b == (x < 0 ? 0xFBFF : 0x7BFF), "\(x) saturates to ±65504, got 0x\(String(b, radix: 16))")
+            } else {
+                #expect(b == Float16(x).bitPattern, "\(x): 0x\(String(b, radix: 16)) against 0x\(String(Float16(x).bitPattern, radix: 16))")
+            }
+        }
+        #expect(saturated == expectedSaturated && saturated == 10)
+    }
+
     @Test(arguments: [false, true])
     func wideningIsExactIncludingSubnormalsInfinitiesAndNaN(portable: Bool) {
         DecodeKernels.forcePortable(portable)

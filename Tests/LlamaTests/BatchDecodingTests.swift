@@ -18,16 +18,17 @@ struct BatchDecodingTests {
         return out
     }
 
-    @Test(arguments: [false, true])
-    func eachRowOfABatchedStepEqualsItsOwnDecoding(lowRank: Bool) {
-        let model = lowRank ? Self.tiny.lowRankModel(rank: 12) : LlamaModel(configuration: Self.tiny.configuration, weights: Self.tiny.weights)
+    @Test(arguments: [false, true], KVCachePrecision.allCases)
+    func eachRowOfABatchedStepEqualsItsOwnDecoding(lowRank: Bool, cache precision: KVCachePrecision) {
+        var model = lowRank ? Self.tiny.lowRankModel(rank: 12) : LlamaModel(configuration: Self.tiny.configuration, weights: Self.tiny.weights)
+        model.keyValuePrecision = precision
         let capacity = 32, v = model.configuration.vocabularySize
         let prefill = Workspace(model: model, rows: 8, contextCapacity: capacity)
         let single = Workspace(model: model, rows: 1, contextCapacity: capacity)
         let batch = Workspace(model: model, rows: 4, contextCapacity: capacity)
         // Reference: each sequence decoded alone; batched: the same prefixes, then steps together.
-        let alone = Self.prompts.map { _ in KVCache(configuration: model.configuration, capacity: capacity) }
-        let together = Self.prompts.map { _ in KVCache(configuration: model.configuration, capacity: capacity) }
+        let alone = Self.prompts.map { _ in model.makeCache(capacity: capacity) }
+        let together = Self.prompts.map { _ in model.makeCache(capacity: capacity) }
         var next: [Int] = []
         for (i, prompt) in Self.prompts.enumerated() {
             model.forward(prompt[...], cache: alone[i], workspace: prefill)
@@ -56,6 +57,8 @@ struct BatchDecodingTests {
                 next[i] = reference.withUnsafeBufferPointer { Sampler.argmax($0) }
             }
         }
-        #expect(worst < 1e-5, "largest relative logit difference \(worst)")
+        // A half cache: the batched and one-row products can differ in a key's last Float32 bit,
+        // which near a rounding boundary moves the stored half by one step (ForwardTests.passTolerance).
+        #expect(worst < (precision == .float32 ? 1e-5 : 5e-5), "largest relative logit difference \(worst)")
     }
 }

@@ -25,29 +25,47 @@ struct ForwardTests {
         #expect(scores.nonFinitePositions == 0)
     }
 
-    @Test func decodingOneTokenAtATimeWithTheCacheMatchesOnePass() {
-        let model = LlamaModel(configuration: Self.tiny.configuration, weights: Self.tiny.weights)
+    /// How far two passes over the same tokens may differ. A half cache adds one effect: the one-row
+    /// and many-row products can differ in a Float32 key's last bit, and near a half rounding
+    /// boundary that moves the stored half by one half-precision step (observed up to 2e-5 here;
+    /// a pass that attended to unrounded values instead would differ by about 4e-4, the gap
+    /// between a half and a Float32 cache in `aHalfCacheStoresEachKeyAndValueRoundedOnceToHalf`).
+    static func passTolerance(_ precision: KVCachePrecision) -> Float { precision == .float32 ? 1e-5 : 5e-5 }
+
+    /// The tiny model with caches at `precision`.
+    static func model(cache precision: KVCachePrecision) -> LlamaModel {
+        var model = LlamaModel(configuration: tiny.configuration, weights: tiny.weights)
+        model.keyValuePrecision = precision
+        return model
+    }
+
+    /// With a half cache too: one pass computes in the Float32 window and rounds what it stores,
+    /// decoding reads the stored halves, and both must see the same rounded keys and values.
+    @Test(arguments: KVCachePrecision.allCases)
+    func decodingOneTokenAtATimeWithTheCacheMatchesOnePass(cache precision: KVCachePrecision) {
+        let model = Self.model(cache: precision)
         let full = model.score(Self.tokens, keepLogitsAt: Set(Self.tokens.indices))
-        let cache = KVCache(configuration: model.configuration, capacity: Self.tokens.count)
+        let cache = model.makeCache(capacity: Self.tokens.count)
         let ws = Workspace(model: model, rows: 1, contextCapacity: Self.tokens.count)
         var row = [Float](repeating: 0, count: model.configuration.vocabularySize)
         for (p, token) in Self.tokens.enumerated() {
             model.forward(Self.tokens[p...p], cache: cache, workspace: ws)
             row.withUnsafeMutableBufferPointer { model.logits(workspace: ws, rows: 0..<1, into: $0.baseAddress!) }
-            for (a, b) in zip(row, full.logits[p]!) { #expect(abs(a - b) < 1e-5, "position \(p) token \(token)") }
+            for (a, b) in zip(row, full.logits[p]!) { #expect(abs(a - b) < Self.passTolerance(precision), "position \(p) token \(token)") }
         }
         #expect(cache.count == Self.tokens.count)
     }
 
     /// Past 128 cached positions, decoding splits the positions between workers and merges their
     /// softmax states; the logits must still be those of one pass over the whole sequence.
-    @Test func decodingALongSequenceSplitBetweenWorkersMatchesOnePass() {
-        let model = LlamaModel(configuration: Self.tiny.configuration, weights: Self.tiny.weights)
+    @Test(arguments: KVCachePrecision.allCases)
+    func decodingALongSequenceSplitBetweenWorkersMatchesOnePass(cache precision: KVCachePrecision) {
+        let model = Self.model(cache: precision)
         var rng = SeededGenerator(seed: 9)
         let tokens = (0..<200).map { _ in Int.random(in: 0..<model.configuration.vocabularySize, using: &rng) }
         let checked: Set<Int> = [0, 63, 127, 128, 150, 199]
         let full = model.score(tokens, keepLogitsAt: checked)
-        let cache = KVCache(configuration: model.configuration, capacity: tokens.count)
+        let cache = model.makeCache(capacity: tokens.count)
         let ws = Workspace(model: model, rows: 1, contextCapacity: tokens.count)
         var row = [Float](repeating: 0, count: model.configuration.vocabularySize)
         for p in tokens.indices {
@@ -55,21 +73,24 @@ struct ForwardTests {
             guard checked.contains(p) else { continue }
             row.withUnsafeMutableBufferPointer { model.logits(workspace: ws, rows: 0..<1, into: $0.baseAddress!) }
             let worst = zip(row, full.logits[p]!).map { abs($0 - $1) }.max()!
-            #expect(worst < 1e-5, "position \(p): worst logit difference \(worst)")
+            #expect(worst < Self.passTolerance(precision), "position \(p): worst logit difference \(worst)")
         }
     }
 
-    @Test func prefillInSeveralChunksMatchesOnePass() {
-        let model = LlamaModel(configuration: Self.tiny.configuration, weights: Self.tiny.weights)
+    /// A later chunk attends to earlier chunks' stored rows (for a half cache, widened into its window).
+    @Test(arguments: KVCachePrecision.allCases)
+    func prefillInSeveralChunksMatchesOnePass(cache precision: KVCachePrecision) {
+        let model = Self.model(cache: precision)
         let full = model.score(Self.tokens, keepLogitsAt: [11])
         let chunked = model.score(Self.tokens, keepLogitsAt: [11], workspace: Workspace(model: model, rows: 5, contextCapacity: 12))
-        for (a, b) in zip(chunked.logits[11]!, full.logits[11]!) { #expect(abs(a - b) < 1e-5) }
+        for (a, b) in zip(chunked.logits[11]!, full.logits[11]!) { #expect(abs(a - b) < Self.passTolerance(precision)) }
         #expect(abs(chunked.meanNLL - full.meanNLL) < 1e-6)
     }
 
-    @Test func truncatingTheCacheRewindsToASharedPrefix() {
-        let model = LlamaModel(configuration: Self.tiny.configuration, weights: Self.tiny.weights)
-        let cache = KVCache(configuration: model.configuration, capacity: 16)
+    @Test(arguments: KVCachePrecision.allCases)
+    func truncatingTheCacheRewindsToASharedPrefix(cache precision: KVCachePrecision) {
+        let model = Self.model(cache: precision)
+        let cache = model.makeCache(capacity: 16)
         let ws = Workspace(model: model, rows: 8, contextCapacity: 16)
         model.forward([1, 2, 3], cache: cache, workspace: ws)
         model.forward([4, 5], cache: cache, workspace: ws)
@@ -78,7 +99,34 @@ struct ForwardTests {
         var row = [Float](repeating: 0, count: model.configuration.vocabularySize)
         row.withUnsafeMutableBufferPointer { model.logits(workspace: ws, rows: 1..<2, into: $0.baseAddress!) }
         let direct = model.score([1, 2, 3, 9, 8], keepLogitsAt: [4])
-        for (a, b) in zip(row, direct.logits[4]!) { #expect(abs(a - b) < 1e-5) }
+        for (a, b) in zip(row, direct.logits[4]!) { #expect(abs(a - b) < Self.passTolerance(precision)) }
+    }
+
+    /// Layer 0's keys and values do not depend on the cache, so a half cache must hold exactly the
+    /// Float32 cache's values rounded to half; later layers see attention over rounded values, so
+    /// the logits move, but only by about half precision's relative step.
+    @Test func aHalfCacheStoresEachKeyAndValueRoundedOnceToHalf() {
+        let exact = Self.model(cache: .float32), half = Self.model(cache: .float16)
+        let n = Self.tokens.count
+        let ws = Workspace(model: exact, rows: n, contextCapacity: n)
+        let exactCache = exact.makeCache(capacity: n), halfCache = half.makeCache(capacity: n)
+        #expect(halfCache.precision == .float16)
+        exact.forward(Self.tokens[...], cache: exactCache, workspace: ws)
+        half.forward(Self.tokens[...], cache: halfCache, workspace: ws)
+        for position in 0..<n {
+            let a = exactCache.entry(layer: 0, position: position), b = halfCache.entry(layer: 0, position: position)
+            #expect(b.key == a.key.map { Float(Float16($0)) }, "key at position \(position)")
+            #expect(b.value == a.value.map { Float(Float16($0)) }, "value at position \(position)")
+            let last = halfCache.layerCount - 1
+            #expect(halfCache.entry(layer: last, position: position).key.allSatisfy { Float(Float16($0)) == $0 })
+        }
+        #expect(halfCache.saturatedValues == 0)
+        let a = exact.score(Self.tokens, keepLogitsAt: [n - 1]).logits[n - 1]!, b = half.score(Self.tokens, keepLogitsAt: [n - 1]).logits[n - 1]!
+        let worst = zip(a, b).map { abs($0 - $1) }.max()!, largest = a.map(abs).max()!
+        print("half cache against Float32 cache, tiny model: worst logit difference \(worst) of \(largest)")
+        #expect(worst > 0 && worst < 2e-3 * largest, "worst logit difference \(worst) of \(largest)")
+        #expect(KVCache.byteCount(configuration: exact.configuration, capacity: n, precision: .float16) * 2
+                == KVCache.byteCount(configuration: exact.configuration, capacity: n))
     }
 
     @Test(arguments: [WeightPrecision.float16, .bfloat16])

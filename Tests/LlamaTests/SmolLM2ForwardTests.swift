@@ -30,9 +30,11 @@ struct SmolLM2ForwardTests {
         try Fixtures.sharedJSON("forward_cases.json")["cases"] as! [[String: Any]]
     }
 
-    func check(precision: WeightPrecision, logitTolerance: Float, nllTolerance: Double, normTolerance: Double) throws {
+    func check(precision: WeightPrecision, cache: KVCachePrecision = .float32, logitTolerance: Float, nllTolerance: Double,
+               normTolerance: Double) throws {
         let loaded = try Self.loaded.get()
-        let model = LlamaModel(configuration: loaded.configuration, weights: loaded.weights, precision: precision)
+        var model = LlamaModel(configuration: loaded.configuration, weights: loaded.weights, precision: precision)
+        model.keyValuePrecision = cache
         var worstLogit: Float = 0, worstNLL = 0.0, worstNorm = 0.0
         for fixture in try Self.cases() {
             let name = fixture["name"] as! String
@@ -46,7 +48,7 @@ struct SmolLM2ForwardTests {
                 let topIDs = p["top10_ids"] as! [Int]
                 let topLogits = (p["top10_logits"] as! [Double]).map(Float.init)
                 let ours = row.indices.sorted { row[$0] > row[$1] }.prefix(10)
-                if precision == .float32 { #expect(Array(ours) == topIDs, "\(name) position \(position)") }
+                if precision == .float32 && cache == .float32 { #expect(Array(ours) == topIDs, "\(name) position \(position)") }
                 for (id, logit) in zip(topIDs, topLogits) { worstLogit = max(worstLogit, abs(row[id] - logit)) }
                 for (i, logit) in (p["first16_logits"] as! [Double]).enumerated() { worstLogit = max(worstLogit, abs(row[i] - Float(logit))) }
                 let lse = p["logsumexp"] as! Double
@@ -69,7 +71,7 @@ struct SmolLM2ForwardTests {
             }
         }
         #expect(worstLogit < logitTolerance)
-        print("forward fixtures (\(precision.rawValue) weights): worst logit difference \(worstLogit), worst mean-NLL difference \(worstNLL), worst hidden-norm relative difference \(worstNorm)")
+        print("forward fixtures (\(precision.rawValue) weights, \(cache.rawValue) KV cache): worst logit difference \(worstLogit), worst mean-NLL difference \(worstNLL), worst hidden-norm relative difference \(worstNorm)")
     }
 
     @Test func float32MatchesEveryForwardCase() throws {
@@ -82,5 +84,12 @@ struct SmolLM2ForwardTests {
     func halfPrecisionStorageStaysCloseToTheReference(precision: WeightPrecision) throws {
         let f16 = precision == .float16
         try check(precision: precision, logitTolerance: f16 ? 0.05 : 0.5, nllTolerance: f16 ? 2e-3 : 1e-2, normTolerance: f16 ? 1e-3 : 5e-3)
+    }
+
+    /// A half KV cache (`--kv-cache f16`, the default with half-precision weights) rounds every key
+    /// and value once; with Float32 weights and with f16 weights. Errors in docs/RESULTS.md.
+    @Test(arguments: [WeightPrecision.float32, .float16])
+    func aHalfKVCacheStaysCloseToTheReference(weights: WeightPrecision) throws {
+        try check(precision: weights, cache: .float16, logitTolerance: 0.05, nllTolerance: 2e-3, normTolerance: 1e-3)
     }
 }

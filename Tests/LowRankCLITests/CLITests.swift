@@ -153,6 +153,7 @@ struct CLITests {
         #expect((json["memory_read_gigabytes_per_second"] as? Double).map { $0 > 0 } ?? false)
         #expect(json["mapped_weight_bytes"] as? Int == 0, "a Q4_1 GGUF is dequantised, not mapped")
         #expect(json["kv_cache_bytes"] as? Int == 30 * 2 * (16 + 4) * 192 * 4, "30 layers × keys and values × 20 positions × 192 × Float32")
+        #expect(json["kv_cache"] as? String == "f32", "Float32 weights keep a Float32 cache")
     }
 
     /// `--weights f16` on a Hugging Face directory stored in F16 runs the matrices in place from the
@@ -167,11 +168,16 @@ struct CLITests {
         let c = tiny.configuration
         let matrices = 2 * c.vocabularySize * c.hiddenSize + c.layerCount * (2 * c.queryWidth * c.hiddenSize + 2 * c.keyValueWidth * c.hiddenSize
                                                                              + 3 * c.intermediateSize * c.hiddenSize)
-        for (weights, mapped) in [("f16", 2 * matrices), ("f32", 0)] {
-            let output = try CLI.run(["bench", dir.file("hf"), "--weights", weights, "--prompt-tokens", "8", "--decode-tokens", "4", "--json"])
+        // The KV cache follows the weights (f16 with half weights) unless --kv-cache says otherwise.
+        let cacheValues = c.layerCount * 2 * (8 + 4) * c.keyValueWidth
+        for (weights, extra, mapped, cache) in [("f16", [], 2 * matrices, "f16"), ("f32", [], 0, "f32"), ("f16", ["--kv-cache", "f32"], 2 * matrices, "f32"),
+                                                ("f32", ["--kv-cache", "f16"], 0, "f16")] {
+            let output = try CLI.run(["bench", dir.file("hf"), "--weights", weights, "--prompt-tokens", "8", "--decode-tokens", "4", "--json"] + extra)
             #expect(output.status == 0, "\(output.stderr)")
             let json = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
             #expect(json["mapped_weight_bytes"] as? Int == mapped, "--weights \(weights)")
+            #expect(json["kv_cache"] as? String == cache, "--weights \(weights) \(extra)")
+            #expect(json["kv_cache_bytes"] as? Int == cacheValues * (cache == "f16" ? 2 : 4), "--weights \(weights) \(extra)")
         }
     }
 

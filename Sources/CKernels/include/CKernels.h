@@ -45,6 +45,14 @@ void lowrank_attend_scores_f32(const float *k, size_t ld, const float *q, size_t
 /// out): the weighted values of the group, each value row read once.
 void lowrank_attend_values_f32(const float *v, size_t ld, const float *p, size_t ps, size_t group, size_t d,
                                float *out, size_t b, size_t e);
+/// The same over a half-precision cache (keys and values stored as IEEE half).
+void lowrank_attend_scores_f16(const uint16_t *k, size_t ld, const float *q, size_t group, size_t d,
+                               float *scores, size_t ss, size_t b, size_t e);
+void lowrank_attend_values_f16(const uint16_t *v, size_t ld, const float *p, size_t ps, size_t group, size_t d,
+                               float *out, size_t b, size_t e);
+/// out[i] = half(x[i]) for i in [0, count), rounding to nearest even; finite values beyond the half
+/// range (|x| >= 65520) saturate to ±65504 instead of becoming infinite. Returns how many did.
+size_t lowrank_round_f16(const float *x, uint16_t *out, size_t count);
 /// out[i] = (float)h[i] for i in [0, count): half precision.
 void lowrank_widen_f16(const uint16_t *h, float *out, size_t count);
 /// out[i] = (float)h[i]: bfloat16.
