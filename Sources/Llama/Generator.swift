@@ -25,6 +25,8 @@ public struct Generation: Sendable {
     /// at their active ranks, summed.
     public var decodeRows: Int = 0
     public var decodeProjectionParametersUsed: Int = 0
+    /// Keys and values beyond the half range that a half KV cache stored as ±65504 (0 for Float32).
+    public var saturatedCacheValues: Int = 0
 
     /// Every row the model ran, prompt rows first, and the projection parameters they used (FLRC's
     /// compression rate is 1 − used / (rows · dense projection parameters)).
@@ -79,6 +81,7 @@ public final class Generator {
         precondition(!prompt.isEmpty, "the prompt must have at least one token")
         precondition(prompt.count + maxTokens <= cache.capacity, "prompt and new tokens exceed the generator's capacity")
         cache.reset()
+        let saturatedBefore = cache.saturatedValues
         var model = self.model  // the active ranks change on this copy only (the factors are shared)
         var fraction: Double?
         var parameters = model.activeProjectionParameters
@@ -131,7 +134,8 @@ public final class Generator {
                           timeToFirstToken: (firstTokenAt - started).seconds,
                           decodeSeconds: (finished - firstTokenAt).seconds, promptTokens: prompt.count,
                           prefillProjectionParametersPerRow: prefillParameters, decodeRows: decodeRows,
-                          decodeProjectionParametersUsed: decodeParameters)
+                          decodeProjectionParametersUsed: decodeParameters,
+                          saturatedCacheValues: cache.saturatedValues - saturatedBefore)
     }
 }
 

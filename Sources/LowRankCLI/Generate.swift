@@ -79,6 +79,10 @@ struct Generate: ParsableCommand {
             Terminal.error("warning: \(result.skippedPromptBytes) byte(s) of the prompt have no token in this vocabulary and were skipped")
         }
         let g = result.generation
+        if g.saturatedCacheValues > 0 {
+            Terminal.error("warning: \(g.saturatedCacheValues) key/value entries exceeded the half range (±65504) and were stored saturated in the f16 KV cache; "
+                + "run with --kv-cache f32 to keep them exact")
+        }
         Terminal.error(String(format: "[%d prompt tokens, %d generated (%@); prefill %.1f tok/s, decode %.1f tok/s]",
                               g.promptTokens, g.tokens.count, g.stopReason.rawValue, g.prefillTokensPerSecond, g.decodeTokensPerSecond))
         if let (_, record) = schedule {
