@@ -250,6 +250,36 @@ GEMV_T_AVX512(gemv_t_f32_avx512, float, load8_f32, identity_f)
 GEMV_T_AVX512(gemv_t_f16_avx512, uint16_t, load8_f16, half_to_float)
 GEMV_T_AVX512(gemv_t_bf16_avx512, uint16_t, load8_bf16, bf16_to_float)
 
+// The same in 512-bit vectors, for half-precision factors on cores that execute them whole: a
+// 256-bit load of halves brings only 16 bytes. On an Intel Xeon (family 6, model 167) the SVD-LLM
+// 40% checkpoint in F16 decoded 0.7–10% faster with it than with the 256-bit kernel (median 6%,
+// 7 interleaved pairs at two threads; docs/BENCHMARKS.md); Zen 4 splits each 512-bit operation in
+// two and keeps the 256-bit kernel (transposed_wide below chooses). Float32 factors keep the
+// 256-bit kernel everywhere: 4 interleaved pairs on that Xeon gave −6% to +8%, no gain beyond
+// the noise. (The Float32 wide kernel runs only when a test forces it.)
+#define GEMV_T_WIDE_AVX512(NAME, T, LOAD, WIDEN)                                                            \
+    AVX512 static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {\
+        size_t full = n & ~(size_t)15;                                                                       \
+        for (size_t j = 0; j < n; j++) y[j] = 0;                                                             \
+        for (size_t k = b; k < e; k++) {                                                                     \
+            const T *wr = w + k * ld;                                                                        \
+            float xs = x[k];                                                                                 \
+            __m512 xk = _mm512_set1_ps(xs);                                                                  \
+            size_t j = 0;                                                                                    \
+            for (; j + 64 <= full; j += 64) {                                                                \
+                _mm512_storeu_ps(y + j, _mm512_fmadd_ps(LOAD(wr + j), xk, _mm512_loadu_ps(y + j)));          \
+                _mm512_storeu_ps(y + j + 16, _mm512_fmadd_ps(LOAD(wr + j + 16), xk, _mm512_loadu_ps(y + j + 16))); \
+                _mm512_storeu_ps(y + j + 32, _mm512_fmadd_ps(LOAD(wr + j + 32), xk, _mm512_loadu_ps(y + j + 32))); \
+                _mm512_storeu_ps(y + j + 48, _mm512_fmadd_ps(LOAD(wr + j + 48), xk, _mm512_loadu_ps(y + j + 48))); \
+            }                                                                                                \
+            for (; j < full; j += 16) _mm512_storeu_ps(y + j, _mm512_fmadd_ps(LOAD(wr + j), xk, _mm512_loadu_ps(y + j))); \
+            for (; j < n; j++) y[j] = fmaf(WIDEN(wr[j]), xs, y[j]);                                          \
+        }                                                                                                    \
+    }
+GEMV_T_WIDE_AVX512(gemv_t_wide_f32_avx512, float, load_f32, identity_f)
+GEMV_T_WIDE_AVX512(gemv_t_wide_f16_avx512, uint16_t, load_f16, half_to_float)
+GEMV_T_WIDE_AVX512(gemv_t_wide_bf16_avx512, uint16_t, load_bf16, bf16_to_float)
+
 // The entry point of a few-row kernel: `NAME##_t` specialised for each row count 1-4 (T a
 // compile-time constant there, so the accumulators of the rows not used vanish).
 #define ROWS_BY_COUNT(NAME, T_)                                                                             \
@@ -509,6 +539,25 @@ AVX512 static void widen_bf16_avx512(const uint16_t *h, float *out, size_t count
 static int forced_portable = 0;
 void lowrank_kernels_force_portable(int on) { forced_portable = on; }
 
+// The transposed product's vector width: 256 bits on AMD family 0x19 (Zen 3 has no AVX-512; Zen 4
+// executes each 512-bit operation as two 256-bit halves, where the 256-bit kernel measured faster),
+// 512 bits on every other AVX-512 core. A test forces either (0: by CPU, 256 or 512).
+static int forced_transposed_width = 0;
+void lowrank_kernels_force_transposed_width(int bits) { forced_transposed_width = bits; }
+#include <cpuid.h>
+static int transposed_wide(void) {
+    if (forced_transposed_width) return forced_transposed_width == 512;
+    static int cached = -1;
+    if (cached < 0) {
+        unsigned a = 0, b = 0, c = 0, d = 0, family = 0;
+        int amd = 0;
+        if (__get_cpuid(0, &a, &b, &c, &d)) amd = b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163;  // "AuthenticAMD"
+        if (__get_cpuid(1, &a, &b, &c, &d)) family = ((a >> 8) & 0xf) + (((a >> 8) & 0xf) == 0xf ? (a >> 20) & 0xff : 0);
+        cached = !(amd && family == 0x19);
+    }
+    return cached;
+}
+
 static int use_avx512(void) {
     static int cached = -1;
     if (forced_portable) return 0;
@@ -521,6 +570,7 @@ static int use_avx512(void) {
 }
 #else
 void lowrank_kernels_force_portable(int on) { (void)on; }
+void lowrank_kernels_force_transposed_width(int bits) { (void)bits; }
 static int use_avx512(void) { return 0; }
 #endif
 
@@ -572,19 +622,19 @@ void lowrank_gemv_bf16(const uint16_t *w, size_t ld, const float *x, float *y, s
 }
 void lowrank_gemv_t_f32(const float *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
 #if defined(__x86_64__)
-    if (use_avx512()) { if (n <= 128) gemv_t_narrow_f32_avx512(w, ld, x, y, b, e, n); else gemv_t_f32_avx512(w, ld, x, y, b, e, n); return; }
+    if (use_avx512()) { if (n <= 128) gemv_t_narrow_f32_avx512(w, ld, x, y, b, e, n); else if (forced_transposed_width == 512) gemv_t_wide_f32_avx512(w, ld, x, y, b, e, n); else gemv_t_f32_avx512(w, ld, x, y, b, e, n); return; }
 #endif
     gemv_t_f32_portable(w, ld, x, y, b, e, n);
 }
 void lowrank_gemv_t_f16(const uint16_t *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
 #if defined(__x86_64__)
-    if (use_avx512()) { if (n <= 128) gemv_t_narrow_f16_avx512(w, ld, x, y, b, e, n); else gemv_t_f16_avx512(w, ld, x, y, b, e, n); return; }
+    if (use_avx512()) { if (n <= 128) gemv_t_narrow_f16_avx512(w, ld, x, y, b, e, n); else if (transposed_wide()) gemv_t_wide_f16_avx512(w, ld, x, y, b, e, n); else gemv_t_f16_avx512(w, ld, x, y, b, e, n); return; }
 #endif
     gemv_t_f16_portable(w, ld, x, y, b, e, n);
 }
 void lowrank_gemv_t_bf16(const uint16_t *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
 #if defined(__x86_64__)
-    if (use_avx512()) { if (n <= 128) gemv_t_narrow_bf16_avx512(w, ld, x, y, b, e, n); else gemv_t_bf16_avx512(w, ld, x, y, b, e, n); return; }
+    if (use_avx512()) { if (n <= 128) gemv_t_narrow_bf16_avx512(w, ld, x, y, b, e, n); else if (transposed_wide()) gemv_t_wide_bf16_avx512(w, ld, x, y, b, e, n); else gemv_t_bf16_avx512(w, ld, x, y, b, e, n); return; }
 #endif
     gemv_t_bf16_portable(w, ld, x, y, b, e, n);
 }

@@ -15,6 +15,11 @@ public enum DecodeKernels {
     /// For tests: run the portable kernels even on an AVX-512 CPU.
     public static func forcePortable(_ on: Bool) { lowrank_kernels_force_portable(on ? 1 : 0) }
 
+    /// Tests: the vector width of the transposed products' AVX-512 kernels (256 or 512 bits), or
+    /// nil for the choice by CPU (half-precision factors: 256 on Zen 4, which splits 512-bit
+    /// operations, 512 elsewhere; Float32 factors: 256).
+    public static func forceTransposedWidth(_ bits: Int?) { lowrank_kernels_force_transposed_width(Int32(bits ?? 0)) }
+
     /// `y[r] = W[r, 0..<inputs] · x` for r in `rows`; W row-major Float32 with row stride `ld`
     /// (default `inputs`; a larger stride runs a prefix of each row: the active rank of a factor).
     @inline(__always)

@@ -72,11 +72,16 @@ struct DecodeKernelTests {
         }
     }
 
-    /// The transposed product (a left factor kept as Bᵀ) over a block of rows, in every format.
-    @Test(arguments: [false, true])
-    func theTransposedProductOverABlockOfRowsMatchesPlainLoops(portable: Bool) {
+    /// The transposed product (a left factor kept as Bᵀ) over a block of rows, in every format, with
+    /// the AVX-512 kernels in 256-bit and in 512-bit vectors (chosen by CPU otherwise).
+    @Test(arguments: [false, true], [256, 512])
+    func theTransposedProductOverABlockOfRowsMatchesPlainLoops(portable: Bool, width: Int) {
         DecodeKernels.forcePortable(portable)
-        defer { DecodeKernels.forcePortable(false) }
+        DecodeKernels.forceTransposedWidth(width)
+        defer {
+            DecodeKernels.forcePortable(false)
+            DecodeKernels.forceTransposedWidth(nil)
+        }
         var rng = SeededGenerator(seed: 45)
         for (rows, outputs, block) in [(20, 576, 3..<17), (7, 37, 0..<7), (5, 64, 2..<2), (9, 100, 4..<9), (600, 64, 0..<600), (30, 128, 5..<30), (12, 129, 0..<12),
                                        (6, 200, 1..<6), (4, 203, 0..<4), (3, 1542, 0..<3)] {

@@ -61,6 +61,8 @@ void lowrank_widen_bf16(const uint16_t *h, float *out, size_t count);
 float lowrank_read_sum(const float *p, size_t n);
 /// Tests: 1 forces the portable kernels even where AVX-512 exists, 0 restores the choice.
 void lowrank_kernels_force_portable(int on);
+/// Tests: run the transposed products in 256- or 512-bit vectors whatever the CPU (0 restores the choice by CPU).
+void lowrank_kernels_force_transposed_width(int bits);
 /// 1 if the AVX-512 kernels are in use.
 int lowrank_kernels_use_avx512(void);
 /// A spin-wait hint (x86 PAUSE) for the worker pool.
