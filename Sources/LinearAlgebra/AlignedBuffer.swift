@@ -54,20 +54,16 @@ extension AlignedBuffer: Equatable where Element: Equatable {
 /// stream weights (see `AlignedBuffer`).
 public enum AlignedAllocation {
     /// `count` (at least one) zeroed Float32 values on a 64-byte boundary; free with `deallocate`.
-    public static func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let n = max(1, count)
-        let p = UnsafeMutableRawPointer.allocate(byteCount: n * MemoryLayout<Float>.stride, alignment: AlignedBuffer<Float>.alignment)
-            .bindMemory(to: Float.self, capacity: n)
-        p.initialize(repeating: 0, count: n)
-        return p
-    }
+    public static func floats(_ count: Int) -> UnsafeMutablePointer<Float> { zeroed(count, 0) }
 
     /// `count` (at least one) zeroed 16-bit values (half-precision bit patterns) on a 64-byte boundary.
-    public static func halves(_ count: Int) -> UnsafeMutablePointer<UInt16> {
+    public static func halves(_ count: Int) -> UnsafeMutablePointer<UInt16> { zeroed(count, 0) }
+
+    private static func zeroed<T>(_ count: Int, _ zero: T) -> UnsafeMutablePointer<T> {
         let n = max(1, count)
-        let p = UnsafeMutableRawPointer.allocate(byteCount: n * MemoryLayout<UInt16>.stride, alignment: AlignedBuffer<Float>.alignment)
-            .bindMemory(to: UInt16.self, capacity: n)
-        p.initialize(repeating: 0, count: n)
+        let p = UnsafeMutableRawPointer.allocate(byteCount: n * MemoryLayout<T>.stride, alignment: AlignedBuffer<Float>.alignment)
+            .bindMemory(to: T.self, capacity: n)
+        p.initialize(repeating: zero, count: n)
         return p
     }
 

@@ -279,8 +279,8 @@ extension LlamaModel {
         }
     }
 
-    /// Attention of one new query row (decoding) at `position`. Each cached key and value row is read
-    /// once per token: the query heads that share a key/value head are scored and weighted together
+    /// Attention of one new query row (decoding) at `position`, reading the cache as stored (Float32
+    /// or half, `KVCache.rows`). Each cached key and value row is read once per token: the query heads that share a key/value head are scored and weighted together
     /// (OpenBLAS's sgemv ran these 64-wide strided shapes at a third of the memory bandwidth, and one
     /// head at a time read every row `group` times). The positions are split between workers, each
     /// keeping an unnormalised softmax state per query head (maximum m, Σ e^(s − m), Σ e^(s − m)·v),

@@ -176,25 +176,41 @@ struct DecodeKernelTests {
     }
 
     /// Grouped-query decode attention: the query heads of one key head scored together, and their
-    /// weighted values, against plain loops. Head sizes 64 (register sums, groups up to 7 = two
-    /// passes), 16 and 128 (sums in memory) and 24 (not a multiple of 16: the portable loops);
-    /// position ranges that start inside the cache and end off a 16-row block.
-    @Test(arguments: [false, true])
-    func groupedAttentionScoresAndValuesMatchPlainLoops(portable: Bool) {
+    /// weighted values, against plain loops, over a Float32 cache and over a half one (each stored
+    /// half read exactly). Head sizes 64 (register sums, groups up to 7 = two passes), 16 and 128
+    /// (sums in memory) and 24 (not a multiple of 16: the portable loops); position ranges that
+    /// start inside the cache and end off a 16-row block.
+    @Test(arguments: [false, true], [false, true])
+    func groupedAttentionScoresAndValuesMatchPlainLoops(portable: Bool, halfCache: Bool) {
         DecodeKernels.forcePortable(portable)
         defer { DecodeKernels.forcePortable(false) }
-        var rng = SeededGenerator(seed: 46)
+        var rng = SeededGenerator(seed: halfCache ? 47 : 46)
         for (d, group, kvHeads, positions) in [(64, 3, 3, 0..<150), (64, 7, 2, 5..<40), (64, 1, 1, 3..<4), (16, 2, 2, 0..<33),
                                                (128, 4, 2, 17..<80), (24, 2, 1, 1..<20), (64, 6, 1, 0..<16)] {
             let ld = kvHeads * d, rows = positions.upperBound
-            let k = rng.floats(rows * ld, scale: 1), v = rng.floats(rows * ld, scale: 1), q = rng.floats(group * d, scale: 1)
+            var k = rng.floats(rows * ld, scale: 1), v = rng.floats(rows * ld, scale: 1)
+            let q = rng.floats(group * d, scale: 1)
+            let kBits = k.map { Float16($0).bitPattern }, vBits = v.map { Float16($0).bitPattern }
+            if halfCache {  // the values the kernels must see
+                k = kBits.map { Float(Float16(bitPattern: $0)) }
+                v = vBits.map { Float(Float16(bitPattern: $0)) }
+            }
             let n = positions.count, stride = n + 3
             let kvHead = kvHeads - 1  // the last head: its columns start at an offset inside each row
             var scores = [Float](repeating: .nan, count: group * stride)
-            k.withUnsafeBufferPointer { kp in q.withUnsafeBufferPointer { qp in scores.withUnsafeMutableBufferPointer {
-                DecodeKernels.attentionScores(keys: kp.baseAddress! + kvHead * d, ld: ld, queries: qp.baseAddress!, group: group,
-                                              headSize: d, positions: positions, into: $0.baseAddress!, stride: stride)
-            } } }
+            q.withUnsafeBufferPointer { qp in scores.withUnsafeMutableBufferPointer { out in
+                if halfCache {
+                    kBits.withUnsafeBufferPointer {
+                        DecodeKernels.attentionScores(keys: $0.baseAddress! + kvHead * d, ld: ld, queries: qp.baseAddress!, group: group,
+                                                      headSize: d, positions: positions, into: out.baseAddress!, stride: stride)
+                    }
+                } else {
+                    k.withUnsafeBufferPointer {
+                        DecodeKernels.attentionScores(keys: $0.baseAddress! + kvHead * d, ld: ld, queries: qp.baseAddress!, group: group,
+                                                      headSize: d, positions: positions, into: out.baseAddress!, stride: stride)
+                    }
+                }
+            } }
             for g in 0..<group {
                 for (i, r) in positions.enumerated() {
                     let expected = (0..<d).reduce(Float(0)) { $0 + q[g * d + $1] * k[r * ld + kvHead * d + $1] }
@@ -204,52 +220,22 @@ struct DecodeKernelTests {
             }
             let p = rng.floats(group * stride, scale: 1)
             var out = [Float](repeating: .nan, count: group * d)
-            v.withUnsafeBufferPointer { vp in p.withUnsafeBufferPointer { pp in out.withUnsafeMutableBufferPointer {
-                DecodeKernels.attentionValues(values: vp.baseAddress! + kvHead * d, ld: ld, weights: pp.baseAddress!, stride: stride,
-                                              group: group, headSize: d, positions: positions, into: $0.baseAddress!)
-            } } }
+            p.withUnsafeBufferPointer { pp in out.withUnsafeMutableBufferPointer { o in
+                if halfCache {
+                    vBits.withUnsafeBufferPointer {
+                        DecodeKernels.attentionValues(values: $0.baseAddress! + kvHead * d, ld: ld, weights: pp.baseAddress!, stride: stride,
+                                                      group: group, headSize: d, positions: positions, into: o.baseAddress!)
+                    }
+                } else {
+                    v.withUnsafeBufferPointer {
+                        DecodeKernels.attentionValues(values: $0.baseAddress! + kvHead * d, ld: ld, weights: pp.baseAddress!, stride: stride,
+                                                      group: group, headSize: d, positions: positions, into: o.baseAddress!)
+                    }
+                }
+            } }
             for g in 0..<group {
                 for j in 0..<d {
                     let expected = positions.enumerated().reduce(Float(0)) { $0 + p[g * stride + $1.offset] * v[$1.element * ld + kvHead * d + j] }
-                    #expect(abs(out[g * d + j] - expected) < 1e-4, "values d \(d) group \(group) head \(g) column \(j)")
-                }
-            }
-        }
-    }
-
-    /// The same kernels over a half-precision KV cache: each stored half is read exactly.
-    @Test(arguments: [false, true])
-    func groupedAttentionOverAHalfCacheMatchesPlainLoopsOverTheWidenedValues(portable: Bool) {
-        DecodeKernels.forcePortable(portable)
-        defer { DecodeKernels.forcePortable(false) }
-        var rng = SeededGenerator(seed: 47)
-        for (d, group, kvHeads, positions) in [(64, 3, 3, 0..<150), (64, 7, 2, 5..<40), (16, 2, 2, 0..<33), (24, 2, 1, 1..<20)] {
-            let ld = kvHeads * d, rows = positions.upperBound
-            let k = rng.floats(rows * ld, scale: 1).map { Float16($0).bitPattern }, v = rng.floats(rows * ld, scale: 1).map { Float16($0).bitPattern }
-            let q = rng.floats(group * d, scale: 1)
-            let n = positions.count, stride = n + 3, kvHead = kvHeads - 1
-            func widened(_ bits: UInt16) -> Float { Float(Float16(bitPattern: bits)) }
-            var scores = [Float](repeating: .nan, count: group * stride)
-            k.withUnsafeBufferPointer { kp in q.withUnsafeBufferPointer { qp in scores.withUnsafeMutableBufferPointer {
-                DecodeKernels.attentionScores(keys: kp.baseAddress! + kvHead * d, ld: ld, queries: qp.baseAddress!, group: group,
-                                              headSize: d, positions: positions, into: $0.baseAddress!, stride: stride)
-            } } }
-            for g in 0..<group {
-                for (i, r) in positions.enumerated() {
-                    let expected = (0..<d).reduce(Float(0)) { $0 + q[g * d + $1] * widened(k[r * ld + kvHead * d + $1]) }
-                    #expect(abs(scores[g * stride + i] - expected) < 1e-4, "scores d \(d) group \(group) head \(g) row \(r)")
-                }
-                #expect(scores[g * stride + n].isNaN, "the kernel writes only the positions asked for")
-            }
-            let p = rng.floats(group * stride, scale: 1)
-            var out = [Float](repeating: .nan, count: group * d)
-            v.withUnsafeBufferPointer { vp in p.withUnsafeBufferPointer { pp in out.withUnsafeMutableBufferPointer {
-                DecodeKernels.attentionValues(values: vp.baseAddress! + kvHead * d, ld: ld, weights: pp.baseAddress!, stride: stride,
-                                              group: group, headSize: d, positions: positions, into: $0.baseAddress!)
-            } } }
-            for g in 0..<group {
-                for j in 0..<d {
-                    let expected = positions.enumerated().reduce(Float(0)) { $0 + p[g * stride + $1.offset] * widened(v[$1.element * ld + kvHead * d + j]) }
                     #expect(abs(out[g * d + j] - expected) < 1e-4, "values d \(d) group \(group) head \(g) column \(j)")
                 }
             }
