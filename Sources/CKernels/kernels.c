@@ -204,25 +204,31 @@ AVX512 static inline __m256 load8_f16(const uint16_t *p) { return _mm256_cvtph_p
 AVX512 static inline __m256 load8_bf16(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
-#define GEMV_T_AVX512(NAME, T, LOAD8, WIDEN)                                                                \
+// VEC is the vector type (W floats), LOADV widens W stored values; the other arguments are that
+// width's intrinsics, so the 256-bit and the 512-bit kernels below are one body.
+#define GEMV_T_AVX512(NAME, T, VEC, W, LOADV, WIDEN, SET1, LOADY, STOREY, FMA)                             \
     AVX512 static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {\
-        size_t full = n & ~(size_t)7;                                                                        \
+        size_t full = n & ~(size_t)(W - 1);                                                                  \
         for (size_t j = 0; j < n; j++) y[j] = 0;                                                             \
         for (size_t k = b; k < e; k++) {                                                                     \
             const T *wr = w + k * ld;                                                                        \
             float xs = x[k];                                                                                 \
-            __m256 xk = _mm256_set1_ps(xs);                                                                  \
+            VEC xk = SET1(xs);                                                                               \
             size_t j = 0;                                                                                    \
-            for (; j + 32 <= full; j += 32) {                                                                \
-                _mm256_storeu_ps(y + j, _mm256_fmadd_ps(LOAD8(wr + j), xk, _mm256_loadu_ps(y + j)));          \
-                _mm256_storeu_ps(y + j + 8, _mm256_fmadd_ps(LOAD8(wr + j + 8), xk, _mm256_loadu_ps(y + j + 8))); \
-                _mm256_storeu_ps(y + j + 16, _mm256_fmadd_ps(LOAD8(wr + j + 16), xk, _mm256_loadu_ps(y + j + 16))); \
-                _mm256_storeu_ps(y + j + 24, _mm256_fmadd_ps(LOAD8(wr + j + 24), xk, _mm256_loadu_ps(y + j + 24))); \
+            for (; j + 4 * W <= full; j += 4 * W) {                                                          \
+                STOREY(y + j, FMA(LOADV(wr + j), xk, LOADY(y + j)));                                         \
+                STOREY(y + j + W, FMA(LOADV(wr + j + W), xk, LOADY(y + j + W)));                             \
+                STOREY(y + j + 2 * W, FMA(LOADV(wr + j + 2 * W), xk, LOADY(y + j + 2 * W)));                 \
+                STOREY(y + j + 3 * W, FMA(LOADV(wr + j + 3 * W), xk, LOADY(y + j + 3 * W)));                 \
             }                                                                                                \
-            for (; j < full; j += 8) _mm256_storeu_ps(y + j, _mm256_fmadd_ps(LOAD8(wr + j), xk, _mm256_loadu_ps(y + j))); \
+            for (; j < full; j += W) STOREY(y + j, FMA(LOADV(wr + j), xk, LOADY(y + j)));                    \
             for (; j < n; j++) y[j] = fmaf(WIDEN(wr[j]), xs, y[j]);                                          \
         }                                                                                                    \
     }
+#define GEMV_T_256(NAME, T, LOAD8, WIDEN) \
+    GEMV_T_AVX512(NAME, T, __m256, 8, LOAD8, WIDEN, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps)
+#define GEMV_T_512(NAME, T, LOAD, WIDEN) \
+    GEMV_T_AVX512(NAME, T, __m512, 16, LOAD, WIDEN, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps)
 // Narrow outputs (attention: a head of 64 values, summed over every cached position): y lives in
 // up to 8 registers for the whole block of rows instead of a load and store per row.
 #define GEMV_T_NARROW_AVX512(NAME, T, LOAD_MASKED)                                                          \
@@ -246,39 +252,20 @@ GEMV_T_NARROW_AVX512(gemv_t_narrow_f32_avx512, float, load_f32_masked)
 GEMV_T_NARROW_AVX512(gemv_t_narrow_f16_avx512, uint16_t, load_f16_masked)
 GEMV_T_NARROW_AVX512(gemv_t_narrow_bf16_avx512, uint16_t, load_bf16_masked)
 
-GEMV_T_AVX512(gemv_t_f32_avx512, float, load8_f32, identity_f)
-GEMV_T_AVX512(gemv_t_f16_avx512, uint16_t, load8_f16, half_to_float)
-GEMV_T_AVX512(gemv_t_bf16_avx512, uint16_t, load8_bf16, bf16_to_float)
+GEMV_T_256(gemv_t_f32_avx512, float, load8_f32, identity_f)
+GEMV_T_256(gemv_t_f16_avx512, uint16_t, load8_f16, half_to_float)
+GEMV_T_256(gemv_t_bf16_avx512, uint16_t, load8_bf16, bf16_to_float)
 
-// The same in 512-bit vectors, for half-precision factors on cores that execute them whole: a
+// The transposed product in 512-bit vectors, for half-precision factors on cores that execute them whole: a
 // 256-bit load of halves brings only 16 bytes. On an Intel Xeon (family 6, model 167) the SVD-LLM
 // 40% checkpoint in F16 decoded 0.7–10% faster with it than with the 256-bit kernel (median 6%,
 // 7 interleaved pairs at two threads; docs/BENCHMARKS.md); Zen 4 splits each 512-bit operation in
 // two and keeps the 256-bit kernel (transposed_wide below chooses). Float32 factors keep the
 // 256-bit kernel everywhere: 4 interleaved pairs on that Xeon gave −6% to +8%, no gain beyond
 // the noise. (The Float32 wide kernel runs only when a test forces it.)
-#define GEMV_T_WIDE_AVX512(NAME, T, LOAD, WIDEN)                                                            \
-    AVX512 static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {\
-        size_t full = n & ~(size_t)15;                                                                       \
-        for (size_t j = 0; j < n; j++) y[j] = 0;                                                             \
-        for (size_t k = b; k < e; k++) {                                                                     \
-            const T *wr = w + k * ld;                                                                        \
-            float xs = x[k];                                                                                 \
-            __m512 xk = _mm512_set1_ps(xs);                                                                  \
-            size_t j = 0;                                                                                    \
-            for (; j + 64 <= full; j += 64) {                                                                \
-                _mm512_storeu_ps(y + j, _mm512_fmadd_ps(LOAD(wr + j), xk, _mm512_loadu_ps(y + j)));          \
-                _mm512_storeu_ps(y + j + 16, _mm512_fmadd_ps(LOAD(wr + j + 16), xk, _mm512_loadu_ps(y + j + 16))); \
-                _mm512_storeu_ps(y + j + 32, _mm512_fmadd_ps(LOAD(wr + j + 32), xk, _mm512_loadu_ps(y + j + 32))); \
-                _mm512_storeu_ps(y + j + 48, _mm512_fmadd_ps(LOAD(wr + j + 48), xk, _mm512_loadu_ps(y + j + 48))); \
-            }                                                                                                \
-            for (; j < full; j += 16) _mm512_storeu_ps(y + j, _mm512_fmadd_ps(LOAD(wr + j), xk, _mm512_loadu_ps(y + j))); \
-            for (; j < n; j++) y[j] = fmaf(WIDEN(wr[j]), xs, y[j]);                                          \
-        }                                                                                                    \
-    }
-GEMV_T_WIDE_AVX512(gemv_t_wide_f32_avx512, float, load_f32, identity_f)
-GEMV_T_WIDE_AVX512(gemv_t_wide_f16_avx512, uint16_t, load_f16, half_to_float)
-GEMV_T_WIDE_AVX512(gemv_t_wide_bf16_avx512, uint16_t, load_bf16, bf16_to_float)
+GEMV_T_512(gemv_t_wide_f32_avx512, float, load_f32, identity_f)
+GEMV_T_512(gemv_t_wide_f16_avx512, uint16_t, load_f16, half_to_float)
+GEMV_T_512(gemv_t_wide_bf16_avx512, uint16_t, load_bf16, bf16_to_float)
 
 // The entry point of a few-row kernel: `NAME##_t` specialised for each row count 1-4 (T a
 // compile-time constant there, so the accumulators of the rows not used vanish).

@@ -107,6 +107,12 @@ struct CLITests {
         #expect(output.stderr.contains("gpt2-digits"))
     }
 
+    @Test func anUnsupportedKVCachePrecisionIsRejectedNamingTheOptionAndItsChoices() throws {
+        let output = try CLI.run(["bench", "m.gguf", "--kv-cache", "bf16"])
+        #expect(output.status != 0)
+        #expect(output.stderr.contains("--kv-cache") && output.stderr.contains("f16") && output.stderr.contains("f32"), "\(output.stderr)")
+    }
+
     @Test func logitsJSONHasTheStableShapeAndMatchesTheFixture() throws {
         let fixture = (try Fixtures.sharedJSON("forward_cases.json")["cases"] as! [[String: Any]])[0]
         let ids = (fixture["ids"] as! [Int]).map(String.init).joined(separator: ",")
