@@ -118,14 +118,14 @@ public enum Decompositions {
         return x
     }
 
-    /// X with X·L = B for lower-triangular L `[n × n]` (B `[m × n]`): B·L⁻¹ by a triangular solve,
-    /// never an explicit inverse.
-    public static func solveRightLowerTriangular(_ b: Matrix<Double>, _ l: Matrix<Double>) -> Matrix<Double> {
+    /// X with X·L = B (or X·Lᵀ = B when `transposed`) for lower-triangular L `[n × n]` (B `[m × n]`):
+    /// B·L⁻¹ (B·L⁻ᵀ) by a triangular solve, never an explicit inverse.
+    public static func solveRightLowerTriangular(_ b: Matrix<Double>, _ l: Matrix<Double>, transposed: Bool = false) -> Matrix<Double> {
         precondition(l.rows == l.columns && b.columns == l.rows)
         var x = b
         x.storage.withUnsafeMutableBufferPointer { xp in
             l.storage.withUnsafeBufferPointer { lp in
-                cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, Int32(b.rows), Int32(b.columns),
+                cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, transposed ? CblasTrans : CblasNoTrans, CblasNonUnit, Int32(b.rows), Int32(b.columns),
                             1, lp.baseAddress, Int32(l.columns), xp.baseAddress, Int32(b.columns))
             }
         }
@@ -199,6 +199,53 @@ public enum Decompositions {
                 }
             }
         }
+    }
+
+    /// C += Aᵀ·B for A, B `[rows × n]` Float32 activations of the same tokens, accumulated in Float64
+    /// (the rows are widened first): the cross-product of two activation streams, `[n × n]`, not
+    /// symmetric. Split over the workers by row blocks of C (the same work per part).
+    /// `crossReference` is the plain twin.
+    public static func accumulateCross(_ c: inout Matrix<Double>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, rows: Int, columns n: Int,
+                                       scratch: inout [Double]) {
+        precondition(c.rows == n && c.columns == n)
+        let count = rows * n
+        if scratch.count < 2 * count { scratch = [Double](repeating: 0, count: 2 * count) }
+        scratch.withUnsafeMutableBufferPointer { s in
+            let widen = UncheckedSendableBox((s.baseAddress!, a, b))
+            let widenParts = Parallel.partCount(count, minimum: 4096)
+            Parallel.forEach(widenParts) { p in
+                let (s, a, b) = widen.value
+                for i in Parallel.part(p, of: widenParts, count: count) {
+                    s[i] = Double(a[i])
+                    s[count + i] = Double(b[i])
+                }
+            }
+            let parts = Parallel.partCount(n, minimum: 64)
+            c.storage.withUnsafeMutableBufferPointer { cp in
+                let box = UncheckedSendableBox((UnsafePointer(s.baseAddress!), cp.baseAddress!))  // parts write disjoint rows of C
+                Parallel.forEach(parts) { p in
+                    let (x, c) = box.value
+                    let rowsOfC = Parallel.part(p, of: parts, count: n)
+                    guard !rowsOfC.isEmpty else { return }
+                    // C[lo..<hi, :] += A[:, lo..<hi]ᵀ·B.
+                    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(rowsOfC.count), Int32(n), Int32(rows), 1,
+                                x + rowsOfC.lowerBound, Int32(n), x + count, Int32(n), 1, c + rowsOfC.lowerBound * n, Int32(n))
+                }
+            }
+        }
+    }
+
+    /// Reference twin of `accumulateCross`: AᵀB by plain Float64 loops.
+    public static func crossReference(_ a: [Float], _ b: [Float], rows: Int, columns n: Int) -> Matrix<Double> {
+        var c = Matrix<Double>.zeros(rows: n, columns: n)
+        for i in 0..<n {
+            for j in 0..<n {
+                var sum = 0.0
+                for r in 0..<rows { sum += Double(a[r * n + i]) * Double(b[r * n + j]) }
+                c[i, j] = sum
+            }
+        }
+        return c
     }
 
     /// Reference twin of `accumulateGram`: the lower triangle of XᵀX by plain Float64 loops.

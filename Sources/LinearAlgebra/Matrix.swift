@@ -29,6 +29,13 @@ public struct Matrix<Scalar: Sendable & Equatable>: Sendable, Equatable {
         set { storage[row * columns + column] = newValue }
     }
 
+    /// Aᵀ `[columns × rows]` (a copy; for setup work, not hot paths).
+    public func transposed() -> Matrix {
+        var storage = storage
+        for i in 0..<rows { for j in 0..<columns { storage[j * rows + i] = self.storage[i * columns + j] } }
+        return Matrix(rows: columns, columns: rows, storage: storage)
+    }
+
     /// One row as an array (for tests and small lookups; hot paths use the storage directly).
     public func row(_ index: Int) -> [Scalar] {
         Array(storage[(index * columns)..<((index + 1) * columns)])

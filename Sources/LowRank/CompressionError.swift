@@ -9,6 +9,7 @@ public enum CompressionError: Error, CustomStringConvertible, Equatable {
     case nonFiniteFactors(ProjectionID, count: Int)
     case invalidGroupSize(Int, layers: Int)
     case sharedBasisNeedsDenseCalibration
+    case compensationNeedsWhitening(CompressionMethod)
     /// A run asked to keep its finished layers (to resume) with a recipe that has none before the end.
     case notResumable(String)
 
@@ -23,6 +24,8 @@ public enum CompressionError: Error, CustomStringConvertible, Equatable {
         case .invalidGroupSize(let n, let layers): "--group-size \(n) must be between 1 and the model's \(layers) layers"
         case .sharedBasisNeedsDenseCalibration:
             "basis-sharing whitens a group of layers with their summed Gram matrices, so a layer cannot be calibrated on the compressed prefix before its group is complete: use --calibrate-on dense"
+        case .compensationNeedsWhitening(let method):
+            "--calibrate-on compensated fits each projection to the dense model's outputs in the whitening of its Gram matrix, which --method \(method.rawValue) does not compute: use svd-llm, cat, skip or skipcat, or --calibrate-on compressed"
         case .notResumable(let reason): "this run cannot be resumed layer by layer: \(reason); run it without --resume"
         }
     }

@@ -110,6 +110,9 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
     public var skippedAllocation: SkippedAllocation
     /// How each SVD is computed (`--svd-solver`).
     public var svdSolver: SVDSolver
+    /// `--calibrate-on compensated`: the ridge α added to X̂'s Gram matrix as α·trace(Ĝ)/n·I
+    /// before the fit to the dense outputs (nil for the other sources).
+    public var compensationRidge: Double?
 
     public init(method: CompressionMethod, removedFraction: Double, asvdAlpha: Double = 0.5, calibrationCorpus: String = "c4",
                 calibrationSamples: Int = 64, calibrationLength: Int = 512, seed: UInt64 = 3, calibrationStarts: [Int]? = nil,
@@ -117,8 +120,9 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
                 beta: Double = 0.3, uniformFallback: Bool = false, fisherCap: FisherCap = .breakEven,
                 searchSamples: Int = 4, sensitivitySource: SensitivitySource? = nil, groupSize: Int? = nil,
                 skipSelection: BlockSkipping.Selection = .pivoted, skippedAllocation: SkippedAllocation = .parameterShare,
-                svdSolver: SVDSolver = .auto) {
+                svdSolver: SVDSolver = .auto, compensationRidge: Double? = nil) {
         self.svdSolver = svdSolver
+        self.compensationRidge = calibrateOn == .compensated ? (compensationRidge ?? Self.defaultCompensationRidge) : nil
         self.skippedAllocation = skippedAllocation
         self.groupSize = groupSize ?? (method.sharesAcrossLayers ? 2 : 1)
         self.skipSelection = skipSelection
@@ -142,10 +146,13 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
 
     public var keptFraction: Double { 1 - removedFraction }
 
+    /// The ridge `--calibrate-on compensated` uses unless told otherwise.
+    public static let defaultCompensationRidge = 1e-2
+
     enum CodingKeys: String, CodingKey {
         case method, removedFraction, asvdAlpha, calibrationCorpus, calibrationSamples, calibrationLength, seed, calibrationStarts
         case whitening, calibrateOn, allocation, beta, uniformFallback, fisherCap, searchSamples, sensitivitySource
-        case groupSize, skipSelection, skippedAllocation, svdSolver
+        case groupSize, skipSelection, skippedAllocation, svdSolver, compensationRidge
     }
 
     /// Records written before allocation existed read as uniform.
@@ -173,5 +180,6 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
         skippedAllocation = try c.decodeIfPresent(SkippedAllocation.self, forKey: .skippedAllocation) ?? (method.skips ? .exactCost : .parameterShare)
         // Records written before the choice existed used dgesdd.
         svdSolver = try c.decodeIfPresent(SVDSolver.self, forKey: .svdSolver) ?? .gesdd
+        compensationRidge = try c.decodeIfPresent(Double.self, forKey: .compensationRidge)
     }
 }

@@ -116,7 +116,8 @@ public enum Compressor {
         precondition(recipe.sensitivitySource == savedSensitivity?.source, "the recipe must name the record the reused probes came from")
         let c = model.configuration
         guard recipe.groupSize >= 1 && recipe.groupSize <= c.layerCount else { throw CompressionError.invalidGroupSize(recipe.groupSize, layers: c.layerCount) }
-        if recipe.method.sharesAcrossLayers && recipe.calibrateOn == .compressed { throw CompressionError.sharedBasisNeedsDenseCalibration }
+        if recipe.method.sharesAcrossLayers && recipe.calibrateOn.followsCompressedPrefix { throw CompressionError.sharedBasisNeedsDenseCalibration }
+        if recipe.calibrateOn == .compensated && !recipe.method.needsGram { throw CompressionError.compensationNeedsWhitening(recipe.method) }
         let clock = ContinuousClock()
         let units = FactorizationUnit.units(method: recipe.method, configuration: c, groupSize: recipe.groupSize)
         var shapes = units.map { $0.profile(c) }
@@ -140,21 +141,25 @@ public enum Compressor {
             plan = try allocate(allocator, shapes, recipe: recipe)
             allocationSeconds = (clock.now - started).seconds
         }
-        if plan == nil && recipe.calibrateOn == .compressed { throw AllocationError.needsDenseCalibration(recipe.allocation) }
+        if plan == nil && recipe.calibrateOn.followsCompressedPrefix { throw AllocationError.needsDenseCalibration(recipe.allocation) }
         var pending: [ProjectionID: PendingFactorization] = [:]  // spectra allocators: full-rank factors awaiting the plan
         var calibrationTime = Duration.zero, factorisationTime = Duration.zero
         var compressed = model
         var reports: [ProjectionReport] = []
         let layerwise: LayerwiseCalibration?
+        // Compensated calibration: the dense model's streams beside the compressed prefix's.
+        var reference: LayerwiseCalibration?
         if recipe.method.needsCalibration {
             guard let calibration else { throw CompressionError.missingCalibration(recipe.method) }
             let started = clock.now
             layerwise = LayerwiseCalibration(model: model, calibration: calibration)
+            if recipe.calibrateOn == .compensated { reference = LayerwiseCalibration(model: model, calibration: calibration) }
             calibrationTime += clock.now - started
         } else {
             layerwise = nil
         }
-        let passes = layerwise == nil ? 0 : (recipe.calibrateOn == .compressed ? 2 : 1)
+        // Window passes per layer: compensated runs both streams once per input site, then advances.
+        let passes = layerwise == nil ? 0 : [.dense: 1, .compressed: 2, .compensated: 2 * InputSite.allCases.count + 1][recipe.calibrateOn]!
         let windowSteps = passes * (layerwise?.windows.count ?? 0)
         let totalSteps = c.layerCount * windowSteps + units.count
         var done = 0
@@ -190,11 +195,12 @@ public enum Compressor {
                 // Finished earlier: the windows pass through the layer as they did then (the dense
                 // layer, or the compressed one when calibrating on the compressed prefix).
                 if let layerwise {
-                    if recipe.calibrateOn == .compressed, let checkpoint {
+                    if recipe.calibrateOn.followsCompressedPrefix, let checkpoint {
                         for (id, group) in try checkpoint.restore(layer) { compressed[id] = group }
                     }
                     let before = done
-                    layerwise.run(recipe.calibrateOn == .compressed ? compressed : working, observer: nil, advance: true) {
+                    reference?.run(working, observer: nil, advance: true)
+                    layerwise.run(recipe.calibrateOn.followsCompressedPrefix ? compressed : working, observer: nil, advance: true) {
                         progress(Progress(stage: .layers, done: before + $0, total: totalSteps, layer: layer))
                     }
                 }
@@ -203,121 +209,164 @@ public enum Compressor {
                 memory.afterLayer(layer, stage: "calibration")
                 continue
             }
-            var statistics: ActivationStatistics?
-            if let layerwise {
+            // Compensated: one stage per input site, in the order the layer reads them, so each site's
+            // compressed-stream inputs come through the units already compressed before it (o's
+            // input through the compressed q/k/v, and so on), as they will at inference. Fitting o
+            // to the dense outputs from inputs made by the dense q/k/v would correct their drift a
+            // second time, after q/k/v had already corrected it. Every other source: one stage.
+            let stages: [[InputSite]] = reference != nil ? InputSite.allCases.map { [$0] } : [InputSite.allCases]
+            let readyInLayer = units.filter { $0.lastLayer == layer }
+            for (stageIndex, stage) in stages.enumerated() {
+                var statistics: ActivationStatistics?
+                var compensation: CompensationStatistics?
+                if let layerwise {
+                    let started = clock.now
+                    let before = done
+                    let collectedBytes: Int
+                    if let reference {
+                        // Compensated: each window through the layer twice, the dense stream (which advances
+                        // after the last stage) and the compressed prefix's, paired token by token.
+                        let collector = CompensationStatistics(layer: layer, sites: Set(stage))
+                        layerwise.runPaired(compressed, reference: reference, referenceModel: working, observer: collector,
+                                            advanceReference: stageIndex == stages.count - 1) {
+                            progress(Progress(stage: .layers, done: before + 2 * $0, total: totalSteps, layer: layer))
+                        }
+                        done += 2 * layerwise.windows.count
+                        collectedBytes = collector.byteCount
+                        compensation = collector
+                    } else {
+                        let collector = ActivationStatistics(gram: recipe.method.needsGram, absoluteMean: recipe.method.needsAbsoluteMean)
+                        // Dense: the original layer's outputs feed the next layer in the same pass.
+                        // Compressed: this pass only observes; the stream advances through the factors below.
+                        let source = recipe.calibrateOn == .compressed ? compressed : working
+                        layerwise.run(source, observer: collector, advance: recipe.calibrateOn == .dense) {
+                            progress(Progress(stage: .layers, done: before + $0, total: totalSteps, layer: layer))
+                        }
+                        done += layerwise.windows.count
+                        collectedBytes = collector.byteCount
+                        statistics = collector
+                    }
+                    let sharedGrams = groupGrams.values.reduce(0) { $0 + $1.storage.count * 8 }
+                    let streamBytes = layerwise.streamBytes + (reference?.streamBytes ?? 0)
+                    peakBytes = max(peakBytes, collectedBytes + streamBytes + sharedGrams)
+                    memory.calibrationStreamBytes = streamBytes
+                    memory.statisticsBytes = max(memory.statisticsBytes, collectedBytes + sharedGrams)
+                    calibrationTime += clock.now - started
+                    memory.sample(layer, stage: "calibration")
+                }
                 let started = clock.now
-                let collector = ActivationStatistics(gram: recipe.method.needsGram, absoluteMean: recipe.method.needsAbsoluteMean)
-                // Dense: the original layer's outputs feed the next layer in the same pass.
-                // Compressed: this pass only observes; the stream advances through the factors below.
-                let source = recipe.calibrateOn == .compressed ? compressed : working
-                let before = done
-                layerwise.run(source, observer: collector, advance: recipe.calibrateOn == .dense) {
-                    progress(Progress(stage: .layers, done: before + $0, total: totalSteps, layer: layer))
-                }
-                done += layerwise.windows.count
-                let sharedGrams = groupGrams.values.reduce(0) { $0 + $1.storage.count * 8 }
-                peakBytes = max(peakBytes, collector.byteCount + layerwise.streamBytes + sharedGrams)
-                memory.calibrationStreamBytes = layerwise.streamBytes
-                memory.statisticsBytes = max(memory.statisticsBytes, collector.byteCount + sharedGrams)
-                statistics = collector
-                calibrationTime += clock.now - started
-                memory.sample(layer, stage: "calibration")
-            }
-            let started = clock.now
-            let ready = units.filter { $0.lastLayer == layer }
-            // One scaling per input site, shared by the units that read it (a Basis Sharing group's
-            // from the Gram matrices summed over its layers).
-            var scalings: [InputSite: (InputScaling, Double, Int)] = [:]
-            for site in InputSite.allCases {
-                let key = ActivationStatistics.Key(layer: layer, site: site)
-                let sharedHere = ready.contains { $0.site == site && $0.basis != nil }
-                switch recipe.method {
-                case .svd:
-                    scalings[site] = (.identity, 0, 0)
-                case .asvd:
-                    guard let mean = statistics?.meanAbsolute(key) else { throw CompressionError.missingStatistics(layer: layer, site: site) }
-                    scalings[site] = (.diagonal(activationScale(meanAbsolute: mean, alpha: recipe.asvdAlpha)), 0, 0)
-                case .svdLLM, .cat, .skip, .skipCat, .basisSharing:
-                    guard var gram = statistics?.symmetricGram(key) else { throw CompressionError.missingStatistics(layer: layer, site: site) }
-                    if recipe.method.sharesAcrossLayers && [.attentionInput, .mlpInput].contains(site) {
-                        if var sum = groupGrams[site] {
-                            for i in sum.storage.indices { sum.storage[i] += gram.storage[i] }
-                            gram = sum
+                let ready = readyInLayer.filter { stage.contains($0.site) }
+                // One scaling per input site, shared by the units that read it (a Basis Sharing group's
+                // from the Gram matrices summed over its layers).
+                var scalings: [InputSite: (InputScaling, Double, Int)] = [:]
+                for site in stage {
+                    let key = ActivationStatistics.Key(layer: layer, site: site)
+                    let sharedHere = ready.contains { $0.site == site && $0.basis != nil }
+                    switch recipe.method {
+                    case .svd:
+                        scalings[site] = (.identity, 0, 0)
+                    case .asvd:
+                        guard let mean = statistics?.meanAbsolute(key) else { throw CompressionError.missingStatistics(layer: layer, site: site) }
+                        scalings[site] = (.diagonal(activationScale(meanAbsolute: mean, alpha: recipe.asvdAlpha)), 0, 0)
+                    case .svdLLM, .cat, .skip, .skipCat, .basisSharing:
+                        guard var gram = compensation?.symmetricGram(site) ?? statistics?.symmetricGram(key) else {
+                            throw CompressionError.missingStatistics(layer: layer, site: site)
                         }
-                        guard sharedHere else {
-                            groupGrams[site] = gram
-                            continue
+                        if recipe.method.sharesAcrossLayers && [.attentionInput, .mlpInput].contains(site) {
+                            if var sum = groupGrams[site] {
+                                for i in sum.storage.indices { sum.storage[i] += gram.storage[i] }
+                                gram = sum
+                            }
+                            guard sharedHere else {
+                                groupGrams[site] = gram
+                                continue
+                            }
+                            groupGrams[site] = nil
                         }
-                        groupGrams[site] = nil
-                    }
-                    switch recipe.whitening {
-                    case .cholesky:
-                        let whitening = try Whitening.cholesky(gram: gram)
-                        scalings[site] = (.cholesky(whitening.s), whitening.shift, 0)
-                    case .eigen:
-                        let whitening = try Whitening.eigen(gram: gram)
-                        scalings[site] = (.eigen(vectors: whitening.vectors, roots: whitening.roots), 0, whitening.clamped)
+                        if compensation != nil, let ridge = recipe.compensationRidge, ridge > 0 {
+                            // Ridge: the fit to the dense outputs must not lean on directions X̂ barely
+                            // varies in (their coefficients are noise, and blow up off the calibration set).
+                            let n = gram.rows
+                            let lift = ridge * (0..<n).reduce(0.0) { $0 + gram[$1, $1] } / Double(n)
+                            for i in 0..<n { gram[i, i] += lift }
+                        }
+                        switch recipe.whitening {
+                        case .cholesky:
+                            let whitening = try Whitening.cholesky(gram: gram)
+                            scalings[site] = (.cholesky(whitening.s), whitening.shift, 0)
+                        case .eigen:
+                            let whitening = try Whitening.eigen(gram: gram)
+                            scalings[site] = (.eigen(vectors: whitening.vectors, roots: whitening.roots), 0, whitening.clamped)
+                        }
+                        if let compensation {
+                            guard let cross = compensation.cross[site] else { throw CompressionError.missingStatistics(layer: layer, site: site) }
+                            scalings[site]!.0 = .compensating(scalings[site]!.0, cross: cross)
+                        }
                     }
                 }
-            }
-            statistics = nil  // the Gram matrices go now; only the scalings are needed
-            // The layer's units in parallel (LAPACK is single-threaded per call).
-            let box = UncheckedSendableBox(UnsafeMutableBufferPointer<Result<(Outcome, ProjectionReport), any Error>?>.allocate(capacity: ready.count))
-            box.value.initialize(repeating: nil)
-            defer {
-                _ = box.value.deinitialize()
-                box.value.deallocate()
-            }
-            let profiles = ready.map { unit in shapes.first { $0.id == unit.id }! }
-            memory.factorisationBytes = max(memory.factorisationBytes, CompressionMemory.factorisationEstimate(
-                profiles, ranks: ready.map { unit in plan.map { $0[unit.id] ?? 0 } }, solver: recipe.svdSolver, concurrent: Parallel.workers))
-            memory.whiteningBytes = max(memory.whiteningBytes, scalings.values.reduce(0) { $0 + $1.0.byteCount })
-            let layerWeights = widened?.matrices
-            // Largest first: workers claim units in this order, so the last unit to finish is a
-            // small one rather than an MLP projection running while the other workers wait
-            // (Llama-3-8B shapes: 2.0 instead of 2.3 big-unit times per layer on two workers).
-            let order = ready.indices.sorted { (profiles[$0].outputs * profiles[$0].inputs, $1) > (profiles[$1].outputs * profiles[$1].inputs, $0) }
-            // Progress as each unit finishes (an 8B MLP projection takes minutes), one report at a time.
-            let reporting = NSLock()
-            var finishedUnits = 0
-            let before = done
-            Parallel.forEach(ready.count) { j in
+                statistics = nil  // the Gram matrices go now; only the scalings are needed
+                compensation = nil
+                // The layer's units in parallel (LAPACK is single-threaded per call).
+                let box = UncheckedSendableBox(UnsafeMutableBufferPointer<Result<(Outcome, ProjectionReport), any Error>?>.allocate(capacity: ready.count))
+                box.value.initialize(repeating: nil)
                 defer {
-                    reporting.lock()
-                    finishedUnits += 1
-                    progress(Progress(stage: .layers, done: before + finishedUnits, total: totalSteps, layer: layer))
-                    reporting.unlock()
+                    _ = box.value.deinitialize()
+                    box.value.deallocate()
                 }
-                let i = order[j]
-                let (scaling, shift, clamped) = scalings[ready[i].site]!
-                box.value[i] = Result {
-                    // Without a plan yet: full rank, truncated once the allocator has seen every spectrum.
-                    var (outcome, report) = try factorizeUnit(ready[i], profile: profiles[i], weight: { layerWeights?[$0] ?? weights.float32($0) },
-                                                              rank: plan.map { $0[ready[i].id] ?? 0 },
-                                                              factorsPastBreakEven: plan?.factorsPastBreakEven ?? false,
-                                                              scaling: scaling, shift: shift, selection: recipe.skipSelection,
-                                                              solver: recipe.svdSolver)
-                    if case .eigen = scaling { report.clampedEigenvalues = clamped }
-                    return (outcome, report)
+                let profiles = ready.map { unit in shapes.first { $0.id == unit.id }! }
+                memory.factorisationBytes = max(memory.factorisationBytes, CompressionMemory.factorisationEstimate(
+                    profiles, ranks: ready.map { unit in plan.map { $0[unit.id] ?? 0 } }, solver: recipe.svdSolver, concurrent: Parallel.workers))
+                memory.whiteningBytes = max(memory.whiteningBytes, scalings.values.reduce(0) { $0 + $1.0.byteCount })
+                let layerWeights = widened?.matrices
+                // Largest first: workers claim units in this order, so the last unit to finish is a
+                // small one rather than an MLP projection running while the other workers wait
+                // (Llama-3-8B shapes: 2.0 instead of 2.3 big-unit times per layer on two workers).
+                let order = ready.indices.sorted { (profiles[$0].outputs * profiles[$0].inputs, $1) > (profiles[$1].outputs * profiles[$1].inputs, $0) }
+                // Progress as each unit finishes (an 8B MLP projection takes minutes), one report at a time.
+                let reporting = NSLock()
+                var finishedUnits = 0
+                let before = done
+                Parallel.forEach(ready.count) { j in
+                    defer {
+                        reporting.lock()
+                        finishedUnits += 1
+                        progress(Progress(stage: .layers, done: before + finishedUnits, total: totalSteps, layer: layer))
+                        reporting.unlock()
+                    }
+                    let i = order[j]
+                    let (scaling, shift, clamped) = scalings[ready[i].site]!
+                    box.value[i] = Result {
+                        // Without a plan yet: full rank, truncated once the allocator has seen every spectrum.
+                        var (outcome, report) = try factorizeUnit(ready[i], profile: profiles[i], weight: { layerWeights?[$0] ?? weights.float32($0) },
+                                                                  rank: plan.map { $0[ready[i].id] ?? 0 },
+                                                                  factorsPastBreakEven: plan?.factorsPastBreakEven ?? false,
+                                                                  scaling: scaling, shift: shift, selection: recipe.skipSelection,
+                                                                  solver: recipe.svdSolver)
+                        switch scaling {
+                        case .eigen, .compensated(whitening: .eigen, map: _): report.clampedEigenvalues = clamped
+                        default: break
+                        }
+                        return (outcome, report)
+                    }
                 }
+                for (i, unit) in ready.enumerated() {
+                    let (outcome, report) = try box.value[i]!.get()
+                    switch outcome {
+                    case .final(let factors):
+                        if let factors { install(unit, factors, into: &compressed) }
+                        var report = report
+                        report.importance = profiles[i].fisher.map { allocator.importance(of: $0) } ?? nil
+                        reports.append(report)
+                    case .pending(var factors):
+                        factors.report = report  // with the eigenvalue count added above
+                        pending[unit.id] = factors
+                    }
+                    done += 1
+                }
+                factorisationTime += clock.now - started
+                memory.sample(layer, stage: "factorisation")
             }
-            for (i, unit) in ready.enumerated() {
-                let (outcome, report) = try box.value[i]!.get()
-                switch outcome {
-                case .final(let factors):
-                    if let factors { install(unit, factors, into: &compressed) }
-                    var report = report
-                    report.importance = profiles[i].fisher.map { allocator.importance(of: $0) } ?? nil
-                    reports.append(report)
-                case .pending(var factors):
-                    factors.report = report  // with the eigenvalue count added above
-                    pending[unit.id] = factors
-                }
-                done += 1
-            }
-            factorisationTime += clock.now - started
-            memory.sample(layer, stage: "factorisation")
-            if let layerwise, recipe.calibrateOn == .compressed {
+            if let layerwise, recipe.calibrateOn.followsCompressedPrefix {
                 let started = clock.now
                 let before = done
                 layerwise.run(compressed, observer: nil, advance: true) {

@@ -10,6 +10,17 @@ public enum CalibrationSource: String, CaseIterable, Codable, Sendable {
     /// for the error upstream (SVD-LLM's sequential variant, at the granularity of a layer: within a
     /// layer the o, MLP and down inputs come from the layer's original projections).
     case compressed
+    /// As `compressed`, and each unit is fitted to the *dense* model's outputs: with X the dense
+    /// model's inputs and X̂ the compressed prefix's at the same tokens, min ‖X·Wᵀ − X̂·W′ᵀ‖ over
+    /// rank-r W′, which truncates W* = W·(X̂ᵀX)ᵀ·(X̂ᵀX̂)⁻¹ in X̂'s whitening
+    /// (`InputScaling.compensated`). SVD-LLM's sequential update refits only against W·X̂ (the
+    /// original weight on the drifted inputs, algorithms.md §1.6), which leaves the drift itself
+    /// in place; this corrects toward the dense activations as well. Our addition, beside the
+    /// papers' recipes; it needs a second residual stream (the dense one) and a third pass.
+    case compensated
+
+    /// Whether the windows advance through the compressed layers (else through the dense ones).
+    public var followsCompressedPrefix: Bool { self != .dense }
 }
 
 /// Layer-by-layer calibration: the residual stream of every calibration window at the input of the
@@ -43,18 +54,55 @@ public final class LayerwiseCalibration {
     /// runs the next layer. `progress(window)` after each window.
     public func run(_ model: LlamaModel, observer: (any ForwardObserver)?, advance: Bool, progress: (Int) -> Void = { _ in }) {
         precondition(layer < model.configuration.layerCount, "every layer has been run")
-        let h = model.configuration.hiddenSize
-        let workspace = Workspace(model: model, rows: length, contextCapacity: length)
-        let cache = KVCache(configuration: model.configuration, capacity: length)
+        let pass = Pass(model: model, length: length)
         for w in streams.indices {
-            streams[w].withUnsafeBufferPointer { workspace.residualStream.update(from: $0.baseAddress!, count: length * h) }
-            cache.reset()
-            model.forwardLayer(layer, rows: length, cache: cache, workspace: workspace, observer: observer)
-            if advance {
-                streams[w].withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: workspace.residualStream, count: length * h) }
-            }
+            runWindow(w, pass, observer: observer, advance: advance)
             progress(w + 1)
         }
         if advance { layer += 1 }
+    }
+
+    /// Runs layer `self.layer` on every window twice, window by window: first `reference` (another
+    /// calibration of the same windows, at the same layer) through `referenceModel`, advancing it
+    /// when `advanceReference`, then these streams through `model` without advancing (they advance
+    /// later, through the compressed layer). `observer` sees the reference window's activations and
+    /// then this one's, so it can pair the two streams token by token (`CompensationStatistics`).
+    public func runPaired(_ model: LlamaModel, reference: LayerwiseCalibration, referenceModel: LlamaModel,
+                          observer: CompensationStatistics, advanceReference: Bool, progress: (Int) -> Void = { _ in }) {
+        precondition(reference.layer == layer && reference.windows == windows && reference.length == length,
+                     "the reference calibration must hold the same windows at the same layer")
+        let pass = Pass(model: model, length: length)
+        let referencePass = Pass(model: referenceModel, length: length)
+        for w in streams.indices {
+            observer.phase = .reference
+            reference.runWindow(w, referencePass, observer: observer, advance: advanceReference)
+            observer.phase = .compressed
+            runWindow(w, pass, observer: observer, advance: false)
+            progress(w + 1)
+        }
+        if advanceReference { reference.layer += 1 }
+    }
+
+    /// One model's scratch for running windows through a layer.
+    private struct Pass {
+        var model: LlamaModel
+        var workspace: Workspace
+        var cache: KVCache
+
+        init(model: LlamaModel, length: Int) {
+            self.model = model
+            workspace = Workspace(model: model, rows: length, contextCapacity: length)
+            cache = KVCache(configuration: model.configuration, capacity: length)
+        }
+    }
+
+    private func runWindow(_ w: Int, _ pass: Pass, observer: (any ForwardObserver)?, advance: Bool) {
+        let count = length * pass.model.configuration.hiddenSize
+        streams[w].withUnsafeBufferPointer { pass.workspace.residualStream.update(from: $0.baseAddress!, count: count) }
+        pass.cache.reset()
+        pass.model.forwardLayer(layer, rows: length, cache: pass.cache, workspace: pass.workspace, observer: observer)
+        if advance {
+            streams[w].withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: pass.workspace.residualStream, count: count) }
+        }
     }
 }

@@ -31,39 +31,58 @@ public struct Factorization: Sendable {
 public enum ScaledSVD {
     public static func factorize(_ w: Matrix<Double>, rank: Int, scaling: InputScaling, solver: SVDSolver = .gesdd) throws -> Factorization {
         precondition(rank >= 1 && rank <= min(w.rows, w.columns), "rank \(rank) is outside 1...\(min(w.rows, w.columns))")
+        let (left, right, sigma) = try truncatedSVD(scaled(w, by: scaling), rank: rank, solver: solver)
+        return Factorization(left: left, right: unscaled(right, by: scaling), singularValues: sigma)
+    }
+
+    /// The truncated SVD of `a` by the chosen route.
+    static func truncatedSVD(_ a: Matrix<Double>, rank: Int, solver: SVDSolver) throws -> (Matrix<Double>, Matrix<Double>, [Double]) {
+        solver.resolved(rows: a.rows, columns: a.columns) == .gram ? try viaGram(a, rank: rank) : try viaGESDD(a, rank: rank)
+    }
+
+    /// W·S, the weight the SVD truncates.
+    static func scaled(_ w: Matrix<Double>, by scaling: InputScaling) -> Matrix<Double> {
         let n = w.columns
-        let scaled: Matrix<Double>
         switch scaling {
         case .identity:
-            scaled = w
+            return w
         case .diagonal(let s):
             precondition(s.count == n)
             var m = w
             for i in 0..<w.rows { for j in 0..<n { m[i, j] *= s[j] } }
-            scaled = m
+            return m
         case .cholesky(let s):
             precondition(s.rows == n && s.columns == n)
-            scaled = Decompositions.multiply(w, s)
+            return Decompositions.multiply(w, s)
         case .eigen(let u, let roots):
             precondition(u.rows == n && u.columns == n && roots.count == n)
             var m = Decompositions.multiply(w, u)
             for i in 0..<w.rows { for j in 0..<n { m[i, j] *= roots[j] } }
-            scaled = m
+            return m
+        case .compensated(_, let map):
+            precondition(map.rows == n && map.columns == n)
+            return Decompositions.multiply(w, map)
         }
-        var (left, right, sigma) = solver.resolved(rows: w.rows, columns: n) == .gram
-            ? try viaGram(scaled, rank: rank) : try viaGESDD(scaled, rank: rank)
+    }
+
+    /// right·S⁻¹ `[r × n]`: the scaling undone on a right factor.
+    static func unscaled(_ right: Matrix<Double>, by scaling: InputScaling) -> Matrix<Double> {
+        var right = right
+        let n = right.columns
         switch scaling {
         case .identity:
             break
         case .diagonal(let s):
-            for k in 0..<rank { for j in 0..<n { right[k, j] /= s[j] } }
+            for k in 0..<right.rows { for j in 0..<n { right[k, j] /= s[j] } }
         case .cholesky(let s):
             right = Decompositions.solveRightLowerTriangular(right, s)
         case .eigen(let u, let roots):
-            for k in 0..<rank { for j in 0..<n { right[k, j] /= roots[j] } }
+            for k in 0..<right.rows { for j in 0..<n { right[k, j] /= roots[j] } }
             right = Decompositions.multiply(right, u, transposeB: true)
+        case .compensated(let whitening, _):
+            right = unscaled(right, by: whitening)
         }
-        return Factorization(left: left, right: right, singularValues: sigma)
+        return right
     }
 
     /// U_r·Σ_r^½ `[m × r]`, Σ_r^½·V_rᵀ `[r × n]` and every singular value of A, by `dgesdd`.

@@ -24,6 +24,8 @@ struct Compress: ParsableCommand {
             corpus (documents joined with blank lines, tokenised once), at seeded random offsets or --calibration-starts.
             Calibration runs layer by layer: only one layer's statistics are in memory at a time. --calibrate-on compressed \
             feeds each layer the outputs of the already-compressed layers before it (SVD-LLM's sequential variant); \
+            --calibrate-on compensated does too, and fits each projection to the dense model's outputs at the same \
+            tokens (it corrects the drift of the compressed prefix, not only follows it; a second stream and pass). \
             --whitening eigen uses SVD-LLM V2's eigen-decomposition square root instead of Cholesky.
             Every recipe whose ranks are fixed before factorising (all but the spectra allocators, asvd-search and \
             basis-sharing) streams and can resume: each finished layer is saved in DIR.partial and leaves memory, the \
@@ -77,8 +79,11 @@ struct Compress: ParsableCommand {
     @Option(help: "How each SVD is computed: gesdd (LAPACK on the matrix), gram (eigen-decomposition of the smaller Gram matrix: less work at 8B shapes, loses singular values below about 1e-8 of the largest) or auto (default: gram when the smaller side is at least 2048, so SmolLM2-size results are gesdd's).")
     var svdSolver: SVDSolver = .auto
 
-    @Option(help: "Calibration activations: dense (the original model's, as the references) or compressed (through the already-compressed layers).")
+    @Option(help: "Calibration activations: dense (the original model's, as the references), compressed (through the already-compressed layers), or compensated (as compressed, and each projection fitted to the dense model's outputs from the compressed prefix's inputs; svd-llm, cat, skip, skipcat).")
     var calibrateOn: CalibrationSource = .dense
+
+    @Option(help: "--calibrate-on compensated: ridge α ≥ 0, adding α·trace(Ĝ)/n to the diagonal of the compressed prefix's Gram matrix Ĝ before the fit to the dense outputs (default 1e-2).")
+    var compensationRidge: Double?
 
     @Option(help: "Rank allocation: uniform (SVD-LLM: the same kept fraction of every matrix), effective-rank (D-Rank: ranks ∝ √(effective rank) per projection type, then Q/K → V), svd-llm-v2 (SVD-LLM V2: less compression where the truncation loss is larger, per type), asvd-search (ASVD: calibration loss of each projection at kept fractions 0.4–0.9, then a binary search; slow), fisher (FLRC: ranks ∝ Σ(G⊙W)² from a backward pass on the calibration windows), fisher-weight or fisher-gradient (FLRC's ablations: Σ W², Σ G²).")
     var allocation: AllocationMethod = .uniform
@@ -121,8 +126,15 @@ struct Compress: ParsableCommand {
         if skipSelection != nil && !method.skips {
             throw ValidationError("--skip-selection applies to --method skip and skipcat only (this run uses \(method.rawValue))")
         }
-        if method.sharesAcrossLayers && calibrateOn == .compressed {
+        if method.sharesAcrossLayers && calibrateOn.followsCompressedPrefix {
             throw ValidationError(CompressionError.sharedBasisNeedsDenseCalibration.description)
+        }
+        if calibrateOn == .compensated && !method.needsGram {
+            throw ValidationError(CompressionError.compensationNeedsWhitening(method).description)
+        }
+        if let compensationRidge {
+            guard calibrateOn == .compensated else { throw ValidationError("--compensation-ridge applies to --calibrate-on compensated only (this run uses \(calibrateOn.rawValue))") }
+            guard compensationRidge >= 0 && compensationRidge.isFinite else { throw ValidationError("--compensation-ridge must be a finite number ≥ 0 (e.g. 1e-3)") }
         }
         if allocation != .effectiveRank && (beta != nil || uniformFallback) {
             throw ValidationError("--beta and --uniform-fallback apply to --allocation effective-rank only (this run uses \(allocation.rawValue))")
@@ -140,7 +152,7 @@ struct Compress: ParsableCommand {
             throw ValidationError("--fisher-cap applies to --allocation fisher, fisher-weight and fisher-gradient only (this run uses \(allocation.rawValue))")
         }
         guard (0..<1).contains(beta ?? 0.3) else { throw ValidationError("--beta must be in [0, 1) (the fraction of q and k parameters moved to v)") }
-        if allocation.allocator(beta: beta ?? 0.3).input.needsFullRankFactors && calibrateOn == .compressed {
+        if allocation.allocator(beta: beta ?? 0.3).input.needsFullRankFactors && calibrateOn.followsCompressedPrefix {
             throw ValidationError(AllocationError.needsDenseCalibration(allocation).description)
         }
     }
@@ -171,7 +183,8 @@ struct Compress: ParsableCommand {
                                        allocation: allocation, beta: beta ?? 0.3, uniformFallback: uniformFallback,
                                        fisherCap: fisherCap ?? .breakEven, searchSamples: searchSamples ?? saved?.record.recipe.searchSamples ?? min(4, calibrationStarts?.count ?? samples),
                                        groupSize: groupSize, skipSelection: skipSelection ?? .pivoted,
-                                       skippedAllocation: skippedAllocation ?? .parameterShare, svdSolver: svdSolver)
+                                       skippedAllocation: skippedAllocation ?? .parameterShare, svdSolver: svdSolver,
+                                       compensationRidge: compensationRidge)
         var calibrationSet: CalibrationSet?
         var calibrationFile: String?
         var calibrationTokens: Int?

@@ -519,6 +519,9 @@ struct CLITests {
         #expect(shares.status != 0 && shares.stderr.contains("--skipped-allocation applies to --method skip and skipcat"), "\(shares.stderr)")
         let sequential = try CLI.run(["compress", model, "--method", "basis-sharing", "--remove", "0.2", "--calibrate-on", "compressed", "-o", "/tmp/never"])
         #expect(sequential.status != 0 && sequential.stderr.contains("--calibrate-on dense"), "\(sequential.stderr)")
+        let compensated = try CLI.run(["compress", model, "--method", "asvd", "--remove", "0.2", "--calibrate-on", "compensated", "-o", "/tmp/never"])
+        #expect(compensated.status != 0 && compensated.stderr.contains("--calibrate-on compensated") && compensated.stderr.contains("--method asvd"),
+                "\(compensated.stderr)")
         let unknown = try CLI.run(["compress", model, "--method", "skipcatt", "--remove", "0.2", "-o", "/tmp/never"])
         #expect(unknown.status != 0 && unknown.stderr.contains("basis-sharing"), "\(unknown.stderr)")
     }

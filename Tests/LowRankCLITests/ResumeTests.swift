@@ -19,7 +19,8 @@ struct ResumeTests {
 
     static func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
 
-    @Test(arguments: [["--method", "svd-llm"], ["--method", "skipcat", "--calibrate-on", "compressed"], ["--method", "svd-llm", "--allocation", "fisher"]])
+    @Test(arguments: [["--method", "svd-llm"], ["--method", "skipcat", "--calibrate-on", "compressed"], ["--method", "svd-llm", "--allocation", "fisher"],
+                           ["--method", "skip", "--calibrate-on", "compensated"]])
     func aRunStoppedTwiceAndResumedWritesTheUninterruptedCheckpoint(options: [String]) throws {
         let dir = TemporaryDirectory()
         let (model, calibration) = try Self.prepare(dir)

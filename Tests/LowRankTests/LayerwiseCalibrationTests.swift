@@ -9,6 +9,11 @@ struct LayerwiseCalibrationTests {
     static let tiny = TinyLlama(seed: 17, tiedEmbeddings: false)
     static let corpus = [3, 77, 140, 9, 201, 45, 12, 8, 99, 250, 31, 6, 64, 128, 7, 19, 220, 5, 43, 88, 2, 150, 17, 61]
 
+    /// 16 windows of 24 tokens (384 in all) from a corpus that cycles through all 265 tokens.
+    static func everyTokenCalibration() throws -> CalibrationSet {
+        try CalibrationSet(tokens: (0..<600).map { ($0 * 37 + 11) % 265 }, count: 16, length: 24, seed: 1)
+    }
+
     @Test func layerByLayerStatisticsEqualThoseOfAWholeForwardPass() throws {
         let model = LlamaModel(configuration: Self.tiny.configuration, weights: Self.tiny.weights)
         let calibration = try CalibrationSet(tokens: Self.corpus, starts: [0, 7, 13], length: 10)
@@ -87,12 +92,149 @@ struct LayerwiseCalibrationTests {
         let model = LlamaModel(configuration: Self.tiny.configuration, weights: Self.tiny.weights)
         // Layer 0's q/k/v input is the normed embedding of the tokens seen: with fewer than 64 distinct
         // tokens its Gram would be singular (and clamped). These windows see all 265.
-        let corpus = (0..<600).map { ($0 * 37 + 11) % 265 }
-        let calibration = try CalibrationSet(tokens: corpus, count: 16, length: 24, seed: 1)
+        let calibration = try Self.everyTokenCalibration()
         let (_, report) = try Compressor.compress(model, weights: Self.tiny.weights,
                                                   recipe: CompressionRecipe(method: .svdLLM, removedFraction: 0.2, whitening: .eigen),
                                                   calibration: calibration)
         #expect(report.projections.allSatisfy { $0.clampedEigenvalues == 0 && $0.rank != nil },
                 "\(report.projections.map { "\($0.layer) \($0.projection) \($0.clampedEigenvalues ?? -1)" })")
+    }
+
+    /// Compensation's closed form against its plain twin: W* = W·Cᵀ·Ĝ⁻¹ by an LU solve, then the
+    /// ordinary whitened truncation of W* in X̂'s whitening. And the property it exists for: against
+    /// the dense outputs X·Wᵀ, its factors do better than whitening X̂ alone (SVD-LLM's sequential
+    /// recipe), which truncates W itself.
+    @Test(arguments: [WhiteningKind.cholesky, .eigen])
+    func compensatedFactorsAreTheWhitenedTruncationOfTheLeastSquaresFitToTheDenseOutputs(whitening: WhiteningKind) throws {
+        var random = SeededGenerator(seed: 23)
+        let n = 20, m = 14, tokens = 90, rank = 5
+        let x = (0..<(tokens * n)).map { _ in random.uniform(1) }  // dense inputs X [tokens × n]
+        let drift = (0..<(n * n)).map { _ in random.uniform(0.3) }  // X̂ = X·(I + D) + noise: a drifted prefix
+        var xHat = [Float](repeating: 0, count: tokens * n)
+        for t in 0..<tokens {
+            for j in 0..<n {
+                var v = x[t * n + j] + random.uniform(0.05)
+                for k in 0..<n { v += x[t * n + k] * drift[k * n + j] }
+                xHat[t * n + j] = v
+            }
+        }
+        let w = Matrix(rows: m, columns: n, storage: (0..<(m * n)).map { _ in Double(random.uniform(1)) })
+        var gram = Matrix<Double>.zeros(rows: n, columns: n), cross = Matrix<Double>.zeros(rows: n, columns: n)
+        var scratch: [Double] = []
+        xHat.withUnsafeBufferPointer { Decompositions.accumulateGram(&gram, $0.baseAddress!, rows: tokens, columns: n, scratch: &scratch) }
+        Decompositions.symmetrize(&gram)
+        xHat.withUnsafeBufferPointer { ap in
+            x.withUnsafeBufferPointer { Decompositions.accumulateCross(&cross, ap.baseAddress!, $0.baseAddress!, rows: tokens, columns: n, scratch: &scratch) }
+        }
+        let inner: InputScaling
+        switch whitening {
+        case .cholesky: inner = .cholesky(try Whitening.cholesky(gram: gram).s)
+        case .eigen:
+            let e = try Whitening.eigen(gram: gram)
+            inner = .eigen(vectors: e.vectors, roots: e.roots)
+        }
+        let compensated = try ScaledSVD.factorize(w, rank: rank, scaling: .compensating(inner, cross: cross))
+
+        // Twin: Ĝ·W*ᵀ = C·Wᵀ, then plain Cholesky whitening of W*.
+        let target = try Decompositions.solve(gram, Decompositions.multiply(cross, w, transposeB: true)).transposed()
+        let twin = try ScaledSVD.factorize(target, rank: rank, scaling: .cholesky(try Whitening.cholesky(gram: gram).s))
+        let p = compensated.product, q = twin.product
+        let scale = q.storage.map(abs).max()!
+        let worst = zip(p.storage, q.storage).map { abs($0 - $1) }.max()!
+        #expect(worst <= 1e-8 * scale, "\(whitening): \(worst) against \(scale)")
+
+        /// ‖X·Wᵀ − X̂·W′ᵀ‖_F.
+        func errorAgainstDense(_ f: Factorization) -> Double {
+            let wPrime = f.product
+            var sum = 0.0
+            for t in 0..<tokens {
+                for i in 0..<m {
+                    var d = 0.0
+                    for j in 0..<n { d += Double(x[t * n + j]) * w[i, j] - Double(xHat[t * n + j]) * wPrime[i, j] }
+                    sum += d * d
+                }
+            }
+            return sum.squareRoot()
+        }
+        let sequential = try ScaledSVD.factorize(w, rank: rank, scaling: inner)
+        #expect(errorAgainstDense(compensated) < 0.9 * errorAgainstDense(sequential),
+                "\(errorAgainstDense(compensated)) against \(errorAgainstDense(sequential))")
+    }
+
+    /// Layer 0's q/k/v see the same inputs on both streams (nothing before them is compressed), so
+    /// C = Ĝ and, without a ridge, compensation reduces to the sequential recipe there. Every later
+    /// unit differs: o's input already comes through the compressed q/k/v, and so on.
+    @Test func compensationWithoutARidgeEqualsTheSequentialRecipeWhereNothingBeforeIsCompressed() throws {
+        let model = LlamaModel(configuration: Self.tiny.configuration, weights: Self.tiny.weights)
+        // More tokens (384) than any input has channels (96), so every Gram matrix is positive
+        // definite: with a singular one, the Cholesky shift alone makes C·S⁻ᵀ differ from S.
+        let calibration = try Self.everyTokenCalibration()
+        let (sequential, _) = try Compressor.compress(model, weights: Self.tiny.weights,
+                                                      recipe: CompressionRecipe(method: .svdLLM, removedFraction: 0.3, calibrateOn: .compressed),
+                                                      calibration: calibration)
+        let (compensated, report) = try Compressor.compress(model, weights: Self.tiny.weights,
+                                                            recipe: CompressionRecipe(method: .svdLLM, removedFraction: 0.3, calibrateOn: .compensated,
+                                                                                      compensationRidge: 0),
+                                                            calibration: calibration)
+        func product(_ m: LlamaModel, _ layer: Int, _ kind: ProjectionKind) throws -> [Double] {
+            try #require(m.layers[layer][kind].lowRank).reconstruction.storage.map(Double.init)
+        }
+        for layer in 0..<2 {
+            for kind in ProjectionKind.allCases {
+                let a = try product(sequential, layer, kind), b = try product(compensated, layer, kind)
+                let scale = a.map(abs).max()!, worst = zip(a, b).map { abs($0 - $1) }.max()!
+                if layer == 0 && [.query, .key, .value].contains(kind) {
+                    #expect(worst <= 1e-4 * scale, "layer 0 \(kind): \(worst) against \(scale)")
+                } else {
+                    #expect(worst > 1e-3 * scale, "layer \(layer) \(kind) is fitted to the dense outputs")
+                }
+            }
+        }
+        #expect(report.calibrationTokens == 384)
+        #expect(report.projections.map(\.projection) == (0..<2).flatMap { _ in ProjectionKind.allCases.map(\.shortName) },
+                "the report lists each layer's projections in order, as the one-stage recipes do")
+        #expect(report.projections.allSatisfy { $0.rank != nil && $0.whiteningShift == 0 })
+    }
+
+    @Test func compensatedCalibrationIsRefusedForMethodsWithoutAWhitening() throws {
+        let model = LlamaModel(configuration: Self.tiny.configuration, weights: Self.tiny.weights)
+        let calibration = try CalibrationSet(tokens: Self.corpus, starts: [0, 7, 13], length: 10)
+        #expect(throws: CompressionError.compensationNeedsWhitening(.asvd)) {
+            try Compressor.compress(model, weights: Self.tiny.weights, recipe: CompressionRecipe(method: .asvd, removedFraction: 0.3, calibrateOn: .compensated),
+                                    calibration: calibration)
+        }
+    }
+
+    /// What compensation is for: on its calibration windows, the compressed model's last hidden
+    /// states stay closer to the dense model's than with SVD-LLM's sequential recipe.
+    @Test func onItsCalibrationWindowsTheCompensatedModelTracksTheDenseOneCloserThanTheSequentialOne() throws {
+        let tiny = TinyLlama(seed: 31, tiedEmbeddings: false, layerCount: 4)
+        let model = LlamaModel(configuration: tiny.configuration, weights: tiny.weights)
+        let calibration = try Self.everyTokenCalibration()
+        final class LastLayer: ForwardObserver {
+            let layer: Int
+            var rows: [Float] = []
+            init(layer: Int) { self.layer = layer }
+            func wants(_ point: ObservationPoint) -> Bool { point == .layerOutput(layer: layer) }
+            func observe(_ point: ObservationPoint, values: UnsafePointer<Float>, rows: Int, columns: Int) {
+                self.rows += UnsafeBufferPointer(start: values, count: rows * columns)
+            }
+        }
+        func hidden(_ m: LlamaModel) -> [Float] {
+            let observer = LastLayer(layer: m.configuration.layerCount - 1)
+            for window in calibration.windows { _ = m.score(window, observer: observer) }
+            return observer.rows
+        }
+        let dense = hidden(model)
+        var errors: [CalibrationSource: Double] = [:]
+        for source in [CalibrationSource.compressed, .compensated] {
+            let (compressed, _) = try Compressor.compress(model, weights: tiny.weights,
+                                                          recipe: CompressionRecipe(method: .svdLLM, removedFraction: 0.5, calibrateOn: source,
+                                                                                    compensationRidge: 0),
+                                                          calibration: calibration)
+            errors[source] = zip(hidden(compressed), dense).reduce(0.0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) }.squareRoot()
+        }
+        let norm = dense.reduce(0.0) { $0 + Double($1 * $1) }.squareRoot()
+        #expect(errors[.compensated]! < errors[.compressed]!, "relative errors: compensated \(errors[.compensated]! / norm), sequential \(errors[.compressed]! / norm)")
     }
 }

@@ -15,6 +15,7 @@ struct StreamingCompressionTests {
     /// Source precision (f32: the F16 file read into Float32, nothing mapped), method, calibration.
     static let cases: [(WeightPrecision, CompressionMethod, CalibrationSource)] = [
         (.bfloat16, .svdLLM, .dense), (.float16, .skipCat, .compressed), (.bfloat16, .asvd, .dense), (.float32, .svdLLM, .dense),
+        (.bfloat16, .skip, .compensated),
     ]
 
     @Test(arguments: cases)
@@ -63,9 +64,14 @@ struct StreamingCompressionTests {
             #expect(memory.mappedSourceBytes == (c.layerCount * layerBytes + embeddingAndHead) / 2)
             #expect(memory.residentProjectionBytes == 0 && memory.embeddingAndHeadBytes == 0 && memory.layerWeightsBytes == layerBytes)
         }
-        #expect(memory.layerFactorsBytes > 0 && memory.statisticsBytes > 0 && memory.calibrationStreamBytes == 4 * 16 * c.hiddenSize * 4)
+        // Compensated calibration keeps the dense model's streams beside the compressed prefix's.
+        let streams = calibrateOn == .compensated ? 2 : 1
+        #expect(memory.layerFactorsBytes > 0 && memory.statisticsBytes > 0 && memory.calibrationStreamBytes == streams * 4 * 16 * c.hiddenSize * 4)
         // One whitening per input site: [hidden²] for three, [intermediate²] for down's (ASVD: vectors).
-        let whitening = method == .asvd ? (3 * c.hiddenSize + c.intermediateSize) * 8 : (3 * c.hiddenSize * c.hiddenSize + c.intermediateSize * c.intermediateSize) * 8
+        // Compensated: one site at a time (its stage), each with its map beside the whitening.
+        let whitening = method == .asvd ? (3 * c.hiddenSize + c.intermediateSize) * 8
+            : calibrateOn == .compensated ? 2 * c.intermediateSize * c.intermediateSize * 8
+            : (3 * c.hiddenSize * c.hiddenSize + c.intermediateSize * c.intermediateSize) * 8
         #expect(memory.whiteningBytes == whitening && memory.factorisationBytes > 0)
         let inMemoryReport = try #require(held.memory)
         #expect(!inMemoryReport.streaming && inMemoryReport.residentProjectionBytes == c.layerCount * layerBytes && inMemoryReport.heldFactorsBytes > 0)
