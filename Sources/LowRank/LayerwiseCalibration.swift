@@ -11,12 +11,14 @@ public enum CalibrationSource: String, CaseIterable, Codable, Sendable {
     /// layer the o, MLP and down inputs come from the layer's original projections).
     case compressed
     /// As `compressed`, and each unit is fitted to the *dense* model's outputs: with X the dense
-    /// model's inputs and X̂ the compressed prefix's at the same tokens, min ‖X·Wᵀ − X̂·W′ᵀ‖ over
-    /// rank-r W′, which truncates W* = W·(X̂ᵀX)ᵀ·(X̂ᵀX̂)⁻¹ in X̂'s whitening
-    /// (`InputScaling.compensated`). SVD-LLM's sequential update refits only against W·X̂ (the
-    /// original weight on the drifted inputs, algorithms.md §1.6), which leaves the drift itself
-    /// in place; this corrects toward the dense activations as well. Our addition, beside the
-    /// papers' recipes; it needs a second residual stream (the dense one) and a third pass.
+    /// model's inputs and X̂ the compressed prefix's at the same tokens, min ‖X·Wᵀ − X̂·W′ᵀ‖² +
+    /// λ‖W′‖² over rank-r W′, which truncates W* = W·(X̂ᵀX)ᵀ·(X̂ᵀX̂ + λI)⁻¹ in the whitening of
+    /// X̂ᵀX̂ + λI (`InputScaling.compensated`). SVD-LLM's sequential update refits only against
+    /// W·X̂ (the original weight on the drifted inputs, algorithms.md §1.6), which leaves the drift
+    /// itself in place; this corrects toward the dense activations as well. Our addition, beside
+    /// the papers' recipes: it keeps a second residual stream (the dense one) and runs one paired
+    /// pass per input site, in the order the layer reads them. It did not help SmolLM2
+    /// (docs/RESULTS.md): opt-in.
     case compensated
 
     /// Whether the windows advance through the compressed layers (else through the dense ones).

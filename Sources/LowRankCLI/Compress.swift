@@ -25,7 +25,7 @@ struct Compress: ParsableCommand {
             Calibration runs layer by layer: only one layer's statistics are in memory at a time. --calibrate-on compressed \
             feeds each layer the outputs of the already-compressed layers before it (SVD-LLM's sequential variant); \
             --calibrate-on compensated does too, and fits each projection to the dense model's outputs at the same \
-            tokens (it corrects the drift of the compressed prefix, not only follows it; a second stream and pass). \
+            tokens (it corrects the drift of the compressed prefix, not only follows it; a second stream, one paired pass per input site). \
             --whitening eigen uses SVD-LLM V2's eigen-decomposition square root instead of Cholesky.
             Every recipe whose ranks are fixed before factorising (all but the spectra allocators, asvd-search and \
             basis-sharing) streams and can resume: each finished layer is saved in DIR.partial and leaves memory, the \
@@ -134,7 +134,7 @@ struct Compress: ParsableCommand {
         }
         if let compensationRidge {
             guard calibrateOn == .compensated else { throw ValidationError("--compensation-ridge applies to --calibrate-on compensated only (this run uses \(calibrateOn.rawValue))") }
-            guard compensationRidge >= 0 && compensationRidge.isFinite else { throw ValidationError("--compensation-ridge must be a finite number ≥ 0 (e.g. 1e-3)") }
+            guard compensationRidge >= 0 && compensationRidge.isFinite else { throw ValidationError("--compensation-ridge must be a finite number ≥ 0 (e.g. 1e-2)") }
         }
         if allocation != .effectiveRank && (beta != nil || uniformFallback) {
             throw ValidationError("--beta and --uniform-fallback apply to --allocation effective-rank only (this run uses \(allocation.rawValue))")
