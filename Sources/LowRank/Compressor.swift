@@ -158,8 +158,7 @@ public enum Compressor {
         } else {
             layerwise = nil
         }
-        // Window passes per layer: compensated runs both streams once per input site, then advances.
-        let passes = layerwise == nil ? 0 : [.dense: 1, .compressed: 2, .compensated: 2 * InputSite.allCases.count + 1][recipe.calibrateOn]!
+        let passes = layerwise == nil ? 0 : recipe.calibrateOn.windowPassesPerLayer
         let windowSteps = passes * (layerwise?.windows.count ?? 0)
         let totalSteps = c.layerCount * windowSteps + units.count
         var done = 0
@@ -283,13 +282,9 @@ public enum Compressor {
                             }
                             groupGrams[site] = nil
                         }
-                        if compensation != nil, let ridge = recipe.compensationRidge, ridge > 0 {
-                            // Ridge: the fit to the dense outputs must not lean on directions X̂ barely
-                            // varies in (their coefficients are noise, and blow up off the calibration set).
-                            let n = gram.rows
-                            let lift = ridge * (0..<n).reduce(0.0) { $0 + gram[$1, $1] } / Double(n)
-                            for i in 0..<n { gram[i, i] += lift }
-                        }
+                        // Ridge: the fit to the dense outputs must not lean on directions X̂ barely
+                        // varies in (their coefficients are noise, and blow up off the calibration set).
+                        if compensation != nil, let ridge = recipe.compensationRidge { Whitening.addRidge(ridge, to: &gram) }
                         switch recipe.whitening {
                         case .cholesky:
                             let whitening = try Whitening.cholesky(gram: gram)

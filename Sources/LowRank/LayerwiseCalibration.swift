@@ -23,6 +23,17 @@ public enum CalibrationSource: String, CaseIterable, Codable, Sendable {
 
     /// Whether the windows advance through the compressed layers (else through the dense ones).
     public var followsCompressedPrefix: Bool { self != .dense }
+
+    /// Passes over the calibration windows per layer: dense collects and advances in one;
+    /// compressed observes, then advances through the factors; compensated runs both streams once
+    /// per input site, then advances.
+    public var windowPassesPerLayer: Int {
+        switch self {
+        case .dense: 1
+        case .compressed: 2
+        case .compensated: 2 * InputSite.allCases.count + 1
+        }
+    }
 }
 
 /// Layer-by-layer calibration: the residual stream of every calibration window at the input of the

@@ -32,9 +32,9 @@ public enum Whitening {
         guard case .notPositiveDefinite? = failure else { throw failure! }
         do {
             let n = g.rows
-            let trace = (0..<n).reduce(0.0) { $0 + g[$1, $1] }
+            let mean = meanDiagonal(g)
             if n >= exactShiftBelow {
-                var shift = relativeEpsilon * max(trace / Double(n), 1e-300)
+                var shift = relativeEpsilon * max(mean, 1e-300)
                 for _ in 0..<40 {
                     // One working copy of G at a time (the last attempt's is freed), factorised in
                     // place: G and the copy, the unshifted route's peak. A second copy inside the
@@ -47,12 +47,26 @@ public enum Whitening {
                 throw DecompositionError.notPositiveDefinite(order: n)
             }
             let lowest = try Decompositions.symmetricEigen(g).values.first ?? 0
-            let shift = max(0, -lowest) + relativeEpsilon * max(trace / Double(n), 1e-300)
+            let shift = max(0, -lowest) + relativeEpsilon * max(mean, 1e-300)
             var shifted = g
             for i in 0..<n { shifted[i, i] += shift }
             try Decompositions.choleskyInPlace(&shifted)
             return Result(s: shifted, shift: shift)
         }
+    }
+}
+
+extension Whitening {
+    /// trace(G)/n: the scale the relative shifts and ridges are measured in.
+    static func meanDiagonal(_ g: Matrix<Double>) -> Double {
+        (0..<g.rows).reduce(0.0) { $0 + g[$1, $1] } / Double(max(g.rows, 1))
+    }
+
+    /// G + α·trace(G)/n·I in place (α = 0 leaves G as it is): the ridge of compensated calibration.
+    public static func addRidge(_ alpha: Double, to g: inout Matrix<Double>) {
+        guard alpha > 0 else { return }
+        let lift = alpha * meanDiagonal(g)
+        for i in 0..<g.rows { g[i, i] += lift }
     }
 }
 
