@@ -522,6 +522,11 @@ struct CLITests {
         let compensated = try CLI.run(["compress", model, "--method", "asvd", "--remove", "0.2", "--calibrate-on", "compensated", "-o", "/tmp/never"])
         #expect(compensated.status != 0 && compensated.stderr.contains("--calibrate-on compensated") && compensated.stderr.contains("--method asvd"),
                 "\(compensated.stderr)")
+        let ridgeAlone = try CLI.run(["compress", model, "--method", "skip", "--remove", "0.2", "--compensation-ridge", "0.1", "-o", "/tmp/never"])
+        #expect(ridgeAlone.status != 0 && ridgeAlone.stderr.contains("--compensation-ridge applies to --calibrate-on compensated"), "\(ridgeAlone.stderr)")
+        let negativeRidge = try CLI.run(["compress", model, "--method", "skip", "--remove", "0.2", "--calibrate-on", "compensated",
+                                         "--compensation-ridge=-1", "-o", "/tmp/never"])
+        #expect(negativeRidge.status != 0 && negativeRidge.stderr.contains("--compensation-ridge must be a finite number ≥ 0"), "\(negativeRidge.stderr)")
         let unknown = try CLI.run(["compress", model, "--method", "skipcatt", "--remove", "0.2", "-o", "/tmp/never"])
         #expect(unknown.status != 0 && unknown.stderr.contains("basis-sharing"), "\(unknown.stderr)")
     }
