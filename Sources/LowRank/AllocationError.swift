@@ -33,7 +33,9 @@ public enum AllocationError: Error, CustomStringConvertible, Equatable {
             "--sensitivity-from: \(path) does not hold a complete asvd-search sensitivity list: \(reason)"
         case .zeroImportance: "every Fisher importance is 0 (the gradients vanished): nothing to allocate by"
         case .needsDenseCalibration(let method):
-            "--allocation \(method.rawValue) chooses ranks from every layer's spectrum, so layers cannot be calibrated on the compressed prefix: use --calibrate-on dense"
+            method == .asvdSearch
+                ? "--allocation asvd-search measures its probes on every layer's full-rank factors, so layers cannot be calibrated on the compressed prefix: use --calibrate-on dense, or reuse the probes of a dense run with --sensitivity-from DIR"
+                : "--allocation \(method.rawValue) chooses ranks from every layer's spectrum, so layers cannot be calibrated on the compressed prefix: use --calibrate-on dense"
         }
     }
 

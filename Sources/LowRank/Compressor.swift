@@ -56,14 +56,23 @@ public enum Compressor {
     /// before the first factorisation, and no factor may span layers.
     public static func resumeObstacle(_ recipe: CompressionRecipe) -> String? {
         let allocator = recipe.allocation.allocator(beta: recipe.beta, uniformFallback: recipe.uniformFallback, fisherCap: recipe.fisherCap)
-        switch allocator.input {
-        case .spectra, .sensitivity:
+        if !ranksKnownBeforeFactorising(allocator, recipe: recipe) {
             return "--allocation \(recipe.allocation.rawValue) truncates only after every layer's spectrum is known, so no layer is final before the end"
-        case .shapes, .fisherImportance:
-            break
         }
         if recipe.method.sharesAcrossLayers { return "basis-sharing finishes a group of layers at once (its Gram sums span layers)" }
         return nil
+    }
+
+    /// Whether `allocator` fixes every rank before the first layer is factorised: it reads shapes
+    /// or Fisher importances, or it is asvd-search reusing an earlier run's probes (`recipe` names
+    /// their source), whose binary search needs nothing else. Only then can a layer be final at
+    /// once, so only then can the run stream, resume, or calibrate on the compressed prefix.
+    public static func ranksKnownBeforeFactorising(_ allocator: any RankAllocator, recipe: CompressionRecipe) -> Bool {
+        switch allocator.input {
+        case .shapes, .fisherImportance: true
+        case .sensitivity: recipe.sensitivitySource != nil
+        case .spectra: false
+        }
     }
 
     /// The stages a run reports, in order (importance only for allocators that read it).
@@ -86,7 +95,8 @@ public enum Compressor {
     /// values after the last layer, and the full-rank factors (Float32) wait for its plan.
     /// A projection whose rank would not save parameters stays dense and the report says so.
     /// asvd-search with `savedSensitivity` (whose source the recipe names) takes its probes from an
-    /// earlier run instead of measuring them.
+    /// earlier run instead of measuring them, so its ranks are fixed first, as uniform's are (and
+    /// it may calibrate on the compressed prefix, stream and resume).
     /// With `checkpoint` (recipes that `resumeObstacle` allows) each finished layer is handed to
     /// it and dropped from memory (streaming), and a run that names layers finished earlier skips
     /// them: it only passes the calibration windows through them again (the same operations, so
@@ -126,7 +136,20 @@ public enum Compressor {
         switch allocator.input {
         case .shapes:
             plan = try allocate(allocator, shapes, recipe: recipe)
-        case .spectra, .sensitivity:
+        case .sensitivity:
+            if let savedSensitivity {
+                // Reused probes: the search needs only them and the shapes, so the ranks are fixed
+                // now (the probes were measured on factors from dense calibration, as every
+                // asvd-search measures them; a sequential run then calibrates at these ranks).
+                for i in shapes.indices {
+                    guard let points = savedSensitivity.points[shapes[i].id] else { throw AllocationError.missingSensitivity(shapes[i].id) }
+                    shapes[i].sensitivity = points
+                }
+                plan = try allocate(allocator, shapes, recipe: recipe)
+            } else {
+                plan = nil  // the probes need every projection's full-rank factors first
+            }
+        case .spectra:
             plan = nil
         case .fisherImportance:
             // Gradients of the dense model on the calibration windows, before anything is factorised.
@@ -351,6 +374,7 @@ public enum Compressor {
                         if let factors { install(unit, factors, into: &compressed) }
                         var report = report
                         report.importance = profiles[i].fisher.map { allocator.importance(of: $0) } ?? nil
+                        report.sensitivity = profiles[i].sensitivity
                         reports.append(report)
                     case .pending(var factors):
                         factors.report = report  // with the eigenvalue count added above
@@ -390,12 +414,7 @@ public enum Compressor {
                 profile.singularValues = factors.singularValues
                 return profile
             }
-            if allocator.input == .sensitivity, let savedSensitivity {
-                for i in profiles.indices {
-                    guard let points = savedSensitivity.points[profiles[i].id] else { throw AllocationError.missingSensitivity(profiles[i].id) }
-                    profiles[i].sensitivity = points
-                }
-            } else if allocator.input == .sensitivity {
+            if allocator.input == .sensitivity {
                 guard let calibration else { throw CompressionError.missingAllocationCalibration(recipe.allocation) }
                 let started = clock.now
                 let probe = SensitivityProbe(model: model, windows: Array(calibration.windows.prefix(recipe.searchSamples)))

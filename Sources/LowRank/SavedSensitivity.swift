@@ -44,21 +44,29 @@ public struct SavedSensitivity: Sendable {
             }
             points[id] = list
         }
-        let expected = configuration.layerCount * ProjectionKind.allCases.count
-        guard points.count == expected else {
-            throw .sensitivityRecordIncomplete(path: path, reason: "\(points.count) projections probed, this model has \(expected)")
+        // One list per factorisation unit (a Cat group's under its first member).
+        let expected = Set(FactorizationUnit.units(method: recipe.method, configuration: configuration, groupSize: recipe.groupSize).map(\.id))
+        if let missing = expected.subtracting(points.keys).min() {
+            throw .sensitivityRecordIncomplete(path: path, reason: "\(missing) has no probes (\(points.count) units probed, this model has \(expected.count))")
+        }
+        if let extra = Set(points.keys).subtracting(expected).min() {
+            throw .sensitivityRecordIncomplete(path: path, reason: "\(extra) is not a unit of --method \(recipe.method.rawValue)")
         }
         self.points = points
         source = SensitivitySource(path: path, sha256: sha256)
     }
 
     /// The first recipe field (as `compression.json` spells it) that differs between two recipes,
-    /// ignoring the budget and where probes came from.
+    /// ignoring the budget, where probes came from, and what the layers were calibrated on: every
+    /// probe is measured on factors from dense calibration (a fresh asvd-search cannot calibrate
+    /// otherwise), so a sequential or compensated run may take an earlier run's probes for its ranks.
     static func firstDifference(_ a: CompressionRecipe, _ b: CompressionRecipe) -> (String, String, String)? {
         func fields(_ recipe: CompressionRecipe) -> [String: String] {
             var r = recipe
             r.removedFraction = 0
             r.sensitivitySource = nil
+            r.calibrateOn = .dense
+            r.compensationRidge = nil
             let encoder = JSONEncoder()
             encoder.outputFormatting = .sortedKeys
             guard let data = try? encoder.encode(r),

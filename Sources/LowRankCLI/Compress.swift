@@ -27,8 +27,8 @@ struct Compress: ParsableCommand {
             --calibrate-on compensated does too, and fits each projection to the dense model's outputs at the same \
             tokens (it corrects the drift of the compressed prefix, not only follows it; a second stream, one paired pass per input site). \
             --whitening eigen uses SVD-LLM V2's eigen-decomposition square root instead of Cholesky.
-            Every recipe whose ranks are fixed before factorising (all but the spectra allocators, asvd-search and \
-            basis-sharing) streams and can resume: each finished layer is saved in DIR.partial and leaves memory, the \
+            Every recipe whose ranks are fixed before factorising (all but the spectra allocators, asvd-search without \
+            --sensitivity-from, and basis-sharing) streams and can resume: each finished layer is saved in DIR.partial and leaves memory, the \
             checkpoint is assembled from the saved layers, and --resume continues an interrupted run. A safetensors source \
             stored in F16/BF16 stays memory-mapped and is widened one layer at a time (exactly). compression.json's memory \
             section records the peak RSS, the stage that reached it, the peak after each layer and each part's size.
@@ -100,7 +100,7 @@ struct Compress: ParsableCommand {
     @Option(help: "asvd-search: calibration windows (the first ones) each sensitivity probe is scored on (default 4; ASVD used 32 of 2048 tokens).")
     var searchSamples: Int?
 
-    @Option(help: ArgumentHelp("asvd-search: reuse the sensitivity probes of an earlier asvd-search checkpoint made from the same model and calibration with the same options except --remove (the probes do not depend on the budget; only the search re-runs).", valueName: "checkpoint"))
+    @Option(help: ArgumentHelp("asvd-search: reuse the sensitivity probes of an earlier asvd-search checkpoint made from the same model and calibration with the same options except --remove and --calibrate-on (the probes do not depend on the budget; only the search re-runs). The ranks are then fixed before the first layer, so the run may use --calibrate-on compressed or compensated, and streams and resumes.", valueName: "checkpoint"))
     var sensitivityFrom: String?
 
     @Option(help: "Folder holding c4/ (default: $LOWRANK_DATA, ./data, or the repository's data/).")
@@ -152,7 +152,7 @@ struct Compress: ParsableCommand {
             throw ValidationError("--fisher-cap applies to --allocation fisher, fisher-weight and fisher-gradient only (this run uses \(allocation.rawValue))")
         }
         guard (0..<1).contains(beta ?? 0.3) else { throw ValidationError("--beta must be in [0, 1) (the fraction of q and k parameters moved to v)") }
-        if allocation.allocator(beta: beta ?? 0.3).input.needsFullRankFactors && calibrateOn.followsCompressedPrefix {
+        if allocation.allocator(beta: beta ?? 0.3).input.needsFullRankFactors && calibrateOn.followsCompressedPrefix && sensitivityFrom == nil {
             throw ValidationError(AllocationError.needsDenseCalibration(allocation).description)
         }
     }
@@ -163,7 +163,7 @@ struct Compress: ParsableCommand {
         // Projections a Hugging Face source stores in F16/BF16 stay in its memory map and are widened
         // one layer at a time, unless the allocator runs the whole model (fisher's backward pass,
         // asvd-search's probes), which needs every weight in Float32.
-        let mapped = !allocation.allocator(beta: beta ?? 0.3).input.runsWholeModel
+        let mapped = !allocation.allocator(beta: beta ?? 0.3).input.runsWholeModel || sensitivityFrom != nil  // reused probes: nothing runs the whole model
         let loaded = try loadModel(model, mapsStoredHalfPrecision: mapped)
         guard loaded.weights.isDense else {
             throw CLIError("\(loaded.source.path) is already compressed (it has factored projections); compress the original model")

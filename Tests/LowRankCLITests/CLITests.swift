@@ -545,6 +545,8 @@ struct CLITests {
         let sequential = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "effective-rank", "--calibrate-on", "compressed", "-o", "/tmp/never"])
         #expect(sequential.status != 0)
         #expect(sequential.stderr.contains("--allocation effective-rank") && sequential.stderr.contains("--calibrate-on dense"), "\(sequential.stderr)")
+        let search = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "asvd-search", "--calibrate-on", "compressed", "-o", "/tmp/never"])
+        #expect(search.status != 0 && search.stderr.contains("--sensitivity-from DIR"), "asvd-search names the way to reuse a dense run's probes: \(search.stderr)")
         let beta = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "effective-rank", "--beta", "1.2", "-o", "/tmp/never"])
         #expect(beta.status != 0 && beta.stderr.contains("--beta"), "\(beta.stderr)")
         let ignored = try CLI.run(["compress", model, "--remove", "0.2", "--beta", "0.1", "-o", "/tmp/never"])

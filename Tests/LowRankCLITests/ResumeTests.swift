@@ -59,6 +59,39 @@ struct ResumeTests {
         #expect(!FileManager.default.fileExists(atPath: dir.file("ck.partial")))
     }
 
+    /// asvd-search's ranks come after every layer's probes, so a fresh search neither streams nor
+    /// calibrates sequentially; reusing a dense search's probes (`--sensitivity-from`) fixes the
+    /// ranks first: the sequential run keeps the dense run's ranks, records where its probes came
+    /// from, and resumes to the uninterrupted checkpoint.
+    @Test func aSequentialRunOnReusedProbesKeepsTheirRanksAndResumes() throws {
+        let dir = TemporaryDirectory()
+        let (model, calibration) = try Self.prepare(dir)
+        let common = ["compress", model, "--method", "skip", "--remove", "0.3", "--allocation", "asvd-search", "--search-samples", "1",
+                      "--calibration", calibration, "--samples", "4", "--length", "32"]
+        let search = try CLI.run(common + ["-o", dir.file("search")])
+        #expect(search.status == 0, "\(search.stderr)")
+        let sequential = common + ["--calibrate-on", "compressed", "--sensitivity-from", dir.file("search")]
+        let reference = try CLI.run(sequential + ["-o", dir.file("reference")])
+        #expect(reference.status == 0, "\(reference.stderr)")
+        let stopped = try CLI.run(sequential + ["-o", dir.file("ck")], environment: ["LOWRANK_STOP_AFTER_LAYER": "1"])
+        #expect(stopped.status == 75, "\(stopped.stderr)")
+        let resumed = try CLI.run(sequential + ["-o", dir.file("ck"), "--resume"])
+        #expect(resumed.status == 0 && resumed.stderr.contains("2 of 4 layers finished"), "\(resumed.stderr)")
+        #expect(try Self.bytes(dir.file("ck/model.safetensors")) == Self.bytes(dir.file("reference/model.safetensors")))
+        func record(_ name: String) throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: Self.bytes(dir.file(name + "/compression.json"))) as? [String: Any])
+        }
+        let ranks = { (s: [String: Any]) in ((s["report"] as! [String: Any])["projections"] as! [[String: Any]]).map { $0["rank"] as? Int } }
+        let dense = try record("search"), reused = try record("reference")
+        #expect(ranks(reused) == ranks(dense), "the dense search's ranks")
+        #expect(ranks(dense).contains(nil) && ranks(dense).contains { $0 != nil }, "some projections kept dense, some factored")
+        let recipe = try #require(reused["recipe"] as? [String: Any])
+        #expect(recipe["calibrateOn"] as? String == "compressed")
+        #expect((recipe["sensitivitySource"] as? [String: Any])?["path"] as? String == dir.file("search") + "/compression.json", "\(recipe)")
+        #expect(try Self.bytes(dir.file("reference/model.safetensors")) != Self.bytes(dir.file("search/model.safetensors")),
+                "calibrating on the compressed prefix must change the factors")
+    }
+
     @Test func aResumeWithAnotherRecipeOrNoPartialRunIsRefusedWithTheReason() throws {
         let dir = TemporaryDirectory()
         let (model, calibration) = try Self.prepare(dir)

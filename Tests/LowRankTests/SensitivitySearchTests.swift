@@ -81,6 +81,78 @@ struct SensitivitySearchTests {
         #expect(wider.sensitivitySource == SensitivitySource(path: "ck/compression.json", sha256: "cafe"))
     }
 
+    /// skipcat probes one list per unit (a Cat group under its first member): those records are
+    /// reused too, and one for another method's units is refused.
+    @Test func probesOfCatGroupsAreReusedPerGroup() throws {
+        let (tiny, model, calibration) = try Self.tinyRun()
+        let recipe = CompressionRecipe(method: .skipCat, removedFraction: 0.3, allocation: .asvdSearch, searchSamples: 1)
+        let (_, first) = try Compressor.compress(model, weights: tiny.weights, recipe: recipe, calibration: calibration)
+        #expect(first.projections.count == 4 * tiny.configuration.layerCount)
+        var wider = recipe
+        wider.removedFraction = 0.4
+        let (_, fresh) = try Compressor.compress(model, weights: tiny.weights, recipe: wider, calibration: calibration)
+        let saved = try SavedSensitivity(record: Self.record(recipe, first), path: "p", sha256: "s", configuration: tiny.configuration,
+                                         matching: wider, sourceSHA256: "abc", calibrationSHA256: "def")
+        wider.sensitivitySource = saved.source
+        let (_, reused) = try Compressor.compress(model, weights: tiny.weights, recipe: wider, calibration: calibration, savedSensitivity: saved)
+        #expect(reused.projections.map(\.rank) == fresh.projections.map(\.rank))
+        // The same probes offered to a skip run (seven units per layer, not four).
+        var skip = Self.record(recipe, first)
+        skip.recipe.method = .skip
+        var skipRecipe = recipe
+        skipRecipe.method = .skip
+        do {
+            _ = try SavedSensitivity(record: skip, path: "p", sha256: "s", configuration: tiny.configuration, matching: skipRecipe,
+                                     sourceSHA256: "abc", calibrationSHA256: "def")
+            Issue.record("a record of skipcat units must not serve a skip run")
+        } catch {
+            guard case .sensitivityRecordIncomplete(_, let reason) = error else { Issue.record("\(error)"); return }
+            #expect(reason.contains("0.k_proj has no probes"), "\(reason)")
+        }
+    }
+
+    /// With reused probes the search needs nothing but them and the shapes, so the ranks are fixed
+    /// before the first layer: a run calibrated on the compressed prefix takes the dense run's ranks
+    /// and gives exactly the model a sequential run at those fixed ranks gives, and records the
+    /// probes again (so it can be reused in turn).
+    @Test func reusedProbesFixTheRanksFirstSoTheLayersMayBeCalibratedOnTheCompressedPrefix() throws {
+        let (tiny, model, calibration) = try Self.tinyRun()
+        let recipe = CompressionRecipe(method: .svdLLM, removedFraction: 0.3, allocation: .asvdSearch, searchSamples: 2)
+        let (denseCalibrated, first) = try Compressor.compress(model, weights: tiny.weights, recipe: recipe, calibration: calibration)
+        var sequential = recipe
+        sequential.calibrateOn = .compressed
+        #expect(throws: AllocationError.needsDenseCalibration(.asvdSearch)) {
+            try Compressor.compress(model, weights: tiny.weights, recipe: sequential, calibration: calibration)
+        }
+        #expect(Compressor.resumeObstacle(sequential) != nil)
+        let saved = try SavedSensitivity(record: Self.record(recipe, first), path: "ck/compression.json", sha256: "cafe",
+                                         configuration: tiny.configuration, matching: sequential, sourceSHA256: "abc", calibrationSHA256: "def")
+        sequential.sensitivitySource = saved.source
+        #expect(Compressor.resumeObstacle(sequential) == nil, "fixed ranks: each layer is final at once")
+        let (reused, report) = try Compressor.compress(model, weights: tiny.weights, recipe: sequential, calibration: calibration, savedSensitivity: saved)
+        #expect(report.projections.map(\.rank) == first.projections.map(\.rank))
+        #expect(first.projections.contains { $0.rank == nil } && first.projections.contains { $0.rank != nil }, "the search must keep some dense and factor others")
+        #expect(report.projections.map(\.sensitivity) == first.projections.map(\.sensitivity))
+
+        /// The dense run's plan handed over as a fixed one.
+        struct Fixed: RankAllocator {
+            var plan: RankPlan
+            var input: AllocationInput { .shapes }
+            func allocate(_ profiles: [ProjectionProfile], keptFraction: Double) throws -> RankPlan { plan }
+        }
+        var ranks: [ProjectionID: Int] = [:]
+        for p in first.projections {
+            let kind = try #require(ProjectionKind.allCases.first { $0.shortName == p.projection })
+            ranks[ProjectionID(layer: p.layer, kind: kind)] = p.rank ?? min(p.outputs, p.inputs)
+        }
+        var fixedRecipe = recipe
+        fixedRecipe.calibrateOn = .compressed
+        let (fixed, _) = try Compressor.compress(model, weights: tiny.weights, recipe: fixedRecipe, allocator: Fixed(plan: RankPlan(ranks: ranks)),
+                                                 calibration: calibration)
+        #expect(reused.layers == fixed.layers, "the same ranks and the same sequential calibration: the same factors")
+        #expect(reused.layers != denseCalibrated.layers, "calibrating on the compressed prefix must change later layers")
+    }
+
     /// Reuse is refused, naming the field, when the record differs in anything but the budget, was
     /// not an asvd-search run, or lacks a projection's probes.
     @Test func probesAreRefusedFromARunThatDiffersInMoreThanTheBudget() throws {
