@@ -278,97 +278,22 @@ public enum Compressor {
                 }
                 let started = clock.now
                 let ready = readyInLayer.filter { stage.contains($0.site) }
-                // One scaling per input site, shared by the units that read it (a Basis Sharing group's
-                // from the Gram matrices summed over its layers).
-                var scalings: [InputSite: (InputScaling, Double, Int)] = [:]
-                for site in stage {
-                    let key = ActivationStatistics.Key(layer: layer, site: site)
-                    let sharedHere = ready.contains { $0.site == site && $0.basis != nil }
-                    switch recipe.method {
-                    case .svd:
-                        scalings[site] = (.identity, 0, 0)
-                    case .asvd:
-                        guard let mean = statistics?.meanAbsolute(key) else { throw CompressionError.missingStatistics(layer: layer, site: site) }
-                        scalings[site] = (.diagonal(activationScale(meanAbsolute: mean, alpha: recipe.asvdAlpha)), 0, 0)
-                    case .svdLLM, .cat, .skip, .skipCat, .basisSharing:
-                        guard var gram = compensation?.symmetricGram(site) ?? statistics?.symmetricGram(key) else {
-                            throw CompressionError.missingStatistics(layer: layer, site: site)
-                        }
-                        if recipe.method.sharesAcrossLayers && [.attentionInput, .mlpInput].contains(site) {
-                            if var sum = groupGrams[site] {
-                                for i in sum.storage.indices { sum.storage[i] += gram.storage[i] }
-                                gram = sum
-                            }
-                            guard sharedHere else {
-                                groupGrams[site] = gram
-                                continue
-                            }
-                            groupGrams[site] = nil
-                        }
-                        // Ridge: the fit to the dense outputs must not lean on directions X̂ barely
-                        // varies in (their coefficients are noise, and blow up off the calibration set).
-                        if compensation != nil, let ridge = recipe.compensationRidge { Whitening.addRidge(ridge, to: &gram) }
-                        switch recipe.whitening {
-                        case .cholesky:
-                            let whitening = try Whitening.cholesky(gram: gram)
-                            scalings[site] = (.cholesky(whitening.s), whitening.shift, 0)
-                        case .eigen:
-                            let whitening = try Whitening.eigen(gram: gram)
-                            scalings[site] = (.eigen(vectors: whitening.vectors, roots: whitening.roots), 0, whitening.clamped)
-                        }
-                        if let compensation {
-                            guard let cross = compensation.cross[site] else { throw CompressionError.missingStatistics(layer: layer, site: site) }
-                            scalings[site]!.0 = .compensating(scalings[site]!.0, cross: cross)
-                        }
-                    }
-                }
+                let scalings = try SiteScaling.forStage(stage, layer: layer, recipe: recipe, ready: ready, statistics: statistics,
+                                                        compensation: compensation, groupGrams: &groupGrams)
                 statistics = nil  // the Gram matrices go now; only the scalings are needed
                 compensation = nil
-                // The layer's units in parallel (LAPACK is single-threaded per call).
-                let box = UncheckedSendableBox(UnsafeMutableBufferPointer<Result<(Outcome, ProjectionReport), any Error>?>.allocate(capacity: ready.count))
-                box.value.initialize(repeating: nil)
-                defer {
-                    _ = box.value.deinitialize()
-                    box.value.deallocate()
-                }
                 let profiles = ready.map { unit in shapes.first { $0.id == unit.id }! }
                 memory.factorisationBytes = max(memory.factorisationBytes, CompressionMemory.factorisationEstimate(
                     profiles, ranks: ready.map { unit in plan.map { $0[unit.id] ?? 0 } }, solver: recipe.svdSolver, concurrent: Parallel.workers))
-                memory.whiteningBytes = max(memory.whiteningBytes, scalings.values.reduce(0) { $0 + $1.0.byteCount })
+                memory.whiteningBytes = max(memory.whiteningBytes, scalings.values.reduce(0) { $0 + $1.scaling.byteCount })
                 let layerWeights = widened?.matrices
-                // Largest first: workers claim units in this order, so the last unit to finish is a
-                // small one rather than an MLP projection running while the other workers wait
-                // (Llama-3-8B shapes: 2.0 instead of 2.3 big-unit times per layer on two workers).
-                let order = ready.indices.sorted { (profiles[$0].outputs * profiles[$0].inputs, $1) > (profiles[$1].outputs * profiles[$1].inputs, $0) }
-                // Progress as each unit finishes (an 8B MLP projection takes minutes), one report at a time.
-                let reporting = NSLock()
-                var finishedUnits = 0
                 let before = done
-                Parallel.forEach(ready.count) { j in
-                    defer {
-                        reporting.lock()
-                        finishedUnits += 1
-                        progress(Progress(stage: .layers, done: before + finishedUnits, total: totalSteps, layer: layer))
-                        reporting.unlock()
-                    }
-                    let i = order[j]
-                    let (scaling, shift, clamped) = scalings[ready[i].site]!
-                    box.value[i] = Result {
-                        // Without a plan yet: full rank, truncated once the allocator has seen every spectrum.
-                        var (outcome, report) = try factorizeUnit(ready[i], profile: profiles[i], weight: { layerWeights?[$0] ?? weights.float32($0) },
-                                                                  rank: plan.map { $0[ready[i].id] ?? 0 },
-                                                                  factorsPastBreakEven: plan?.factorsPastBreakEven ?? false,
-                                                                  scaling: scaling, shift: shift, selection: recipe.skipSelection,
-                                                                  solver: recipe.svdSolver)
-                        switch scaling {
-                        case .eigen, .compensated(whitening: .eigen, map: _): report.clampedEigenvalues = clamped
-                        default: break
-                        }
-                        return (outcome, report)
-                    }
+                let results = factorizeInParallel(ready, profiles: profiles, scalings: scalings, plan: plan, recipe: recipe,
+                                                  weight: { layerWeights?[$0] ?? weights.float32($0) }) { finished in
+                    progress(Progress(stage: .layers, done: before + finished, total: totalSteps, layer: layer))
                 }
                 for (i, unit) in ready.enumerated() {
-                    let (outcome, report) = try box.value[i]!.get()
+                    let (outcome, report) = try results[i].get()
                     switch outcome {
                     case .final(let factors):
                         if let factors { install(unit, factors, into: &compressed) }
@@ -476,6 +401,49 @@ public enum Compressor {
         }
         plan.factorsPastBreakEven = false
         return plan
+    }
+
+    /// Factorises `ready` (whose shapes are `profiles`) in parallel, at the plan's ranks or (no plan
+    /// yet) at full rank, each scaled by its site's scaling; results in `ready`'s order.
+    /// `unitFinished(n)` reports n units done, one call at a time. Parallel because LAPACK is
+    /// single-threaded per call.
+    static func factorizeInParallel(_ ready: [FactorizationUnit], profiles: [ProjectionProfile], scalings: [InputSite: SiteScaling],
+                                    plan: RankPlan?, recipe: CompressionRecipe, weight: (ProjectionID) -> Matrix<Float>,
+                                    unitFinished: (Int) -> Void) -> [Result<(Outcome, ProjectionReport), any Error>] {
+        let box = UncheckedSendableBox(UnsafeMutableBufferPointer<Result<(Outcome, ProjectionReport), any Error>?>.allocate(capacity: ready.count))
+        box.value.initialize(repeating: nil)
+        defer {
+            _ = box.value.deinitialize()
+            box.value.deallocate()
+        }
+        // Largest first: workers claim units in this order, so the last unit to finish is a
+        // small one rather than an MLP projection running while the other workers wait
+        // (Llama-3-8B shapes: 2.0 instead of 2.3 big-unit times per layer on two workers).
+        let order = ready.indices.sorted { (profiles[$0].outputs * profiles[$0].inputs, $1) > (profiles[$1].outputs * profiles[$1].inputs, $0) }
+        // Progress as each unit finishes (an 8B MLP projection takes minutes), one report at a time.
+        let reporting = NSLock()
+        var finishedUnits = 0
+        Parallel.forEach(ready.count) { j in
+            defer {
+                reporting.lock()
+                finishedUnits += 1
+                unitFinished(finishedUnits)
+                reporting.unlock()
+            }
+            let i = order[j]
+            let site = scalings[ready[i].site]!
+            box.value[i] = Result {
+                // Without a plan yet: full rank, truncated once the allocator has seen every spectrum.
+                var (outcome, report) = try factorizeUnit(ready[i], profile: profiles[i], weight: weight,
+                                                          rank: plan.map { $0[ready[i].id] ?? 0 },
+                                                          factorsPastBreakEven: plan?.factorsPastBreakEven ?? false,
+                                                          scaling: site.scaling, shift: site.shift, selection: recipe.skipSelection,
+                                                          solver: recipe.svdSolver)
+                if let clamped = site.clampedEigenvalues { report.clampedEigenvalues = clamped }
+                return (outcome, report)
+            }
+        }
+        return box.value.map { $0! }
     }
 
     /// What factorising one unit gives: its factors (nil: kept dense), or (no plan yet) full-rank
