@@ -57,7 +57,9 @@ public enum Compressor {
     public static func resumeObstacle(_ recipe: CompressionRecipe) -> String? {
         let allocator = recipe.allocation.allocator(beta: recipe.beta, uniformFallback: recipe.uniformFallback, fisherCap: recipe.fisherCap)
         if !ranksKnownBeforeFactorising(allocator, recipe: recipe) {
-            return "--allocation \(recipe.allocation.rawValue) truncates only after every layer's spectrum is known, so no layer is final before the end"
+            return recipe.allocation == .asvdSearch
+                ? "--allocation asvd-search truncates only after every layer's probes are measured, so no layer is final before the end (reuse a dense run's probes with --sensitivity-from DIR to fix the ranks first)"
+                : "--allocation \(recipe.allocation.rawValue) truncates only after every layer's spectrum is known, so no layer is final before the end"
         }
         if recipe.method.sharesAcrossLayers { return "basis-sharing finishes a group of layers at once (its Gram sums span layers)" }
         return nil

@@ -124,7 +124,7 @@ struct SensitivitySearchTests {
         #expect(throws: AllocationError.needsDenseCalibration(.asvdSearch)) {
             try Compressor.compress(model, weights: tiny.weights, recipe: sequential, calibration: calibration)
         }
-        #expect(Compressor.resumeObstacle(sequential) != nil)
+        #expect(Compressor.resumeObstacle(sequential)?.contains("--sensitivity-from DIR") == true, "the obstacle names the way round it")
         let saved = try SavedSensitivity(record: Self.record(recipe, first), path: "ck/compression.json", sha256: "cafe",
                                          configuration: tiny.configuration, matching: sequential, sourceSHA256: "abc", calibrationSHA256: "def")
         sequential.sensitivitySource = saved.source
