@@ -97,9 +97,9 @@ public struct CompressionRecipe: Codable, Sendable, Equatable {
     public var uniformFallback: Bool
     /// FLRC allocations: what a rank too large to save parameters does (break-even: dense).
     public var fisherCap: FisherCap
-    /// asvd-search: how many of the calibration windows (the first ones) its sensitivity probes score.
+    /// asvd-search, asvd-knapsack: how many of the calibration windows (the first ones) its sensitivity probes score.
     public var searchSamples: Int
-    /// asvd-search: the `compression.json` whose probes this run reused (nil: measured here).
+    /// asvd-search, asvd-knapsack: the `compression.json` whose probes this run reused (nil: measured here).
     public var sensitivitySource: SensitivitySource?
     /// basis-sharing: how many consecutive layers share a basis (1 for every other method).
     public var groupSize: Int

@@ -33,7 +33,7 @@ public struct ProjectionReport: Codable, Sendable {
     public var effectiveRank: Double?
     /// The importance the allocator ranked by (FLRC's α, or an ablation's Σ W² or Σ G²).
     public var importance: Double?
-    /// asvd-search: the calibration loss with only this projection truncated, per kept fraction.
+    /// asvd-search, asvd-knapsack: the calibration loss with only this projection truncated, per kept fraction.
     public var sensitivity: [SensitivityPoint]?
     public var note: String?
 }
@@ -48,10 +48,13 @@ public struct CompressionReport: Codable, Sendable {
     /// Forward passes and statistics (0 for plain SVD).
     public var calibrationSeconds: Double
     /// Statistics only the allocator needs (FLRC: the backward pass over the calibration windows;
-    /// asvd-search: its sensitivity probes);
+    /// asvd-search, asvd-knapsack: their sensitivity probes);
     /// nil when it needs none beyond the factorisation's.
     public var allocationSeconds: Double?
     public var calibrationTokens: Int
+    /// asvd-search, asvd-knapsack: the dense model's loss on the probe windows, the reference every
+    /// probe's loss is compared with.
+    public var sensitivityBaseline: Double?
     /// The largest amount of statistics alive at once (one layer's Gram matrices and sums) plus
     /// the calibration windows' residual streams.
     public var peakCalibrationBytes: Int
@@ -61,7 +64,7 @@ public struct CompressionReport: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case projections, projectionParametersBefore, projectionParametersAfter, modelParametersBefore, modelParametersAfter
-        case factorisationSeconds, calibrationSeconds, allocationSeconds, calibrationTokens, peakCalibrationBytes
+        case factorisationSeconds, calibrationSeconds, allocationSeconds, calibrationTokens, sensitivityBaseline, peakCalibrationBytes
     }
 
     /// Fraction of projection parameters removed (what `--remove` asks for).

@@ -57,8 +57,8 @@ public enum Compressor {
     public static func resumeObstacle(_ recipe: CompressionRecipe) -> String? {
         let allocator = recipe.allocation.allocator(beta: recipe.beta, uniformFallback: recipe.uniformFallback, fisherCap: recipe.fisherCap)
         if !ranksKnownBeforeFactorising(allocator, recipe: recipe) {
-            return recipe.allocation == .asvdSearch
-                ? "--allocation asvd-search truncates only after every layer's probes are measured, so no layer is final before the end (reuse a dense run's probes with --sensitivity-from DIR to fix the ranks first)"
+            return recipe.allocation.readsSensitivity
+                ? "--allocation \(recipe.allocation.rawValue) truncates only after every layer's probes are measured, so no layer is final before the end (reuse a dense run's probes with --sensitivity-from DIR to fix the ranks first)"
                 : "--allocation \(recipe.allocation.rawValue) truncates only after every layer's spectrum is known, so no layer is final before the end"
         }
         if recipe.method.sharesAcrossLayers { return "basis-sharing finishes a group of layers at once (its Gram sums span layers)" }
@@ -66,8 +66,8 @@ public enum Compressor {
     }
 
     /// Whether `allocator` fixes every rank before the first layer is factorised: it reads shapes
-    /// or Fisher importances, or it is asvd-search reusing an earlier run's probes (`recipe` names
-    /// their source), whose binary search needs nothing else. Only then can a layer be final at
+    /// or Fisher importances, or it reads sensitivity probes reused from an earlier run (`recipe`
+    /// names their source), whose search needs nothing else. Only then can a layer be final at
     /// once, so only then can the run stream, resume, or calibrate on the compressed prefix.
     public static func ranksKnownBeforeFactorising(_ allocator: any RankAllocator, recipe: CompressionRecipe) -> Bool {
         switch allocator.input {
@@ -135,6 +135,7 @@ public enum Compressor {
         var shapes = units.map { $0.profile(c) }
         let plan: RankPlan?
         var allocationSeconds: Double?
+        var sensitivityBaseline: Double?
         switch allocator.input {
         case .shapes:
             plan = try allocate(allocator, shapes, recipe: recipe)
@@ -143,10 +144,21 @@ public enum Compressor {
                 // Reused probes: the search needs only them and the shapes, so the ranks are fixed
                 // now (the probes were measured on factors from dense calibration, as every
                 // asvd-search measures them; a sequential run then calibrates at these ranks).
+                // The dense loss on the probe windows: the record's, or measured now (records made
+                // before it was kept; one forward pass).
+                let baseline: Double
+                if let recorded = savedSensitivity.baseline {
+                    baseline = recorded
+                } else {
+                    guard let calibration else { throw CompressionError.missingAllocationCalibration(recipe.allocation) }
+                    baseline = SensitivityProbe(model: model, windows: Array(calibration.windows.prefix(recipe.searchSamples))).denseLoss()
+                }
                 for i in shapes.indices {
                     guard let points = savedSensitivity.points[shapes[i].id] else { throw AllocationError.missingSensitivity(shapes[i].id) }
                     shapes[i].sensitivity = points
+                    shapes[i].sensitivityBaseline = baseline
                 }
+                sensitivityBaseline = baseline
                 plan = try allocate(allocator, shapes, recipe: recipe)
             } else {
                 plan = nil  // the probes need every projection's full-rank factors first
@@ -351,6 +363,9 @@ public enum Compressor {
                     let factors = try pending[id]!.truncated(to: rank, selection: recipe.skipSelection).0
                     return { model in factors.map { install(unit, $0, into: &model) } }
                 }, progress: progress)
+                let baseline = probe.denseLoss()
+                for i in profiles.indices { profiles[i].sensitivityBaseline = baseline }
+                sensitivityBaseline = baseline
                 allocationSeconds = (clock.now - started).seconds
             }
             let chosen = try allocate(allocator, profiles, recipe: recipe)
@@ -369,7 +384,8 @@ public enum Compressor {
                                        modelParametersBefore: counts.total, modelParametersAfter: counts.total - before + after,
                                        factorisationSeconds: factorisationTime.seconds, calibrationSeconds: calibrationTime.seconds,
                                        allocationSeconds: allocationSeconds,
-                                       calibrationTokens: layerwise?.tokenCount ?? 0, peakCalibrationBytes: peakBytes)
+                                       calibrationTokens: layerwise?.tokenCount ?? 0, sensitivityBaseline: sensitivityBaseline,
+                                       peakCalibrationBytes: peakBytes)
         if checkpoint == nil { memory.heldFactorsBytes = compressed.layers.reduce(0) { $0 + $1.groups.reduce(0) { $0 + ($1.members.contains { $0.lowRank != nil } ? $1.byteCount : 0) } } }
         report.memory = memory
         return (compressed, report)

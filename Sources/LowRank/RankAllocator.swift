@@ -47,6 +47,8 @@ public enum AllocationMethod: String, CaseIterable, Codable, Sendable {
     case effectiveRank = "effective-rank"
     /// ASVD's sensitivity search: calibration loss per projection and kept fraction, then a binary search.
     case asvdSearch = "asvd-search"
+    /// ASVD's probes allocated as a knapsack: the least summed loss increase within the budget (ours).
+    case asvdKnapsack = "asvd-knapsack"
     /// SVD-LLM V2: per projection type, less compression where the truncation loss is larger.
     case svdLLMV2 = "svd-llm-v2"
     /// FLRC: ranks ∝ α = Σ (G ⊙ W)² from a backward pass on the calibration windows.
@@ -62,11 +64,16 @@ public enum AllocationMethod: String, CaseIterable, Codable, Sendable {
         case .effectiveRank: EffectiveRankAllocator(beta: beta, uniformFallback: uniformFallback)
         case .svdLLMV2: TruncationLossAllocator()
         case .asvdSearch: SensitivitySearchAllocator()
+        case .asvdKnapsack: SensitivityKnapsackAllocator()
         case .fisher: FisherAllocator(variant: .fisher, cap: fisherCap)
         case .fisherWeight: FisherAllocator(variant: .weightOnly, cap: fisherCap)
         case .fisherGradient: FisherAllocator(variant: .gradientOnly, cap: fisherCap)
         }
     }
+
+    /// The allocations that read ASVD's sensitivity probes (the ones `--search-samples` and
+    /// `--sensitivity-from` apply to; their probes are interchangeable).
+    public var readsSensitivity: Bool { self == .asvdSearch || self == .asvdKnapsack }
 
     /// FLRC's family (the ones `--fisher-cap` applies to).
     public var isFisher: Bool { [.fisher, .fisherWeight, .fisherGradient].contains(self) }

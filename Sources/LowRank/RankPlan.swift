@@ -52,6 +52,8 @@ public struct ProjectionProfile: Sendable {
     public var fisher: FisherImportance.Entry?
     /// ASVD's probes: the calibration loss with only this unit truncated, per kept fraction.
     public var sensitivity: [SensitivityPoint]?
+    /// The dense model's loss on the same probe windows (what each probe is compared with).
+    public var sensitivityBaseline: Double?
 
     public init(id: ProjectionID, outputs: Int, inputs: Int, singularValues: [Double]? = nil, fisher: FisherImportance.Entry? = nil,
                 sensitivity: [SensitivityPoint]? = nil, members: [ProjectionID]? = nil, skipped: Bool = false) {

@@ -1,7 +1,8 @@
 import Foundation
 import Llama
 
-/// The sensitivity probes of an earlier `asvd-search` run, reused at another budget.
+/// The sensitivity probes of an earlier `asvd-search` or `asvd-knapsack` run, reused at another
+/// budget or by the other allocation (both read the same probes).
 ///
 /// ASVD's probes (the calibration loss of the model with one projection truncated to each
 /// candidate kept fraction) depend on the model, the factorisation (method, scaling, whitening),
@@ -12,6 +13,9 @@ import Llama
 public struct SavedSensitivity: Sendable {
     /// Every projection's probes, candidates in `SensitivitySearchAllocator.candidates` order.
     public let points: [ProjectionID: [SensitivityPoint]]
+    /// The dense model's loss on the probe windows, when the record kept it (records made before
+    /// it was kept lack it; the compressor then measures it again).
+    public let baseline: Double?
     /// Where they came from (recorded in the new run's recipe).
     public let source: SensitivitySource
 
@@ -20,8 +24,8 @@ public struct SavedSensitivity: Sendable {
     /// in everything but the budget.
     public init(record: CompressionRecord, path: String, sha256: String, configuration: LlamaConfiguration,
                 matching recipe: CompressionRecipe, sourceSHA256: String, calibrationSHA256: String?) throws(AllocationError) {
-        guard record.recipe.allocation == .asvdSearch else {
-            throw .sensitivityRecordMismatch(path: path, field: "allocation", recorded: record.recipe.allocation.rawValue, wanted: AllocationMethod.asvdSearch.rawValue)
+        guard record.recipe.allocation.readsSensitivity else {
+            throw .sensitivityRecordMismatch(path: path, field: "allocation", recorded: record.recipe.allocation.rawValue, wanted: "asvd-search or asvd-knapsack")
         }
         guard record.source_sha256 == sourceSHA256 else {
             throw .sensitivityRecordMismatch(path: path, field: "source_sha256", recorded: record.source_sha256, wanted: sourceSHA256)
@@ -53,13 +57,15 @@ public struct SavedSensitivity: Sendable {
             throw .sensitivityRecordIncomplete(path: path, reason: "\(extra) is not a unit of --method \(recipe.method.rawValue)")
         }
         self.points = points
+        baseline = record.report.sensitivityBaseline
         source = SensitivitySource(path: path, sha256: sha256)
     }
 
     /// The first recipe field (as `compression.json` spells it) that differs between two recipes,
-    /// ignoring the budget, where probes came from, and what the layers were calibrated on: every
-    /// probe is measured on factors from dense calibration (a fresh asvd-search cannot calibrate
-    /// otherwise), so a sequential or compensated run may take an earlier run's probes for its ranks.
+    /// ignoring the budget, where probes came from, what the layers were calibrated on, and which of
+    /// the two allocations read the probes: every probe is measured on factors from dense
+    /// calibration (a fresh search cannot calibrate otherwise), so a sequential or compensated run
+    /// may take an earlier run's probes for its ranks, and asvd-knapsack may take asvd-search's.
     static func firstDifference(_ a: CompressionRecipe, _ b: CompressionRecipe) -> (String, String, String)? {
         func fields(_ recipe: CompressionRecipe) -> [String: String] {
             var r = recipe
@@ -67,6 +73,7 @@ public struct SavedSensitivity: Sendable {
             r.sensitivitySource = nil
             r.calibrateOn = .dense
             r.compensationRidge = nil
+            if r.allocation.readsSensitivity { r.allocation = .asvdSearch }
             let encoder = JSONEncoder()
             encoder.outputFormatting = .sortedKeys
             guard let data = try? encoder.encode(r),

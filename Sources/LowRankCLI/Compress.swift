@@ -27,7 +27,7 @@ struct Compress: ParsableCommand {
             --calibrate-on compensated does too, and fits each projection to the dense model's outputs at the same \
             tokens (it corrects the drift of the compressed prefix, not only follows it; a second stream, one paired pass per input site). \
             --whitening eigen uses SVD-LLM V2's eigen-decomposition square root instead of Cholesky.
-            Every recipe whose ranks are fixed before factorising (all but the spectra allocators, asvd-search without \
+            Every recipe whose ranks are fixed before factorising (all but the spectra allocators, asvd-search and asvd-knapsack without \
             --sensitivity-from, and basis-sharing) streams and can resume: each finished layer is saved in DIR.partial and leaves memory, the \
             checkpoint is assembled from the saved layers, and --resume continues an interrupted run. A safetensors source \
             stored in F16/BF16 stays memory-mapped and is widened one layer at a time (exactly). compression.json's memory \
@@ -85,7 +85,7 @@ struct Compress: ParsableCommand {
     @Option(help: "--calibrate-on compensated: ridge α ≥ 0, adding α·trace(Ĝ)/n to the diagonal of the compressed prefix's Gram matrix Ĝ before the fit to the dense outputs (default 1e-2).")
     var compensationRidge: Double?
 
-    @Option(help: "Rank allocation: uniform (SVD-LLM: the same kept fraction of every matrix), effective-rank (D-Rank: ranks ∝ √(effective rank) per projection type, then Q/K → V), svd-llm-v2 (SVD-LLM V2: less compression where the truncation loss is larger, per type), asvd-search (ASVD: calibration loss of each projection at kept fractions 0.4–0.9, then a binary search; slow), fisher (FLRC: ranks ∝ Σ(G⊙W)² from a backward pass on the calibration windows), fisher-weight or fisher-gradient (FLRC's ablations: Σ W², Σ G²).")
+    @Option(help: "Rank allocation: uniform (SVD-LLM: the same kept fraction of every matrix), effective-rank (D-Rank: ranks ∝ √(effective rank) per projection type, then Q/K → V), svd-llm-v2 (SVD-LLM V2: less compression where the truncation loss is larger, per type), asvd-search (ASVD: calibration loss of each projection at kept fractions 0.4–0.9, then a binary search; slow), asvd-knapsack (the same probes, then the least summed loss increase within the budget: a knapsack that weighs each probe's loss against the parameters it frees), fisher (FLRC: ranks ∝ Σ(G⊙W)² from a backward pass on the calibration windows), fisher-weight or fisher-gradient (FLRC's ablations: Σ W², Σ G²).")
     var allocation: AllocationMethod = .uniform
 
     @Option(help: "fisher allocations: a rank reaching break-even ⌊mn/(m+n)⌋ keeps the matrix dense (break-even, default), or ranks are capped at min(m, n) and stored as factors even past break-even (full-rank, an ablation).")
@@ -97,10 +97,10 @@ struct Compress: ParsableCommand {
     @Flag(help: "effective-rank: as D-Rank's released code, o/up/down keep uniform ranks unless the dynamic ones lower the summed squared truncation error, and gate always does.")
     var uniformFallback = false
 
-    @Option(help: "asvd-search: calibration windows (the first ones) each sensitivity probe is scored on (default 4; ASVD used 32 of 2048 tokens).")
+    @Option(help: "asvd-search, asvd-knapsack: calibration windows (the first ones) each sensitivity probe is scored on (default 4; ASVD used 32 of 2048 tokens).")
     var searchSamples: Int?
 
-    @Option(help: ArgumentHelp("asvd-search: reuse the sensitivity probes of an earlier asvd-search checkpoint made from the same model and calibration with the same options except --remove and --calibrate-on (the probes do not depend on the budget; only the search re-runs). The ranks are then fixed before the first layer, so the run may use --calibrate-on compressed or compensated, and streams and resumes.", valueName: "checkpoint"))
+    @Option(help: ArgumentHelp("asvd-search, asvd-knapsack: reuse the sensitivity probes of an earlier asvd-search or asvd-knapsack checkpoint made from the same model and calibration with the same options except --remove, --calibrate-on and which of the two reads them (the probes do not depend on the budget; only the search re-runs). The ranks are then fixed before the first layer, so the run may use --calibrate-on compressed or compensated, and streams and resumes.", valueName: "checkpoint"))
     var sensitivityFrom: String?
 
     @Option(help: "Folder holding c4/ (default: $LOWRANK_DATA, ./data, or the repository's data/).")
@@ -139,11 +139,11 @@ struct Compress: ParsableCommand {
         if allocation != .effectiveRank && (beta != nil || uniformFallback) {
             throw ValidationError("--beta and --uniform-fallback apply to --allocation effective-rank only (this run uses \(allocation.rawValue))")
         }
-        if allocation != .asvdSearch && sensitivityFrom != nil {
-            throw ValidationError("--sensitivity-from applies to --allocation asvd-search only (this run uses \(allocation.rawValue))")
+        if !allocation.readsSensitivity && sensitivityFrom != nil {
+            throw ValidationError("--sensitivity-from applies to --allocation asvd-search and asvd-knapsack only (this run uses \(allocation.rawValue))")
         }
-        if allocation != .asvdSearch && searchSamples != nil {
-            throw ValidationError("--search-samples applies to --allocation asvd-search only (this run uses \(allocation.rawValue))")
+        if !allocation.readsSensitivity && searchSamples != nil {
+            throw ValidationError("--search-samples applies to --allocation asvd-search and asvd-knapsack only (this run uses \(allocation.rawValue))")
         }
         if let searchSamples, searchSamples < 1 || searchSamples > (calibrationStarts?.count ?? samples) {
             throw ValidationError("--search-samples must be between 1 and the number of calibration windows (\(calibrationStarts?.count ?? samples))")
@@ -174,7 +174,7 @@ struct Compress: ParsableCommand {
         if let sensitivityFrom {
             do { saved = try CompressionRecord.read(directory: sensitivityFrom) } catch { throw CLIError(error.description) }
             guard saved != nil else {
-                throw CLIError("--sensitivity-from: \(sensitivityFrom) has no \(CompressionRecord.fileName); pass the directory of a checkpoint written by lowrank compress --allocation asvd-search")
+                throw CLIError("--sensitivity-from: \(sensitivityFrom) has no \(CompressionRecord.fileName); pass the directory of a checkpoint written by lowrank compress --allocation asvd-search or asvd-knapsack")
             }
         }
         var recipe = CompressionRecipe(method: method, removedFraction: remove, asvdAlpha: alpha, calibrationCorpus: calibration,
@@ -257,7 +257,7 @@ struct Compress: ParsableCommand {
                     if importanceProgress == nil { importanceProgress = ProgressReporter("fisher importance (backward pass)", unit: "windows") }
                     importanceProgress!.update($0.done, $0.total)
                 case .search:
-                    if searchProgress == nil { searchProgress = ProgressReporter("asvd-search sensitivity", unit: "probes") }
+                    if searchProgress == nil { searchProgress = ProgressReporter("\(allocation.rawValue) sensitivity", unit: "probes") }
                     searchProgress!.update($0.done, $0.total, detail: "layer \($0.layer + 1)/\(loaded.configuration.layerCount)")
                 case .layers:
                     if progress == nil { progress = ProgressReporter("compression", unit: unit) }
@@ -328,9 +328,9 @@ struct Compress: ParsableCommand {
         let clamped = report.projections.filter { ($0.clampedEigenvalues ?? 0) > 0 }.count
         if clamped > 0 { print("whitening: \(clamped) projections had tiny Gram eigenvalues raised to the floor (see compression.json)") }
         if shifted > 0 { print("whitening: \(shifted) Gram matrices were not positive definite and were shifted (see compression.json)") }
-        if let source = recipe.sensitivitySource { print("asvd-search: sensitivity probes reused from \(source.path) (sha256 \(source.sha256.prefix(12))…)") }
+        if let source = recipe.sensitivitySource { print("\(allocation.rawValue): sensitivity probes reused from \(source.path) (sha256 \(source.sha256.prefix(12))…)") }
         print(String(format: "%@calibration %.1f s, factorisation %.1f s, total %.1f s, peak RSS %.0f MiB (calibration statistics at most %.0f MiB)",
-                     report.allocationSeconds.map { String(format: "allocation (%@) %.1f s, ", allocation == .asvdSearch ? "sensitivity probes" : "backward pass", $0) } ?? "",
+                     report.allocationSeconds.map { String(format: "allocation (%@) %.1f s, ", allocation.readsSensitivity ? "sensitivity probes" : "backward pass", $0) } ?? "",
                      calibrationSeconds, report.factorisationSeconds, summary.total_seconds, Double(summary.peak_rss_bytes) / 1_048_576,
                      Double(report.peakCalibrationBytes) / 1_048_576))
     }

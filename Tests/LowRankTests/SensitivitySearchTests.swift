@@ -177,7 +177,7 @@ struct SensitivitySearchTests {
         var fisher = recipe
         fisher.allocation = .fisher
         #expect(refusal(Self.record(fisher, report), recipe)
-                == .sensitivityRecordMismatch(path: "p", field: "allocation", recorded: "fisher", wanted: "asvd-search"))
+                == .sensitivityRecordMismatch(path: "p", field: "allocation", recorded: "fisher", wanted: "asvd-search or asvd-knapsack"))
         var partial = report
         partial.projections[3].sensitivity = nil
         guard case .sensitivityRecordIncomplete(_, let reason)? = refusal(Self.record(recipe, partial), recipe) else {
