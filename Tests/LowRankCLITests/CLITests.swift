@@ -547,6 +547,9 @@ struct CLITests {
         #expect(sequential.stderr.contains("--allocation effective-rank") && sequential.stderr.contains("--calibrate-on dense"), "\(sequential.stderr)")
         let search = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "asvd-search", "--calibrate-on", "compressed", "-o", "/tmp/never"])
         #expect(search.status != 0 && search.stderr.contains("--sensitivity-from DIR"), "asvd-search names the way to reuse a dense run's probes: \(search.stderr)")
+        let knapsack = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "asvd-knapsack", "--calibrate-on", "compressed", "-o", "/tmp/never"])
+        #expect(knapsack.status != 0 && knapsack.stderr.contains("--allocation asvd-knapsack") && knapsack.stderr.contains("--sensitivity-from DIR"),
+                "asvd-knapsack reads the same probes, with the same way round: \(knapsack.stderr)")
         let beta = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "effective-rank", "--beta", "1.2", "-o", "/tmp/never"])
         #expect(beta.status != 0 && beta.stderr.contains("--beta"), "\(beta.stderr)")
         let ignored = try CLI.run(["compress", model, "--remove", "0.2", "--beta", "0.1", "-o", "/tmp/never"])
@@ -558,7 +561,7 @@ struct CLITests {
         let badCap = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "fisher", "--fisher-cap", "sometimes", "-o", "/tmp/never"])
         #expect(badCap.status != 0 && badCap.stderr.contains("break-even"), "\(badCap.stderr)")
         let samples = try CLI.run(["compress", model, "--remove", "0.2", "--search-samples", "2", "-o", "/tmp/never"])
-        #expect(samples.status != 0 && samples.stderr.contains("--search-samples applies to --allocation asvd-search"), "\(samples.stderr)")
+        #expect(samples.status != 0 && samples.stderr.contains("--search-samples applies to --allocation asvd-search and asvd-knapsack"), "\(samples.stderr)")
         let tooMany = try CLI.run(["compress", model, "--remove", "0.2", "--allocation", "asvd-search", "--samples", "3", "--search-samples", "4",
                                    "-o", "/tmp/never"])
         #expect(tooMany.status != 0 && tooMany.stderr.contains("--search-samples must be between 1 and the number of calibration windows (3)"),
