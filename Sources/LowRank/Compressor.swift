@@ -145,13 +145,16 @@ public enum Compressor {
                 // now (the probes were measured on factors from dense calibration, as every
                 // asvd-search measures them; a sequential run then calibrates at these ranks).
                 // The dense loss on the probe windows: the record's, or measured now (records made
-                // before it was kept; one forward pass).
+                // before it was kept) by plain scoring, one forward pass per window: a
+                // SensitivityProbe would also keep every layer's input stream, which a streaming
+                // run at 8B shapes cannot spare (1 GB for four windows).
                 let baseline: Double
                 if let recorded = savedSensitivity.baseline {
                     baseline = recorded
                 } else {
                     guard let calibration else { throw CompressionError.missingAllocationCalibration(recipe.allocation) }
-                    baseline = SensitivityProbe(model: model, windows: Array(calibration.windows.prefix(recipe.searchSamples))).denseLoss()
+                    let windows = calibration.windows.prefix(recipe.searchSamples)
+                    baseline = windows.map { model.score($0).meanNLL }.reduce(0, +) / Double(windows.count)
                 }
                 for i in shapes.indices {
                     guard let points = savedSensitivity.points[shapes[i].id] else { throw AllocationError.missingSensitivity(shapes[i].id) }

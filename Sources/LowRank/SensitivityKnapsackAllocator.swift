@@ -45,10 +45,9 @@ public struct SensitivityKnapsackAllocator: RankAllocator {
     public func allocate(_ profiles: [ProjectionProfile], keptFraction keep: Double) throws -> RankPlan {
         var options: [[Option]] = []
         for p in profiles {
-            guard let points = p.sensitivity, !points.isEmpty else { throw AllocationError.missingSensitivity(p.id) }
+            let points = try p.checkedSensitivity()
             guard let baseline = p.sensitivityBaseline else { throw AllocationError.missingSensitivityBaseline(p.id) }
-            guard baseline.isFinite else { throw AllocationError.nonFiniteSensitivity(p.id, 1) }
-            for point in points where !point.loss.isFinite { throw AllocationError.nonFiniteSensitivity(p.id, point.keptFraction) }
+            guard baseline.isFinite else { throw AllocationError.nonFiniteSensitivity(p.id, 1) }  // the dense loss: fraction 1
             options.append(Self.options(p, points: points, baseline: baseline))
         }
         let total = profiles.reduce(0) { $0 + $1.denseParameters }

@@ -33,11 +33,7 @@ public struct SensitivitySearchAllocator: RankAllocator {
     public func allocate(_ profiles: [ProjectionProfile], keptFraction keep: Double) throws -> RankPlan {
         var probes: [(id: ProjectionID, fraction: Double, loss: Double)] = []
         for p in profiles {
-            guard let points = p.sensitivity, !points.isEmpty else { throw AllocationError.missingSensitivity(p.id) }
-            for point in points {
-                guard point.loss.isFinite else { throw AllocationError.nonFiniteSensitivity(p.id, point.keptFraction) }
-                probes.append((p.id, point.keptFraction, point.loss))
-            }
+            for point in try p.checkedSensitivity() { probes.append((p.id, point.keptFraction, point.loss)) }
         }
         // Most damaging first; ties broken by identity so the order is reproducible.
         probes.sort { a, b in
@@ -69,5 +65,15 @@ public struct SensitivitySearchAllocator: RankAllocator {
             if Double(plan(applyingFrom: middle).parameters(profiles)) <= budget { low = middle } else { high = middle }
         }
         return plan(applyingFrom: low)
+    }
+}
+
+extension ProjectionProfile {
+    /// The unit's probes, refused (naming the unit and fraction) when missing or not finite: what
+    /// every allocator reading them checks first.
+    func checkedSensitivity() throws(AllocationError) -> [SensitivityPoint] {
+        guard let points = sensitivity, !points.isEmpty else { throw .missingSensitivity(id) }
+        if let bad = points.first(where: { !$0.loss.isFinite }) { throw .nonFiniteSensitivity(id, bad.keptFraction) }
+        return points
     }
 }
