@@ -36,6 +36,7 @@ final class ActivationTape {
     let dUp: UnsafeMutablePointer<Float>  // [rows × intermediate]
     let blockOutput: UnsafeMutablePointer<Float>  // [rows × hidden]: o and down outputs before the residual add
     let logits: UnsafeMutablePointer<Float>  // [headRows × vocabulary]
+    let teacherLogits: UnsafeMutablePointer<Float>  // [headRows × vocabulary]: distillation's targets
     let weightGradient: UnsafeMutablePointer<Float>  // [largest projection], handed to the consumer
     let attentionScratch: [UnsafeMutablePointer<Float>]  // per worker, `CausalAttentionOp.scratchCount`
     let headScratch: UnsafeMutablePointer<Float>  // [2 · heads · rows · d]
@@ -80,6 +81,7 @@ final class ActivationTape {
         dUp = buffer(t * inter)
         blockOutput = buffer(t * h)
         logits = buffer(Self.headRows * c.vocabularySize)
+        teacherLogits = buffer(Self.headRows * c.vocabularySize)
         weightGradient = buffer(ProjectionKind.allCases.map { let s = c.shape(of: $0); return s.outputs * s.inputs }.max()!)
         attentionScratch = (0..<max(1, min(workers, c.attentionHeads))).map { _ in buffer(CausalAttentionOp.scratchCount(rows: t)) }
         headScratch = buffer(2 * c.attentionHeads * t * c.headDimension)

@@ -10,7 +10,7 @@ import Llama
 /// is handed to the caller as soon as it exists and overwritten by the next.
 public final class GradientPass {
     public let configuration: LlamaConfiguration
-    private let weights: LlamaWeights
+    private var weights: LlamaWeights
     private let rotary: RotaryTable
     private var tape: ActivationTape?
 
@@ -23,19 +23,48 @@ public final class GradientPass {
         rotary = RotaryTable(configuration: configuration, positions: configuration.contextLength)
     }
 
-    /// Mean next-token NLL of `tokens` (predicting tokens[1...] from their prefixes), forward only.
-    public func loss(_ tokens: [Int]) -> Double {
-        run(tokens, gradients: nil)
+    /// Mean next-token NLL of `tokens` (predicting tokens[1...] from their prefixes), forward only;
+    /// with `teacherHidden`, the mean KL divergence from the teacher's distributions instead.
+    public func loss(_ tokens: [Int], distillingFrom teacherHidden: [Float]? = nil) -> Double {
+        run(tokens, teacherHidden: teacherHidden, gradients: nil)
+    }
+
+    /// The final normed hidden states `[tokens × hidden]` of `tokens` (forward only): what a teacher
+    /// hands to `lossAndGradients(_:distillingFrom:gradient:)`, so the student's head makes the
+    /// teacher's logits a block at a time (the `[tokens × vocabulary]` logits are never all held).
+    public func finalHidden(_ tokens: [Int]) -> [Float] {
+        precondition(!tokens.isEmpty && tokens.count <= rotary.positions, "\(tokens.count) tokens: need 1 ... \(rotary.positions)")
+        if tape == nil || tape!.rows != tokens.count { tape = ActivationTape(configuration: configuration, rows: tokens.count, workers: Parallel.workers) }
+        forward(tokens, tape: tape!)
+        return Array(UnsafeBufferPointer(start: tape!.finalNormed, count: tokens.count * configuration.hiddenSize))
+    }
+
+    /// Replaces the weight of one projection (`[outputs × inputs]`, its shape): a training step's update.
+    public func replaceWeight(_ id: ProjectionID, with weight: Matrix<Float>) {
+        let s = configuration.shape(of: id.kind)
+        precondition(weight.rows == s.outputs && weight.columns == s.inputs,
+                     "\(id) is [\(s.outputs) × \(s.inputs)], not [\(weight.rows) × \(weight.columns)]")
+        weights[id] = weight
     }
 
     /// Mean next-token NLL of `tokens`, and ∂loss/∂W of every projection, handed to `gradient` layer
     /// by layer from the last (`[outputs × inputs]` row-major, as the weight; valid only during the call).
     @discardableResult
     public func lossAndGradients(_ tokens: [Int], gradient: (ProjectionID, UnsafeBufferPointer<Float>) -> Void) -> Double {
-        withoutActuallyEscaping(gradient) { run(tokens, gradients: $0) }
+        withoutActuallyEscaping(gradient) { run(tokens, teacherHidden: nil, gradients: $0) }
     }
 
-    private func run(_ tokens: [Int], gradients: ((ProjectionID, UnsafeBufferPointer<Float>) -> Void)?) -> Double {
+    /// Mean KL divergence of `tokens`' next-token distributions from a teacher's (`DistillationOp`,
+    /// every position), and ∂loss/∂W of every projection as `lossAndGradients(_:gradient:)` gives
+    /// them. `teacherHidden` is the teacher's `finalHidden(tokens)`; the output head (frozen, and
+    /// untouched by compression) turns it into the teacher's logits.
+    @discardableResult
+    public func lossAndGradients(_ tokens: [Int], distillingFrom teacherHidden: [Float],
+                                 gradient: (ProjectionID, UnsafeBufferPointer<Float>) -> Void) -> Double {
+        withoutActuallyEscaping(gradient) { run(tokens, teacherHidden: teacherHidden, gradients: $0) }
+    }
+
+    private func run(_ tokens: [Int], teacherHidden: [Float]?, gradients: ((ProjectionID, UnsafeBufferPointer<Float>) -> Void)?) -> Double {
         let c = configuration
         let t = tokens.count
         precondition(t >= 2, "a window needs at least 2 tokens (one prediction)")
@@ -46,7 +75,10 @@ public final class GradientPass {
         // Output head and loss, a block of rows at a time; ∂L/∂(final normed) into tape.dNormed.
         let h = c.hiddenSize, vocabulary = c.vocabularySize
         let targets: [Int?] = (0..<t).map { $0 + 1 < t ? tokens[$0 + 1] : nil }
-        let scale = 1 / Float(t - 1)
+        if let teacherHidden { precondition(teacherHidden.count == t * h, "the teacher's hidden states are [\(t) × \(h)]") }
+        // Next-token: t − 1 predictions; distillation: every position's distribution.
+        let predictions = teacherHidden == nil ? t - 1 : t
+        let scale = 1 / Float(predictions)
         var total = 0.0
         tape.dNormed.update(repeating: 0, count: t * h)
         (weights.outputHead ?? weights.tokenEmbedding).storage.withUnsafeBufferPointer { head in
@@ -54,7 +86,16 @@ public final class GradientPass {
             while first < t {
                 let n = min(ActivationTape.headRows, t - first)
                 LinearOp.forward(tape.finalNormed + first * h, rows: n, weight: head.baseAddress!, outputs: vocabulary, inputs: h, into: tape.logits)
-                total += CrossEntropyOp.lossAndGradient(tape.logits, rows: n, vocabulary: vocabulary, targets: targets[first..<(first + n)], scale: scale)
+                if let teacherHidden {
+                    teacherHidden.withUnsafeBufferPointer {
+                        LinearOp.forward($0.baseAddress! + first * h, rows: n, weight: head.baseAddress!, outputs: vocabulary, inputs: h,
+                                         into: tape.teacherLogits)
+                    }
+                    total += DistillationOp.lossAndGradient(tape.logits, teacher: tape.teacherLogits, rows: n, vocabulary: vocabulary, scale: scale)
+                } else {
+                    total += CrossEntropyOp.lossAndGradient(tape.logits, rows: n, vocabulary: vocabulary, targets: targets[first..<(first + n)],
+                                                            scale: scale)
+                }
                 if gradients != nil {
                     LinearOp.backward(tape.logits, x: tape.finalNormed + first * h, rows: n, weight: head.baseAddress!, outputs: vocabulary,
                                       inputs: h, accumulatingInto: tape.dNormed + first * h, weightGradient: nil)
@@ -62,7 +103,7 @@ public final class GradientPass {
                 first += n
             }
         }
-        let loss = total / Double(t - 1)
+        let loss = total / Double(predictions)
         guard let gradients else { return loss }
         tape.dStream.update(repeating: 0, count: t * h)
         weights.finalNorm.withUnsafeBufferPointer { w in

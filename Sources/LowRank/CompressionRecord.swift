@@ -31,6 +31,8 @@ public struct CompressionRecord: Codable, Sendable {
     /// Where the (last) run's memory went: peak and the stage that reached it, the peak after
     /// each layer, and the parts (absent in records written before it was recorded).
     public var memory: CompressionMemory?
+    /// Set when `lowrank heal` trained the factors after compression (absent otherwise).
+    public var healing: HealingRecord?
 
     public init(lowrank_version: String, source_model: String, source_sha256: String, recipe: CompressionRecipe,
                 calibration_file: String?, calibration_sha256: String?, calibration_tokens: Int?, report: CompressionReport,
@@ -86,12 +88,14 @@ public struct CompressionRecord: Codable, Sendable {
         public var removed_model_fraction: Double
         /// Digest of the `compression.json` itself.
         public var compression_json_sha256: String?
+        /// How the factors were healed after compression, when they were.
+        public var healing: HealingRecord.Recipe?
     }
 
     public func provenance(sha256: String?) -> Provenance {
         Provenance(source_model: source_model, source_sha256: source_sha256, recipe: recipe, calibration_file: calibration_file,
                    calibration_sha256: calibration_sha256, removed_projection_fraction: removed_projection_fraction,
-                   removed_model_fraction: removed_model_fraction, compression_json_sha256: sha256)
+                   removed_model_fraction: removed_model_fraction, compression_json_sha256: sha256, healing: healing?.recipe)
     }
 }
 

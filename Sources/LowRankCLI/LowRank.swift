@@ -9,7 +9,7 @@ struct LowRank: AsyncParsableCommand {
             Environment: OPENBLAS_CORETYPE and OPENBLAS_NUM_THREADS are honoured when set; otherwise lowrank \
             selects OpenBLAS's AVX-512 kernels on CPUs that have them and uses one BLAS thread.
             """,
-        subcommands: [Info.self, Tokenize.self, Generate.self, Perplexity.self, Compress.self, Bench.self, Logits.self, Eval.self, Summarize.self, Schedule.self, Synthesize.self, Plot.self, Serve.self]
+        subcommands: [Info.self, Tokenize.self, Generate.self, Perplexity.self, Compress.self, Heal.self, Bench.self, Logits.self, Eval.self, Summarize.self, Schedule.self, Synthesize.self, Plot.self, Serve.self]
     )
 }
 

@@ -73,6 +73,12 @@ struct FiniteDifferenceTests {
         #expect(Self.check(z, cotangent: [1], direction: random(z.count), gradient: dz) {
             [CrossEntropyOp.Reference.lossAndGradient($0, rows: 3, vocabulary: 10, targets: targets, scale: 0.5).0 * 0.5]
         } < tolerance)
+
+        let teacher = random(3 * 10, 5)
+        let (_, dd) = DistillationOp.Reference.lossAndGradient(z, teacher: teacher, rows: 3, vocabulary: 10, scale: 0.5)
+        #expect(Self.check(z, cotangent: [1], direction: random(z.count), gradient: dd) {
+            [DistillationOp.Reference.lossAndGradient($0, teacher: teacher, rows: 3, vocabulary: 10, scale: 0.5).0 * 0.5]
+        } < tolerance)
     }
 
     /// The whole model: the fast backward (Float32) against central differences of the Double

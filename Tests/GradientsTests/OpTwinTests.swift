@@ -100,6 +100,21 @@ struct OpTwinTests {
         expectClose(dz, reference.1)
     }
 
+    /// The distillation loss against its twin, and a student equal to its teacher: zero loss, zero gradient.
+    @Test func distillationLossAndGradientMatchTheTwin() {
+        var rng = SeededGenerator(seed: 17)
+        let rows = 3, vocabulary = 50
+        let z = rng.doubles(rows * vocabulary, scale: 6), teacher = rng.doubles(rows * vocabulary, scale: 6)
+        var dz = z.floats, probabilities = teacher.floats
+        let loss = DistillationOp.lossAndGradient(&dz, teacher: &probabilities, rows: rows, vocabulary: vocabulary, scale: 1 / 3)
+        let reference = DistillationOp.Reference.lossAndGradient(z, teacher: teacher, rows: rows, vocabulary: vocabulary, scale: 1 / 3)
+        #expect(loss > 0.1 && abs(loss - reference.0) < Self.tolerance)
+        expectClose(dz, reference.1)
+        var same = teacher.floats, target = teacher.floats
+        let zero = DistillationOp.lossAndGradient(&same, teacher: &target, rows: rows, vocabulary: vocabulary, scale: 1)
+        #expect(abs(zero) < 1e-6 && same.allSatisfy { abs($0) < 1e-6 })
+    }
+
     private func expectClose(_ fast: [Float], _ reference: [Double], sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(fast.count == reference.count, sourceLocation: sourceLocation)
         let worst = zip(fast, reference).map { abs(Double($0) - $1) }.max() ?? 0

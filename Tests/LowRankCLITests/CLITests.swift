@@ -465,6 +465,56 @@ struct CLITests {
         }
     }
 
+    /// `lowrank heal` on a tiny skipcat checkpoint: it writes a checkpoint with the same parameter
+    /// count whose compression.json has the healing record (recipe, held-out divergences, one
+    /// training divergence per step), which perplexity then reports; and it refuses a dense model,
+    /// a checkpoint without compression.json, a teacher that is not the source, and healing twice.
+    @Test func healTrainsACheckpointAndRecordsItsRecipe() throws {
+        let dir = TemporaryDirectory()
+        try TinyLlama(seed: 9).writeGGUF(to: dir.file("tiny.gguf"))
+        try TinyLlama(seed: 10).writeGGUF(to: dir.file("other.gguf"))
+        let text = (0..<80).map { "Calibration sentence \($0) says something about the number \($0 * 7)." }.joined(separator: " ")
+        try text.write(toFile: dir.file("calibration.txt"), atomically: false, encoding: .utf8)
+        let compress = try CLI.run(["compress", dir.file("tiny.gguf"), "--method", "skipcat", "--remove", "0.6", "--calibration", dir.file("calibration.txt"),
+                                    "--samples", "4", "--length", "32", "-o", dir.file("ck")])
+        #expect(compress.status == 0, "\(compress.stderr)")
+        let heal = ["--calibration", dir.file("calibration.txt"), "--steps", "3", "--windows-per-step", "2", "--length", "32", "--validation-windows", "2",
+                    "--learning-rate", "1e-4"]
+        let healed = try CLI.run(["heal", dir.file("ck"), "-o", dir.file("healed"), "--json"] + heal)
+        #expect(healed.status == 0, "\(healed.stderr)")
+        #expect(healed.stderr.contains("healing") && healed.stderr.contains("ETA"), "progress on stderr: \(healed.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(healed.stdout.utf8)) as? [String: Any])
+        let recipe = try #require(json["recipe"] as? [String: Any])
+        #expect(recipe["objective"] as? String == "distillation-kl" && recipe["steps"] as? Int == 3 && recipe["windows_per_step"] as? Int == 2)
+        #expect(recipe["teacher_model"] as? String == dir.file("tiny.gguf") && (recipe["training_starts"] as? [Int])?.count == 6)
+        let training = try #require(recipe["training_starts"] as? [Int]), held = try #require(recipe["validation_starts"] as? [Int])
+        #expect(training.allSatisfy { s in held.allSatisfy { s + 32 <= $0 || $0 + 32 <= s } }, "training windows overlap held-out ones")
+        #expect((json["training_divergence"] as? [Double])?.count == 3)
+        let before = try #require(json["validation_divergence_before"] as? Double), after = try #require(json["validation_divergence_after"] as? Double)
+        #expect(before > 0 && after < before, "held-out divergence \(before) → \(after)")
+        let record = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.file("healed/compression.json")))) as? [String: Any])
+        #expect((record["healing"] as? [String: Any])?["trained_parameters"] as? Int == json["trained_parameters"] as? Int)
+        func projectionTotal(_ path: String) throws -> Int? {
+            let info = try CLI.run(["info", path, "--json"])
+            let j = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
+            return (j?["parameters"] as? [String: Any])?["projectionTotal"] as? Int
+        }
+        #expect(try projectionTotal(dir.file("healed")) == projectionTotal(dir.file("ck")))
+        let ppl = try CLI.run(["perplexity", dir.file("healed"), "--dataset", dir.file("calibration.txt"), "--window", "64", "--limit", "2", "--json"])
+        #expect(ppl.status == 0 && ppl.stdout.contains("distillation-kl"), "the healing recipe is recorded beside the numbers: \(ppl.stdout.prefix(600))")
+
+        let dense = try CLI.run(["heal", dir.file("tiny.gguf"), "-o", dir.file("never")] + heal)
+        #expect(dense.status != 0 && dense.stderr.contains("no low-rank factors"), "\(dense.stderr)")
+        let twice = try CLI.run(["heal", dir.file("healed"), "-o", dir.file("never")] + heal)
+        #expect(twice.status != 0 && twice.stderr.contains("already healed"), "\(twice.stderr)")
+        let stranger = try CLI.run(["heal", dir.file("ck"), "--teacher", dir.file("other.gguf"), "-o", dir.file("never")] + heal)
+        #expect(stranger.status != 0 && stranger.stderr.contains("--teacher") && stranger.stderr.contains("sha256"), "\(stranger.stderr)")
+        try FileManager.default.removeItem(atPath: dir.file("ck/compression.json"))
+        let bare = try CLI.run(["heal", dir.file("ck"), "-o", dir.file("never")] + heal)
+        #expect(bare.status != 0 && bare.stderr.contains("compression.json"), "\(bare.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("never")))
+    }
+
     /// cat, skip, skipcat and basis-sharing checkpoints of a tiny model go through every command
     /// that loads a model (info, logits, perplexity, generate, bench at f16, eval), and the
     /// parameter count compression.json records is the count info reports.
