@@ -125,7 +125,8 @@ public final class FactorHealer {
     public private(set) var steps = 0
     public let options: HealingOptions
 
-    /// Parameters trained (the factors' stored values; equals the compressed projections' count).
+    /// Values trained: every factor's stored values (the projection parameters less those of the
+    /// projections kept dense).
     public var trainedParameterCount: Int {
         factored.reduce(0) { $0 + $1.left.values.count } + rights.reduce(0) { $0 + $1.parameter.values.count }
     }
@@ -180,21 +181,22 @@ public final class FactorHealer {
         self.rights = rights
         self.factored = factored
         byID = Dictionary(uniqueKeysWithValues: factored.enumerated().map { ($1.id, $0) })
-        // The student as dense reconstructions (exactly what its factors compute, up to rounding).
-        var dense = student
-        dense.compressedGroups = [:]
-        let layers = (0..<c.layerCount).map { l in
-            LlamaLayerWeights(attentionNorm: student.layers[l].attentionNorm, mlpNorm: student.layers[l].mlpNorm) { kind in
-                student.layers[l].dense(kind) ?? Matrix(rows: 0, columns: 0, storage: [])
-            }
-        }
-        dense.layers = layers
+        // The student as dense reconstructions (exactly what its factors compute, up to rounding):
+        // the stored dense projections, a compressed group's dense members, and W = B·R.
+        var stored: [ProjectionID: Matrix<Float>] = [:]
         for (id, group) in source {
             for (kind, member) in zip(id.site.projections, group.members) {
-                if case .dense(let d) = member { dense[ProjectionID(layer: id.layer, kind: kind)] = d.matrix }
+                if case .dense(let d) = member { stored[ProjectionID(layer: id.layer, kind: kind)] = d.matrix }
             }
         }
-        for f in factored { dense[f.id] = Self.reconstruct(f, rights[f.right], c) }
+        for f in factored { stored[f.id] = Self.reconstruct(f, rights[f.right], c) }
+        var dense = student
+        dense.compressedGroups = [:]
+        dense.layers = (0..<c.layerCount).map { l in
+            LlamaLayerWeights(attentionNorm: student.layers[l].attentionNorm, mlpNorm: student.layers[l].mlpNorm) { kind in
+                student.layers[l].dense(kind) ?? stored[ProjectionID(layer: l, kind: kind)]!
+            }
+        }
         self.student = GradientPass(configuration: c, weights: dense)
         self.teacher = GradientPass(configuration: c, weights: teacher)
     }
