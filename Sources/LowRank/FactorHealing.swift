@@ -142,6 +142,11 @@ public final class FactorHealer {
         guard teacher.layers.count == c.layerCount, teacher.tokenEmbedding.rows == c.vocabularySize else {
             throw .teacherShape("\(teacher.layers.count) layers and a vocabulary of \(teacher.tokenEmbedding.rows), expected \(c.layerCount) and \(c.vocabularySize)")
         }
+        // The student's head turns the teacher's hidden states into its logits (compression never
+        // changes the head), so the two must share it.
+        guard (teacher.outputHead ?? teacher.tokenEmbedding) == (student.outputHead ?? student.tokenEmbedding) else {
+            throw .teacherShape("the output heads differ, so the teacher is not the model the student was compressed from")
+        }
         configuration = c
         self.options = options
         source = student.compressedGroups

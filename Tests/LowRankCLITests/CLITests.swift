@@ -479,7 +479,7 @@ struct CLITests {
                                     "--samples", "4", "--length", "32", "-o", dir.file("ck")])
         #expect(compress.status == 0, "\(compress.stderr)")
         let heal = ["--calibration", dir.file("calibration.txt"), "--steps", "3", "--windows-per-step", "2", "--length", "32", "--validation-windows", "2",
-                    "--learning-rate", "1e-4"]
+                    "--learning-rate", "1e-4", "--first-token", "40"]
         let healed = try CLI.run(["heal", dir.file("ck"), "-o", dir.file("healed"), "--json"] + heal)
         #expect(healed.status == 0, "\(healed.stderr)")
         #expect(healed.stderr.contains("healing") && healed.stderr.contains("ETA"), "progress on stderr: \(healed.stderr)")
@@ -489,6 +489,7 @@ struct CLITests {
         #expect(recipe["teacher_model"] as? String == dir.file("tiny.gguf") && (recipe["training_starts"] as? [Int])?.count == 6)
         let training = try #require(recipe["training_starts"] as? [Int]), held = try #require(recipe["validation_starts"] as? [Int])
         #expect(training.allSatisfy { s in held.allSatisfy { s + 32 <= $0 || $0 + 32 <= s } }, "training windows overlap held-out ones")
+        #expect((training + held).allSatisfy { $0 >= 40 }, "--first-token 40 keeps the first 40 tokens out: \(training + held)")
         #expect((json["training_divergence"] as? [Double])?.count == 3)
         let before = try #require(json["validation_divergence_before"] as? Double), after = try #require(json["validation_divergence_after"] as? Double)
         #expect(before > 0 && after < before, "held-out divergence \(before) → \(after)")

@@ -125,12 +125,14 @@ struct HealingTests {
         }
     }
 
-    /// What the healer refuses: a dense student, a compressed teacher.
-    @Test func healingRefusesADenseStudentAndACompressedTeacher() throws {
+    /// What the healer refuses: a dense student, a compressed teacher, a teacher with another head.
+    @Test func healingRefusesADenseStudentACompressedTeacherAndAStranger() throws {
         let c = Self.tiny.configuration
         let options = HealingOptions(learningRate: 1e-3)
         #expect(throws: HealingError.notCompressed) { try FactorHealer(configuration: c, student: Self.tiny.weights, teacher: Self.tiny.weights, options: options) }
         let (student, _) = try Self.compressed(.svdLLM)
         #expect(throws: HealingError.teacherNotDense) { try FactorHealer(configuration: c, student: student, teacher: student, options: options) }
+        let stranger = TinyLlama(seed: 44, tiedEmbeddings: false).weights
+        #expect(throws: HealingError.self) { try FactorHealer(configuration: c, student: student, teacher: stranger, options: options) }
     }
 }
