@@ -4,7 +4,7 @@ import LinearAlgebra
 import Llama
 
 /// Adam's settings for healing (defaults: Kingma & Ba's β₁, β₂, ε).
-public struct HealingOptions: Sendable, Equatable, Codable {
+public struct HealingOptions: Sendable, Equatable {
     public var learningRate: Float
     public var beta1: Float
     public var beta2: Float
@@ -78,17 +78,8 @@ public final class FactorHealer {
         let inputs: Int
         let skipped: (selected: [Int], rest: [Int])?
 
-        /// R `[rank × inputs]` in the original channel order.
-        func dense() -> [Float] {
-            guard let skipped else { return parameter.values }
-            var out = [Float](repeating: 0, count: rank * inputs)
-            let n = skipped.rest.count
-            for j in 0..<rank {
-                out[j * inputs + skipped.selected[j]] = 1
-                for (k, channel) in skipped.rest.enumerated() { out[j * inputs + channel] = parameter.values[j * n + k] }
-            }
-            return out
-        }
+        /// R `[rank × inputs]` in the original channel order (the identity block written in).
+        func dense() -> [Float] { factor(parameter.values).matrix(activeRank: rank).storage }
 
         /// The parameter's gradient from ∂L/∂R `[rank × inputs]`.
         func setGradient(fromDense d: [Float]) {
@@ -194,7 +185,7 @@ public final class FactorHealer {
                 if case .dense(let d) = member { stored[ProjectionID(layer: id.layer, kind: kind)] = d.matrix }
             }
         }
-        for f in factored { stored[f.id] = Self.reconstruct(f, rights[f.right], c) }
+        for (id, w) in Self.reconstructions(factored, rights, c) { stored[id] = w }
         var dense = student
         dense.compressedGroups = [:]
         dense.layers = (0..<c.layerCount).map { l in
@@ -206,26 +197,37 @@ public final class FactorHealer {
         self.teacher = GradientPass(configuration: c, weights: teacher)
     }
 
-    /// W_p = B_p · R `[outputs × inputs]`.
-    private static func reconstruct(_ f: Factored, _ right: Right, _ c: LlamaConfiguration) -> Matrix<Float> {
-        let s = c.shape(of: f.id.kind), r = right.rank
-        let rDense = right.dense()
+    /// W_p = B_p · R `[outputs × inputs]`, from R widened (`Right.dense()`).
+    private static func reconstruct(_ f: Factored, rank r: Int, widened: [Float], _ c: LlamaConfiguration) -> Matrix<Float> {
+        let s = c.shape(of: f.id.kind)
         var w = [Float](repeating: 0, count: s.outputs * s.inputs)
         f.left.values.withUnsafeBufferPointer { b in
-            rDense.withUnsafeBufferPointer { rr in
+            widened.withUnsafeBufferPointer { rr in
                 w.withUnsafeMutableBufferPointer { w in
-                    let box = UncheckedSendableBox((b.baseAddress!, rr.baseAddress!, w.baseAddress!))
-                    let parts = Parallel.partCount(s.outputs, minimum: 64)
-                    Parallel.forEach(parts) { p in
-                        let (b, rr, w) = box.value
-                        let block = Parallel.part(p, of: parts, count: s.outputs)
-                        BLAS.gemmNN(m: block.count, n: s.inputs, k: r, a: b + block.lowerBound * r, lda: r, b: rr, ldb: s.inputs,
-                                    c: w + block.lowerBound * s.inputs, ldc: s.inputs)
+                    let (b, rr, w) = (b.baseAddress!, rr.baseAddress!, w.baseAddress!)
+                    inRowBlocks(s.outputs, minimum: 64) { rows in  // disjoint rows of W
+                        BLAS.gemmNN(m: rows.count, n: s.inputs, k: r, a: b + rows.lowerBound * r, lda: r, b: rr, ldb: s.inputs,
+                                    c: w + rows.lowerBound * s.inputs, ldc: s.inputs)
                     }
                 }
             }
         }
         return Matrix(rows: s.outputs, columns: s.inputs, storage: w)
+    }
+
+    /// `body(rows)` for disjoint blocks of `0..<count`, one per worker (each writes only its rows).
+    private static func inRowBlocks(_ count: Int, minimum: Int, _ body: (Range<Int>) -> Void) {
+        let parts = Parallel.partCount(count, minimum: minimum)
+        withoutActuallyEscaping(body) { body in
+            let box = UncheckedSendableBox(body)
+            Parallel.forEach(parts) { p in box.value(Parallel.part(p, of: parts, count: count)) }
+        }
+    }
+
+    /// Every factored projection's W = B·R from the current factors, each shared R widened once.
+    private static func reconstructions(_ factored: [Factored], _ rights: [Right], _ c: LlamaConfiguration) -> [(ProjectionID, Matrix<Float>)] {
+        let widened = rights.map { $0.dense() }
+        return factored.map { ($0.id, reconstruct($0, rank: rights[$0.right].rank, widened: widened[$0.right], c)) }
     }
 
     /// The mean KL divergence of the student from the teacher on `window`, forward only.
@@ -261,7 +263,7 @@ public final class FactorHealer {
         let o = options
         let correction1 = 1 - pow(o.beta1, Float(steps)), correction2 = 1 - pow(o.beta2, Float(steps))
         for p in parameters { Self.adam(p, o, correction1: correction1, correction2: correction2) }
-        for f in factored { student.replaceWeight(f.id, with: Self.reconstruct(f, rights[f.right], configuration)) }
+        for (id, w) in Self.reconstructions(factored, rights, configuration) { student.replaceWeight(id, with: w) }
     }
 
     /// The gradient of the mean divergence of the gathered windows with respect to every factor,
@@ -274,12 +276,12 @@ public final class FactorHealer {
 
     private var parameters: [Parameter] { factored.map(\.left) + rights.map(\.parameter) }
 
-    /// Fills every parameter's gradient from the gathered windows; returns how many are not finite.
+    /// Fills every parameter's gradient (of the mean over the gathered windows); returns how many
+    /// are not finite.
     private func computeGradients() -> Int {
         precondition(accumulatedWindows > 0, "accumulate at least one window first")
         let c = configuration
-        let scale = 1 / Float(accumulatedWindows)
-        let rDense = rights.map { $0.dense() }
+        let widened = rights.map { $0.dense() }
         var rGradients = rights.map { [Float](repeating: 0, count: $0.rank * $0.inputs) }
         for f in factored {
             let s = c.shape(of: f.id.kind), r = rights[f.right].rank
@@ -287,37 +289,34 @@ public final class FactorHealer {
                 f.left.gradient = [Float](repeating: 0, count: s.outputs * r)
                 continue
             }
-            // ∂L/∂B = G · Rᵀ [outputs × rank], split by rows of B.
             g.withUnsafeBufferPointer { g in
-                rDense[f.right].withUnsafeBufferPointer { rr in
-                    f.left.gradient.withUnsafeMutableBufferPointer { db in
-                        let box = UncheckedSendableBox((g.baseAddress!, rr.baseAddress!, db.baseAddress!))
-                        let parts = Parallel.partCount(s.outputs, minimum: 64)
-                        Parallel.forEach(parts) { p in
-                            let (g, rr, db) = box.value
-                            let block = Parallel.part(p, of: parts, count: s.outputs)
-                            BLAS.gemmNT(m: block.count, n: r, k: s.inputs, alpha: scale, a: g + block.lowerBound * s.inputs, lda: s.inputs,
-                                        b: rr, ldb: s.inputs, c: db + block.lowerBound * r, ldc: r)
-                        }
-                    }
+                // ∂L/∂B = G · Rᵀ [outputs × rank]: a linear layer with weight R applied to G's rows.
+                widened[f.right].withUnsafeBufferPointer { rr in
+                    LinearOp.forward(g.baseAddress!, rows: s.outputs, weight: rr.baseAddress!, outputs: r, inputs: s.inputs, into: &f.left.gradient)
                 }
-                // ∂L/∂R += Bᵀ · G [rank × inputs], split by rows of R.
+                // ∂L/∂R += Bᵀ · G [rank × inputs], summed over the projections sharing R.
                 f.left.values.withUnsafeBufferPointer { b in
                     rGradients[f.right].withUnsafeMutableBufferPointer { dr in
-                        let box = UncheckedSendableBox((g.baseAddress!, b.baseAddress!, dr.baseAddress!))
-                        let parts = Parallel.partCount(r, minimum: 32)
-                        Parallel.forEach(parts) { p in
-                            let (g, b, dr) = box.value
-                            let block = Parallel.part(p, of: parts, count: r)
-                            BLAS.gemmTN(m: block.count, n: s.inputs, k: s.outputs, alpha: scale, a: b + block.lowerBound, lda: r, b: g, ldb: s.inputs,
-                                        beta: 1, c: dr + block.lowerBound * s.inputs, ldc: s.inputs)
+                        let (g, b, dr) = (g.baseAddress!, b.baseAddress!, dr.baseAddress!)
+                        Self.inRowBlocks(r, minimum: 32) { rows in  // disjoint rows of ∂L/∂R
+                            BLAS.gemmTN(m: rows.count, n: s.inputs, k: s.outputs, a: b + rows.lowerBound, lda: r, b: g, ldb: s.inputs,
+                                        beta: 1, c: dr + rows.lowerBound * s.inputs, ldc: s.inputs)
                         }
                     }
                 }
             }
         }
         for (right, d) in zip(rights, rGradients) { right.setGradient(fromDense: d) }
-        return parameters.reduce(0) { $0 + $1.gradient.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }
+        // The sums are over windows; the step follows their mean.
+        let scale = 1 / Float(accumulatedWindows)
+        var nonFinite = 0
+        for p in parameters {
+            for i in p.gradient.indices {
+                p.gradient[i] *= scale
+                if !p.gradient[i].isFinite { nonFinite += 1 }
+            }
+        }
+        return nonFinite
     }
 
     /// Adam (Kingma & Ba, Algorithm 1) on one tensor.

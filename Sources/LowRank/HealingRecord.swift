@@ -19,7 +19,7 @@ public struct HealingRecord: Codable, Sendable, Equatable {
         public var training_starts: [Int]
         /// Token offsets of the held-out windows whose divergence is reported before and after.
         public var validation_starts: [Int]
-        public var seed: UInt64?
+        public var seed: UInt64
         public var optimizer: String
         public var learning_rate: Double
         public var beta1: Double
@@ -28,7 +28,7 @@ public struct HealingRecord: Codable, Sendable, Equatable {
 
         public init(objective: String, teacher_model: String, teacher_sha256: String, student_checkpoint: String,
                     student_compression_sha256: String?, calibration_file: String, calibration_sha256: String, window_length: Int,
-                    windows_per_step: Int, steps: Int, training_starts: [Int], validation_starts: [Int], seed: UInt64?,
+                    windows_per_step: Int, steps: Int, training_starts: [Int], validation_starts: [Int], seed: UInt64,
                     options: HealingOptions) {
             self.objective = objective
             self.teacher_model = teacher_model
