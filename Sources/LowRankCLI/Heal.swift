@@ -150,7 +150,7 @@ struct Heal: ParsableCommand {
         -> (training: [Int], validation: [Int]) {
         let span = corpusTokens - firstToken - length
         guard span > length * (validation + 1) else {
-            throw CLIError("the calibration corpus has \(corpusTokens) tokens: too few for windows of \(length) from token \(firstToken) with \(validation) held out")
+            throw CLIError("--calibration: the corpus has \(corpusTokens) tokens, too few for windows of --length \(length) from --first-token \(firstToken) with --validation-windows \(validation) held out; lower them or pass a longer corpus")
         }
         var random = SplitMix64(seed: seed)
         func draw() -> Int { firstToken + Int(random.next() % UInt64(span)) }

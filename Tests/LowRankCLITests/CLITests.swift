@@ -510,9 +510,14 @@ struct CLITests {
         #expect(twice.status != 0 && twice.stderr.contains("already healed"), "\(twice.stderr)")
         let stranger = try CLI.run(["heal", dir.file("ck"), "--teacher", dir.file("other.gguf"), "-o", dir.file("never")] + heal)
         #expect(stranger.status != 0 && stranger.stderr.contains("--teacher") && stranger.stderr.contains("sha256"), "\(stranger.stderr)")
+        try FileManager.default.copyItem(atPath: dir.file("ck"), toPath: dir.file("ck2"))
         try FileManager.default.removeItem(atPath: dir.file("ck/compression.json"))
         let bare = try CLI.run(["heal", dir.file("ck"), "-o", dir.file("never")] + heal)
         #expect(bare.status != 0 && bare.stderr.contains("compression.json"), "\(bare.stderr)")
+        let zeroSteps = try CLI.run(["heal", dir.file("healed"), "-o", dir.file("never"), "--steps", "0"])
+        #expect(zeroSteps.status != 0 && zeroSteps.stderr.contains("--steps"), "\(zeroSteps.stderr)")
+        let pastTheEnd = try CLI.run(["heal", dir.file("ck2"), "-o", dir.file("never")] + heal + ["--first-token", "1000000"])
+        #expect(pastTheEnd.status != 0 && pastTheEnd.stderr.contains("--first-token 1000000"), "\(pastTheEnd.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.file("never")))
     }
 
