@@ -32,6 +32,22 @@ public enum BLASRuntime {
     public static func setThreadCount(_ count: Int) {
         precondition(count >= 1, "BLAS thread count must be at least 1")
         openblas_set_num_threads(Int32(count))
+        threadCountChosen = true
+    }
+
+    nonisolated(unsafe) private static var threadCountChosen = false
+
+    /// One BLAS thread per call unless the thread count was chosen already (`setThreadCount`,
+    /// `prepareProcess`) or given in the environment. `Parallel` calls this when it creates its
+    /// worker pool: every worker calls sgemm on its own share, and OpenBLAS's own threads on top
+    /// oversubscribe the cores. A process that never ran `prepareProcess` (the test runner) kept
+    /// OpenBLAS's default of one thread per core: the SmolLM2 forward tests took 39 s with it
+    /// against 18 s with one thread, a third of it spent spinning in `sched_yield`.
+    static func useOneThreadUnlessChosen() {
+        guard !threadCountChosen else { return }
+        threadCountChosen = true
+        let environment = initialEnvironment()
+        if environment["OPENBLAS_NUM_THREADS"] == nil && environment["OMP_NUM_THREADS"] == nil { setThreadCount(1) }
     }
 
     /// What `prepareProcess` decided (`BLASKernelChoice.decide`).

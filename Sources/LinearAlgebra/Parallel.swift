@@ -39,7 +39,10 @@ public enum Parallel {
             for i in 0..<iterations { body(i) }
             return
         }
-        if pool == nil { pool = WorkerPool(helpers: workers - 1) }
+        if pool == nil {
+            BLASRuntime.useOneThreadUnlessChosen()
+            pool = WorkerPool(helpers: workers - 1)
+        }
         pool!.run(iterations, body)
     }
 
