@@ -86,11 +86,7 @@ extension LlamaModel {
         let values = stored.values + start * kvw
 
         // Attention block.
-        layer.attentionNorm.withUnsafeBufferPointer { w in
-            for r in 0..<t {
-                VectorMath.rmsNorm(ws.hidden + r * h, weight: w.baseAddress!, epsilon: c.rmsNormEpsilon, count: h, into: ws.normed + r * h)
-            }
-        }
+        normRows(t, weight: layer.attentionNorm, workspace: ws)
         report(.projectionInput(layer: l, site: .attentionInput), ws.normed, t, h, observer)
         layer.attentionInput.apply(ws.normed, rows: t, ldx: h, into: [ws.query, keys, values], ldy: [qw, kvw, kvw], scratch: ws.scratch)
         if let segments {
@@ -116,20 +112,22 @@ extension LlamaModel {
         }
         report(.projectionInput(layer: l, site: .attentionOutput), ws.attention, t, qw, observer)
         layer.attentionOutput.apply(ws.attention, rows: t, ldx: qw, into: [ws.normed], ldy: [h], scratch: ws.scratch)
-        VectorMath.add(ws.normed, into: ws.hidden, count: t * h)
 
-        // MLP block.
-        layer.mlpNorm.withUnsafeBufferPointer { w in
-            for r in 0..<t {
-                VectorMath.rmsNorm(ws.hidden + r * h, weight: w.baseAddress!, epsilon: c.rmsNormEpsilon, count: h, into: ws.normed + r * h)
-            }
-        }
+        // MLP block (the attention block's residual add and the MLP norm in one pass over each row).
+        normRows(t, weight: layer.mlpNorm, workspace: ws, addingFirst: true)
         report(.projectionInput(layer: l, site: .mlpInput), ws.normed, t, h, observer)
         layer.mlpInput.apply(ws.normed, rows: t, ldx: h, into: [ws.gate, ws.up], ldy: [inter, inter], scratch: ws.scratch)
-        VectorMath.siluMultiply(ws.gate, ws.up, count: t * inter)
+        let box = UncheckedSendableBox(ws)  // disjoint rows per part
+        Parallel.forEachPart(t, minimum: Self.elementwiseRows) { rows in
+            let ws = box.value
+            VectorMath.siluMultiply(ws.gate + rows.lowerBound * inter, ws.up + rows.lowerBound * inter, count: rows.count * inter)
+        }
         report(.projectionInput(layer: l, site: .mlpHidden), ws.gate, t, inter, observer)
         layer.mlpHidden.apply(ws.gate, rows: t, ldx: inter, into: [ws.normed], ldy: [h], scratch: ws.scratch)
-        VectorMath.add(ws.normed, into: ws.hidden, count: t * h)
+        Parallel.forEachPart(t, minimum: Self.elementwiseRows) { rows in
+            let ws = box.value
+            VectorMath.add(ws.normed + rows.lowerBound * h, into: ws.hidden + rows.lowerBound * h, count: rows.count * h)
+        }
         report(.layerOutput(layer: l), ws.hidden, t, h, observer)
     }
 
@@ -175,6 +173,27 @@ extension LlamaModel {
     private func report(_ point: ObservationPoint, _ values: UnsafePointer<Float>, _ rows: Int, _ columns: Int,
                         _ observer: (any ForwardObserver)?) {
         if let observer, observer.wants(point) { observer.observe(point, values: values, rows: rows, columns: columns) }
+    }
+
+    /// Rows per part of the element-wise passes of `forwardLayer` (norms, SwiGLU, residual adds):
+    /// a prefill's 512 rows run on every worker, a decoded row (or a few) on the caller.
+    static let elementwiseRows = 32
+
+    /// `ws.normed[r] = RMSNorm(ws.hidden[r]) ⊙ weight` for rows `0..<t` (`[t × hidden]`), split
+    /// over the workers by rows. `addingFirst`: `ws.hidden[r] += ws.normed[r]` before the norm
+    /// (the residual add of the projection whose output is in `ws.normed`), in the same pass.
+    private func normRows(_ t: Int, weight: [Float], workspace ws: Workspace, addingFirst: Bool = false) {
+        let h = configuration.hiddenSize, epsilon = configuration.rmsNormEpsilon
+        weight.withUnsafeBufferPointer { w in
+            let box = UncheckedSendableBox((ws, w.baseAddress!))  // disjoint rows per part
+            Parallel.forEachPart(t, minimum: Self.elementwiseRows) { rows in
+                let (ws, w) = box.value
+                for r in rows {
+                    if addingFirst { VectorMath.add(ws.normed + r * h, into: ws.hidden + r * h, count: h) }
+                    VectorMath.rmsNorm(ws.hidden + r * h, weight: w, epsilon: epsilon, count: h, into: ws.normed + r * h)
+                }
+            }
+        }
     }
 
     private func applyRotary(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, firstPosition: Int, table: RotaryTable) {
@@ -249,32 +268,43 @@ extension LlamaModel {
         let group = c.attentionHeads / c.keyValueHeads
         let scale = 1 / Float(d).squareRoot()
         let workers = ws.scores.count
-        let box = UncheckedSendableBox((ws, keys, values))  // each worker owns its heads and score buffer
+        // Work units: (head, block of query rows), each costing rows × visible keys. Heads taken in
+        // turn left one worker 5 of SmolLM2's 9 heads and the other 4; the longest units first,
+        // each to the least loaded worker, balance them (each unit writes its own outputs, so
+        // the assignment does not change any value).
+        var units: [(head: Int, start: Int, rows: Int, visible: Int)] = []
+        for head in 0..<c.attentionHeads {
+            var blockStart = 0
+            while blockStart < rows {
+                let blockRows = min(Workspace.attentionBlock, rows - blockStart)
+                units.append((head, blockStart, blockRows, firstPosition + blockStart + blockRows))
+                blockStart += blockRows
+            }
+        }
+        units.sort { $0.rows * $0.visible > $1.rows * $1.visible }
+        var assigned = [[Int]](repeating: [], count: workers), load = [Int](repeating: 0, count: workers)
+        for (i, u) in units.enumerated() {
+            let w = load.indices.min { load[$0] < load[$1] }!
+            assigned[w].append(i)
+            load[w] += u.rows * u.visible
+        }
+        let box = UncheckedSendableBox((ws, keys, values, units, assigned))  // each worker owns its units and score buffer
         Parallel.forEach(workers) { worker in
-            let (ws, keys, values) = box.value
+            let (ws, keys, values, units, assigned) = box.value
             let scores = ws.scores[worker]
-            var head = worker
-            while head < c.attentionHeads {
-                let kvHead = head / group
+            for u in assigned[worker].map({ units[$0] }) {
+                let kvHead = u.head / group
                 let k = keys + kvHead * d, v = values + kvHead * d
-                var blockStart = 0
-                while blockStart < rows {
-                    let blockRows = min(Workspace.attentionBlock, rows - blockStart)
-                    let q = ws.query + blockStart * qw + head * d
-                    let out = ws.attention + blockStart * qw + head * d
-                    let visible = firstPosition + blockStart + blockRows  // keys seen by the block's last row
-                    BLAS.gemmNT(m: blockRows, n: visible, k: d, alpha: scale, a: q, lda: qw, b: k, ldb: kvw,
-                                c: scores, ldc: visible)
-                    for r in 0..<blockRows {
-                        let row = scores + r * visible
-                        let seen = firstPosition + blockStart + r + 1
-                        VectorMath.softmax(row, count: seen)
-                        if seen < visible { (row + seen).update(repeating: 0, count: visible - seen) }
-                    }
-                    BLAS.gemmNN(m: blockRows, n: d, k: visible, a: scores, lda: visible, b: v, ldb: kvw, c: out, ldc: qw)
-                    blockStart += blockRows
+                let q = ws.query + u.start * qw + u.head * d
+                let out = ws.attention + u.start * qw + u.head * d
+                BLAS.gemmNT(m: u.rows, n: u.visible, k: d, alpha: scale, a: q, lda: qw, b: k, ldb: kvw, c: scores, ldc: u.visible)
+                for r in 0..<u.rows {
+                    let row = scores + r * u.visible
+                    let seen = firstPosition + u.start + r + 1
+                    VectorMath.softmax(row, count: seen)
+                    if seen < u.visible { (row + seen).update(repeating: 0, count: u.visible - seen) }
                 }
-                head += workers
+                BLAS.gemmNN(m: u.rows, n: d, k: u.visible, a: scores, lda: u.visible, b: v, ldb: kvw, c: out, ldc: qw)
             }
         }
     }

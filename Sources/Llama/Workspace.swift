@@ -9,7 +9,11 @@ public final class Workspace: @unchecked Sendable {
     /// groups, attention states) would overflow if the worker count were raised later.
     public let workers: Int
     /// Query rows per attention block: bounds the score buffers to `[block × context]` per worker.
-    static let attentionBlock = 256
+    /// A block scores every key its last row sees, so its earlier rows compute masked scores:
+    /// 64-row blocks waste far less of a 512-token prefill's attention than 256-row ones did, and
+    /// give the workers more, smaller units to balance (docs/BENCHMARKS.md, "Prefill: one region
+    /// per dense group").
+    public static let attentionBlock = 64
 
     let hidden: UnsafeMutablePointer<Float>  // [rows × hidden] residual stream
     let normed: UnsafeMutablePointer<Float>  // [rows × hidden]

@@ -25,6 +25,21 @@ struct ForwardTests {
         #expect(scores.nonFinitePositions == 0)
     }
 
+    /// A prompt of several attention blocks (`Workspace.attentionBlock` query rows each), whose
+    /// (head, block) units are balanced over the workers by their cost, against the plain-loop twin.
+    @Test func aPromptOfSeveralAttentionBlocksMatchesTheReferenceTwin() {
+        let model = LlamaModel(configuration: Self.tiny.configuration, weights: Self.tiny.weights)
+        var rng = SeededGenerator(seed: 13)
+        let tokens = (0..<(2 * Workspace.attentionBlock + 17)).map { _ in Int.random(in: 0..<model.configuration.vocabularySize, using: &rng) }
+        let checked: Set<Int> = [0, Workspace.attentionBlock - 1, Workspace.attentionBlock, tokens.count - 1]
+        let scores = model.score(tokens, keepLogitsAt: checked)
+        let reference = Reference.forward(Self.tiny.configuration, Self.tiny.weights, tokens: tokens)
+        for p in checked.sorted() {
+            let worst = zip(scores.logits[p]!, reference.logits[p]).map { abs($0 - $1) }.max()!
+            #expect(worst < 2e-5, "position \(p): worst logit difference \(worst)")
+        }
+    }
+
     /// How far two passes over the same tokens may differ. A half cache adds one effect: the one-row
     /// and many-row products can differ in a Float32 key's last bit, and near a half rounding
     /// boundary that moves the stored half by one half-precision step (observed up to 2e-5 here;

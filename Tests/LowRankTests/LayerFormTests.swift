@@ -154,6 +154,24 @@ struct LayerFormTests {
         }
     }
 
+    /// Many rows (prefill) through a group of dense members: one region over the members' output
+    /// columns laid end to end, each worker's share cutting across member boundaries.
+    @Test(arguments: [WeightPrecision.float32, .float16, .bfloat16])
+    func aDenseGroupCutAcrossItsMembersColumnsEqualsEachMembersProductForManyRows(precision: WeightPrecision) throws {
+        var rng = SeededGenerator(seed: 37)
+        let n = 72
+        let weights = [320, 64, 288].map { Matrix(rows: $0, columns: n, storage: rng.floats($0 * n, scale: 0.3)) }
+        let group = ProjectionGroup(site: .attentionInput, layout: .separate(weights.map { .dense(DenseLinear($0, precision: precision)) }))
+        #expect(Parallel.workers == 1 || Parallel.partCount(320 + 64 + 288, minimum: 128) >= 2, "the group is wide enough to split")
+        for t in [WeightMatrix.smallBatch + 1, 40] {
+            let x = rng.floats(t * n, scale: 1)
+            for (member, y) in zip(group.members, Self.run(group, x, rows: t)) {
+                let error = Self.relativeError(y, Self.reference(x, rows: t, member.reconstruction))
+                #expect(error < 1e-5, "rows \(t) \(precision): relative error \(error)")
+            }
+        }
+    }
+
     @Test func theWholeModelInEveryFormMatchesTheDenseModelOfItsReconstructions() throws {
         let model = try Self.everyFormModel()
         var dense = Self.tiny.weights

@@ -165,6 +165,11 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         }
         switch layout {
         case .separate(let members):
+            let dense = members.compactMap { m -> DenseLinear? in if case .dense(let d) = m { d } else { nil } }
+            if dense.count == members.count, members.count > 1 {
+                applyDense(dense, x, rows: t, ldx: ldx, into: outputs, ldy: ldy, scratch: scratch)
+                return
+            }
             for (i, m) in members.enumerated() { m.apply(x, rows: t, ldx: ldx, into: outputs[i], ldy: ldy[i], scratch: scratch) }
         case .sharedRight(let shared):
             let r = shared.activeRank
@@ -172,6 +177,34 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
             shared.right.multiply(x, rows: t, ldx: ldx, into: z, ldz: r, activeRank: r, scratch: rest)
             for (i, left) in shared.lefts.enumerated() {
                 left.multiply(z, rows: t, ldz: r, into: outputs[i], ldy: ldy[i], activeRank: r, scratch: rest)
+            }
+        }
+    }
+
+    /// Many rows through dense members that read the same input, in one parallel region: the
+    /// members' output columns laid end to end (q, k, v: 576 + 192 + 192) are cut into one equal
+    /// part per worker, and each worker runs sgemm on the member columns its part covers. Member
+    /// by member, k and v (192 columns, below `WeightMatrix.gemm`'s 2 × 128) each ran on one
+    /// worker while the others waited, in three regions instead of one. The columns are the same
+    /// sums either way: each output is one sgemm dot product over the whole input.
+    private func applyDense(_ members: [DenseLinear], _ x: UnsafePointer<Float>, rows t: Int, ldx: Int,
+                            into outputs: [UnsafeMutablePointer<Float>], ldy: [Int], scratch: UnsafeMutablePointer<Float>) {
+        let total = members.reduce(0) { $0 + $1.outputs }
+        let parts = Parallel.partCount(total, minimum: 128)
+        // Each worker's scratch for widening half-precision rows (as `WeightMatrix.scratchCount`).
+        let widen = members.map { $0.weight.precision == .float32 ? 0 : min($0.outputs, WeightMatrix.widenRows) * $0.inputs }.max() ?? 0
+        let box = UncheckedSendableBox((members, x, outputs, scratch))  // disjoint output columns and scratch per part
+        Parallel.forEach(parts) { p in
+            let (members, x, outputs, scratch) = box.value
+            let mine = Parallel.part(p, of: parts, count: total)
+            var first = 0
+            for (i, m) in members.enumerated() {
+                let lower = max(mine.lowerBound, first), upper = min(mine.upperBound, first + m.outputs)
+                if lower < upper {
+                    m.weight.multiplyBlock(x, rows: t, ldx: ldx, into: outputs[i], ldy: ldy[i], block: (lower - first)..<(upper - first),
+                                           activeColumns: m.inputs, scratch: scratch + p * widen)
+                }
+                first += m.outputs
             }
         }
     }

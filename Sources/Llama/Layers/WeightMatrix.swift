@@ -274,7 +274,7 @@ public struct WeightMatrix: Sendable, Equatable {
 
     /// Input rows up to which `multiply` and `multiplyTransposed` stream the weights through the
     /// decode kernels instead of sgemm, and the weight block they keep in L2 meanwhile (beyond four rows).
-    static let smallBatch = 8
+    public static let smallBatch = 8
     static let blockBytes = 192 * 1024
 
     /// `y[t × columns] = x[t × r] · W[0..<r, :]` for more than one row (the few-row kernels up to
@@ -376,6 +376,33 @@ public struct WeightMatrix: Sendable, Equatable {
                     BLAS.gemmNT(m: t, n: rows.count, k: n, a: x, lda: ldx, b: mine, ldb: w.columns, c: y + rows.lowerBound, ldc: ldy)
                     start = rows.upperBound
                 }
+            }
+        }
+    }
+
+    /// `y[t × block] = x[t × n] · W[block, 0..<n]ᵀ` on the calling thread, by sgemm: one worker's
+    /// share of a many-row product (`ProjectionGroup` runs every dense member of a group in one
+    /// region with it). A half-precision weight is widened `widenRows` rows at a time into
+    /// `scratch` (`min(block.count, widenRows) × columns` floats).
+    func multiplyBlock(_ x: UnsafePointer<Float>, rows t: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
+                       block: Range<Int>, activeColumns n: Int, scratch: UnsafeMutablePointer<Float>) {
+        guard !block.isEmpty else { return }
+        switch precision {
+        case .float32:
+            float32.withUnsafeBufferPointer { w in
+                BLAS.gemmNT(m: t, n: block.count, k: n, a: x, lda: ldx, b: w.baseAddress! + block.lowerBound * columns, ldb: columns,
+                            c: y + block.lowerBound, ldc: ldy)
+            }
+        case .float16, .bfloat16:
+            var start = block.lowerBound
+            while start < block.upperBound {
+                let rows = start..<min(block.upperBound, start + Self.widenRows)
+                half.withUnsafeBufferPointer { h in
+                    DecodeKernels.widen(h.baseAddress! + rows.lowerBound * columns, format: precision.halfFormat!,
+                                        count: rows.count * columns, into: scratch)
+                }
+                BLAS.gemmNT(m: t, n: rows.count, k: n, a: x, lda: ldx, b: scratch, ldb: columns, c: y + rows.lowerBound, ldc: ldy)
+                start = rows.upperBound
             }
         }
     }
