@@ -282,17 +282,18 @@ extension LlamaModel {
             }
         }
         units.sort { $0.rows * $0.visible > $1.rows * $1.visible }
-        var assigned = [[Int]](repeating: [], count: workers), load = [Int](repeating: 0, count: workers)
-        for (i, u) in units.enumerated() {
+        var assigned = [[(head: Int, start: Int, rows: Int, visible: Int)]](repeating: [], count: workers)
+        var load = [Int](repeating: 0, count: workers)
+        for u in units {
             let w = load.indices.min { load[$0] < load[$1] }!
-            assigned[w].append(i)
+            assigned[w].append(u)
             load[w] += u.rows * u.visible
         }
-        let box = UncheckedSendableBox((ws, keys, values, units, assigned))  // each worker owns its units and score buffer
+        let box = UncheckedSendableBox((ws, keys, values, assigned))  // each worker owns its units and score buffer
         Parallel.forEach(workers) { worker in
-            let (ws, keys, values, units, assigned) = box.value
+            let (ws, keys, values, assigned) = box.value
             let scores = ws.scores[worker]
-            for u in assigned[worker].map({ units[$0] }) {
+            for u in assigned[worker] {
                 let kvHead = u.head / group
                 let k = keys + kvHead * d, v = values + kvHead * d
                 let q = ws.query + u.start * qw + u.head * d

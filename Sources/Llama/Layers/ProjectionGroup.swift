@@ -184,15 +184,14 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
     /// Many rows through dense members that read the same input, in one parallel region: the
     /// members' output columns laid end to end (q, k, v: 576 + 192 + 192) are cut into one equal
     /// part per worker, and each worker runs sgemm on the member columns its part covers. Member
-    /// by member, k and v (192 columns, below `WeightMatrix.gemm`'s 2 × 128) each ran on one
+    /// by member, k and v (192 columns, below the 2 × 128 a split of one product needs) each ran on one
     /// worker while the others waited, in three regions instead of one. The columns are the same
     /// sums either way: each output is one sgemm dot product over the whole input.
     private func applyDense(_ members: [DenseLinear], _ x: UnsafePointer<Float>, rows t: Int, ldx: Int,
                             into outputs: [UnsafeMutablePointer<Float>], ldy: [Int], scratch: UnsafeMutablePointer<Float>) {
         let total = members.reduce(0) { $0 + $1.outputs }
         let parts = Parallel.partCount(total, minimum: 128)
-        // Each worker's scratch for widening half-precision rows (as `WeightMatrix.scratchCount`).
-        let widen = members.map { $0.weight.precision == .float32 ? 0 : min($0.outputs, WeightMatrix.widenRows) * $0.inputs }.max() ?? 0
+        let widen = members.map { $0.weight.blockScratchCount(rows: $0.outputs) }.max() ?? 0  // each worker's scratch
         let box = UncheckedSendableBox((members, x, outputs, scratch))  // disjoint output columns and scratch per part
         Parallel.forEach(parts) { p in
             let (members, x, outputs, scratch) = box.value

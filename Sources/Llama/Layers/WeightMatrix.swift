@@ -315,7 +315,10 @@ public struct WeightMatrix: Sendable, Equatable {
 
     /// Floats of scratch `multiply` needs for more than `smallBatch` rows: each worker widens up to
     /// `widenRows` half-precision rows at a time, then multiplies them by sgemm.
-    func scratchCount(rows r: Int) -> Int { precision == .float32 ? 0 : Parallel.workers * min(r, Self.widenRows) * columns }
+    func scratchCount(rows r: Int) -> Int { Parallel.workers * blockScratchCount(rows: r) }
+
+    /// Floats of scratch one worker's `multiplyBlock` needs for a block of up to `r` rows.
+    func blockScratchCount(rows r: Int) -> Int { precision == .float32 ? 0 : min(r, Self.widenRows) * columns }
 
     /// Weight rows a worker widens at a time in `multiply` of a half-precision weight over many rows.
     static let widenRows = 256
@@ -350,33 +353,16 @@ public struct WeightMatrix: Sendable, Equatable {
             }
             return
         }
-        switch precision {
-        case .float32:
-            float32.withUnsafeBufferPointer { w in
-                Self.gemm(w.baseAddress!, ld: columns, rows: r, columns: n, x, t: t, ldx: ldx, y, ldy: ldy)
-            }
-        case .float16, .bfloat16:
-            // Each worker widens its weight rows `widenRows` at a time into its own part of scratch
-            // and multiplies them, so scratch stays small (an 8B model's head widened whole would
-            // be 2 GB) and the widening runs on every worker.
-            let parts = Parallel.partCount(r, minimum: 128)
-            let chunk = min(r, Self.widenRows)  // each worker's share of scratch, as `scratchCount` sized it
-            let box = UncheckedSendableBox((self, x, y, scratch))  // disjoint column blocks of y and scratch parts
-            Parallel.forEach(parts) { p in
-                let (w, x, y, scratch) = box.value
-                let mine = scratch + p * chunk * w.columns
-                let block = Parallel.part(p, of: parts, count: r)
-                var start = block.lowerBound
-                while start < block.upperBound {
-                    let rows = start..<min(block.upperBound, start + chunk)
-                    w.half.withUnsafeBufferPointer { h in
-                        DecodeKernels.widen(h.baseAddress! + rows.lowerBound * w.columns, format: w.precision.halfFormat!,
-                                            count: rows.count * w.columns, into: mine)
-                    }
-                    BLAS.gemmNT(m: t, n: rows.count, k: n, a: x, lda: ldx, b: mine, ldb: w.columns, c: y + rows.lowerBound, ldc: ldy)
-                    start = rows.upperBound
-                }
-            }
+        // Each worker multiplies its block of weight rows (half precision: widened `widenRows`
+        // rows at a time into its own part of scratch, so scratch stays small — an 8B model's head
+        // widened whole would be 2 GB — and the widening runs on every worker).
+        let parts = Parallel.partCount(r, minimum: 128)
+        let chunk = blockScratchCount(rows: r)  // each worker's share of scratch, as `scratchCount` sized it
+        let box = UncheckedSendableBox((self, x, y, scratch))  // disjoint column blocks of y and scratch parts
+        Parallel.forEach(parts) { p in
+            let (w, x, y, scratch) = box.value
+            w.multiplyBlock(x, rows: t, ldx: ldx, into: y, ldy: ldy, block: Parallel.part(p, of: parts, count: r), activeColumns: n,
+                            scratch: scratch + p * chunk)
         }
     }
 
@@ -407,19 +393,6 @@ public struct WeightMatrix: Sendable, Equatable {
         }
     }
 
-    /// Float32 `y[t × r] = x[t × n] · W[r × n]ᵀ` (W's row stride `ld`), split by output columns
-    /// across the workers when there is enough work.
-    static func gemm(_ w: UnsafePointer<Float>, ld: Int, rows r: Int, columns n: Int,
-                     _ x: UnsafePointer<Float>, t: Int, ldx: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int) {
-        let parts = Parallel.partCount(r, minimum: 128)
-        let box = UncheckedSendableBox((w, x, y))  // disjoint column blocks of y
-        Parallel.forEach(parts) { p in
-            let (w, x, y) = box.value
-            let block = Parallel.part(p, of: parts, count: r)
-            BLAS.gemmNT(m: t, n: block.count, k: n, a: x, lda: ldx, b: w + block.lowerBound * ld, ldb: ld,
-                        c: y + block.lowerBound, ldc: ldy)
-        }
-    }
 }
 
 /// The Float32 values of a weight: the loader's array, shared (no copy), or a cache-line aligned
