@@ -42,22 +42,9 @@ public struct LeftFactor: Sendable, Equatable, WeightMapping {
 
     func scratchCount() -> Int { transposed.transposedScratchCount(rows: rank) }
 
-    /// `y = B[:, ranks] · z[ranks]` for one row (overwrites y): one worker's share of the rank.
-    @inline(__always)
-    func applyOneRow(ranks: Range<Int>, z: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
-        transposed.gemvTransposed(rows: ranks, x: z, y: y)
-    }
-
-    /// `y[s · ldy ..< s · ldy + outputs] = B[:, ranks] · z[s · ldz + ranks]` for s < t (overwrites y):
-    /// one worker's share of the rank for a few rows; one row is `applyOneRow`.
-    @inline(__always)
-    func applyRows(ranks: Range<Int>, z: UnsafePointer<Float>, ldz: Int, rows t: Int, into y: UnsafeMutablePointer<Float>, ldy: Int) {
-        if t == 1 {
-            applyOneRow(ranks: ranks, z: z, into: y)
-            return
-        }
-        transposed.gemvTransposedRows(rows: ranks, columns: 0..<outputs, x: z, ldx: ldz, count: t, y: y, ldy: ldy)
-    }
+    /// `Bᵀ` as the decode kernels read it (valid while this factor is alive): a worker's share of the
+    /// rank is `operand.gemvTransposedRows(rows: ranks, columns: 0..<outputs, …)`, overwriting y.
+    var operand: WeightOperand { transposed.operand }
 
     /// `y[t × outputs] = z[t × r] · B[:, 0..<r]ᵀ`: one row runs the decode kernel over the first r
     /// ranks split by rank blocks (partials summed), more rows run sgemm.

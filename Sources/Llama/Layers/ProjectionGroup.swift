@@ -213,59 +213,86 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         applyRows(x, rows: 1, ldx: 0, into: outputs, ldy: outputs.map { _ in 0 }, scratch: scratch)
     }
 
+    /// One member of a group as the workers of a decode region read it: trivial values only (see
+    /// `WeightOperand`), made on the calling thread before the region.
+    private struct MemberOperand {
+        enum Form {
+            case dense(WeightOperand, inputs: Int)
+            case lowRank(right: RightOperand, left: WeightOperand, rank: Int)
+        }
+        let form: Form
+        let outputs: Int
+        /// The member's output rows (stride `ldy`).
+        let y: UnsafeMutablePointer<Float>
+        let ldy: Int
+        /// Low-rank: z `[t × rank]` (stride: the stored rank), the gathered `x_rest` of a skipped
+        /// right factor, and the partial outputs of the parts after the first (part p at
+        /// `partials + (p − 1) · t · partialStride`, rows `partialStride` apart).
+        let z: UnsafeMutablePointer<Float>
+        let gathered: UnsafeMutablePointer<Float>
+        let partials: UnsafeMutablePointer<Float>
+        let partialStride: Int
+    }
+
     /// A few input rows (t ≤ `WeightMatrix.smallBatch`) through every member in one parallel
-    /// region. Worker p computes part p of the rows of every dense member, and for a low-rank member
-    /// its share p of the active rank: z_p = A_p x (those rows of the right factor), then B_p z_p
-    /// (those columns of the left factor) into its own partial output; the partials are summed
-    /// after the region. So the right and left products need no synchronisation between them, and a
-    /// compressed group costs one region, as a dense one does. One row runs the one-row decode
-    /// kernels; more rows the few-row kernels, which read each weight once for up to four rows.
+    /// region. The members' work (a dense member's output rows, a low-rank member's active ranks)
+    /// is cut into one share of equal bytes per worker (`GroupWorkSplit`): for a low-rank member,
+    /// z = A x over the ranks of the share (those rows of the right factor), then B z over them
+    /// (those columns of the left factor). The share holding a member's rank 0 writes its output;
+    /// any other share of it writes a partial output, summed after the region. So the right and
+    /// left products need no synchronisation between them, and a compressed group costs one
+    /// region, as a dense one does. One row runs the one-row decode kernels; more rows the few-row
+    /// kernels, which read each weight once for up to four rows. The workers read only
+    /// `MemberOperand`s and unit ranges made here, so no reference is counted during the region.
     func applyRows(_ x: UnsafePointer<Float>, rows t: Int, ldx: Int, into outputs: [UnsafeMutablePointer<Float>], ldy: [Int],
                    scratch: UnsafeMutablePointer<Float>) {
         let workers = Parallel.workers
         switch layout {
         case .separate(let members):
-            // Scratch per low-rank member: z [t × rank], gathered x_rest [t × gather], then
-            // (workers − 1) partial outputs [t × outputs].
-            var zs: [UnsafeMutablePointer<Float>] = [], gathers: [UnsafeMutablePointer<Float>] = [], partials: [UnsafeMutablePointer<Float>] = []
-            var offset = 0, largest = 0
-            for m in members {
+            let count = members.count
+            let parts = Parallel.partCount(members.reduce(0) { max($0, $1.outputs) }, minimum: 128)
+            let split = GroupWorkSplit(members: members.map { m in
                 switch m {
-                case .dense(let d):
-                    zs.append(scratch); gathers.append(scratch); partials.append(scratch)
-                    largest = max(largest, d.outputs)
-                case .lowRank(let l):
-                    let z = scratch + offset, gathered = z + t * l.rank
-                    zs.append(z)
-                    gathers.append(gathered)
-                    partials.append(gathered + t * l.right.gatherCount)
-                    l.right.prepareRows(x, rows: t, ldx: ldx, gathered: gathered)
-                    offset += t * (l.rank + l.right.gatherCount + (workers - 1) * l.outputs)
-                    largest = max(largest, l.outputs)
+                case .dense(let d): (d.outputs, d.weight.byteCount(rows: 1, columns: d.inputs))
+                case .lowRank(let l): (l.activeRank, l.right.byteCount(activeRank: 1) + l.left.byteCount(activeRank: 1))
                 }
-            }
-            let parts = Parallel.partCount(largest, minimum: 128)
-            let box = UncheckedSendableBox((members, x, outputs, zs, gathers, partials))  // disjoint rows, rank slices and partials per part
-            Parallel.forEach(parts) { p in
-                let (members, x, outputs, zs, gathers, partials) = box.value
-                for (i, m) in members.enumerated() {
-                    switch m {
-                    case .dense(let d):
-                        d.weight.gemvRows(Parallel.part(p, of: parts, count: d.outputs), columns: d.inputs, x: x, ldx: ldx, rows: t,
-                                          y: outputs[i], ldy: ldy[i])
-                    case .lowRank(let l):
-                        let slice = Parallel.part(p, of: parts, count: l.activeRank)
-                        l.right.applyRows(slice, x: x, ldx: ldx, rows: t, gathered: gathers[i], into: zs[i], ldz: l.rank)
-                        let target = p == 0 ? outputs[i] : partials[i] + (p - 1) * t * l.outputs
-                        l.left.applyRows(ranks: slice, z: zs[i], ldz: l.rank, rows: t, into: target, ldy: p == 0 ? ldy[i] : l.outputs)
+            }, parts: parts)
+            withUnsafeTemporaryAllocation(of: MemberOperand.self, capacity: count) { ops in
+                withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: count * parts) { shares in
+                    // Scratch per low-rank member: z [t × rank], gathered x_rest [t × gather], then
+                    // (workers − 1) partial outputs [t × outputs].
+                    var offset = 0
+                    for (i, m) in members.enumerated() {
+                        switch m {
+                        case .dense(let d):
+                            ops.initializeElement(at: i, to: MemberOperand(
+                                form: .dense(d.weight.operand, inputs: d.inputs), outputs: d.outputs, y: outputs[i], ldy: ldy[i],
+                                z: scratch, gathered: scratch, partials: scratch, partialStride: 0))
+                        case .lowRank(let l):
+                            let z = scratch + offset, gathered = z + t * l.rank
+                            l.right.prepareRows(x, rows: t, ldx: ldx, gathered: gathered)
+                            ops.initializeElement(at: i, to: MemberOperand(
+                                form: .lowRank(right: l.right.operand, left: l.left.operand, rank: l.rank), outputs: l.outputs,
+                                y: outputs[i], ldy: ldy[i], z: z, gathered: gathered, partials: gathered + t * l.right.gatherCount,
+                                partialStride: l.outputs))
+                            offset += t * (l.rank + l.right.gatherCount + (workers - 1) * l.outputs)
+                        }
+                        for p in 0..<parts { shares.initializeElement(at: i * parts + p, to: split.units(member: i, part: p)) }
                     }
-                }
-            }
-            for (i, m) in members.enumerated() {
-                guard case .lowRank(let l) = m else { continue }
-                for p in 1..<max(1, parts) {
-                    for s in 0..<t {
-                        VectorMath.add(partials[i] + (p - 1) * t * l.outputs + s * l.outputs, into: outputs[i] + s * ldy[i], count: l.outputs)
+                    let box = UncheckedSendableBox((UnsafePointer(ops.baseAddress!), UnsafePointer(shares.baseAddress!), x))
+                    Parallel.forEach(parts) { p in
+                        let (ops, shares, x) = box.value  // disjoint output rows, rank slices and partials per part
+                        for i in 0..<count {
+                            let units = shares[i * parts + p]
+                            if !units.isEmpty { Self.run(ops[i], units: units, part: p, x: x, ldx: ldx, rows: t) }
+                        }
+                    }
+                    for i in 0..<count {
+                        guard case .lowRank = ops[i].form else { continue }  // a dense member's parts write disjoint rows
+                        for p in 1..<max(1, parts) {
+                            let units = shares[i * parts + p]
+                            if !units.isEmpty && units.lowerBound > 0 { Self.addPartial(ops[i], part: p, rows: t) }
+                        }
                     }
                 }
             }
@@ -275,32 +302,56 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
             let z = scratch, gathered = scratch + t * shared.rank, partialBase = gathered + t * shared.right.gatherCount
             shared.right.prepareRows(x, rows: t, ldx: ldx, gathered: gathered)
             let total = shared.lefts.reduce(0) { $0 + $1.outputs }
-            let r = shared.activeRank, rank = shared.rank
+            let r = shared.activeRank, rank = shared.rank, count = shared.lefts.count
             let parts = Parallel.partCount(max(total, r), minimum: 128)
-            let box = UncheckedSendableBox((shared, x, outputs, z, gathered, partialBase))  // disjoint rank slices and partials per part
-            Parallel.forEach(parts) { p in
-                let (shared, x, outputs, z, gathered, partialBase) = box.value
-                let slice = Parallel.part(p, of: parts, count: r)
-                shared.right.applyRows(slice, x: x, ldx: ldx, rows: t, gathered: gathered, into: z, ldz: rank)
+            let right = shared.right.operand
+            withUnsafeTemporaryAllocation(of: MemberOperand.self, capacity: count) { ops in
                 var column = 0
                 for (i, left) in shared.lefts.enumerated() {
-                    if p == 0 {
-                        left.applyRows(ranks: slice, z: z, ldz: rank, rows: t, into: outputs[i], ldy: ldy[i])
-                    } else {
-                        left.applyRows(ranks: slice, z: z, ldz: rank, rows: t, into: partialBase + (p - 1) * t * total + column, ldy: total)
-                    }
+                    ops.initializeElement(at: i, to: MemberOperand(
+                        form: .lowRank(right: right, left: left.operand, rank: rank), outputs: left.outputs, y: outputs[i], ldy: ldy[i],
+                        z: z, gathered: gathered, partials: partialBase + column, partialStride: total))
                     column += left.outputs
                 }
-            }
-            var column = 0
-            for (i, left) in shared.lefts.enumerated() {
-                for p in 1..<max(1, parts) {
-                    for s in 0..<t {
-                        VectorMath.add(partialBase + (p - 1) * t * total + s * total + column, into: outputs[i] + s * ldy[i], count: left.outputs)
-                    }
+                let box = UncheckedSendableBox((UnsafePointer(ops.baseAddress!), x))
+                Parallel.forEach(parts) { p in
+                    let (ops, x) = box.value  // disjoint rank slices and partials per part
+                    let slice = Parallel.part(p, of: parts, count: r)
+                    right.applyRows(slice, x: x, ldx: ldx, rows: t, gathered: gathered, into: z, ldz: rank)
+                    for i in 0..<count { Self.runLeft(ops[i], ranks: slice, part: p, rows: t) }
                 }
-                column += left.outputs
+                for i in 0..<count {
+                    for p in 1..<max(1, parts) { Self.addPartial(ops[i], part: p, rows: t) }
+                }
             }
         }
+    }
+
+    /// One share of one member: a dense member's output rows `units`; a low-rank member's ranks
+    /// `units` (z over them, then B z into the output or this part's partial).
+    @inline(__always)
+    private static func run(_ m: MemberOperand, units: Range<Int>, part p: Int, x: UnsafePointer<Float>, ldx: Int, rows t: Int) {
+        switch m.form {
+        case .dense(let w, let inputs):
+            w.gemvRows(units, columns: inputs, x: x, ldx: ldx, rows: t, y: m.y, ldy: m.ldy)
+        case .lowRank(let right, _, let rank):
+            right.applyRows(units, x: x, ldx: ldx, rows: t, gathered: m.gathered, into: m.z, ldz: rank)
+            runLeft(m, ranks: units, part: units.lowerBound == 0 ? 0 : p, rows: t)
+        }
+    }
+
+    /// `B[:, ranks] · z[ranks]` of a low-rank member: into its output for part 0 (the part holding
+    /// rank 0), into part p's partial otherwise (both overwritten).
+    @inline(__always)
+    private static func runLeft(_ m: MemberOperand, ranks: Range<Int>, part p: Int, rows t: Int) {
+        guard case .lowRank(_, let left, let rank) = m.form else { return }
+        let (y, ldy) = p == 0 ? (m.y, m.ldy) : (m.partials + (p - 1) * t * m.partialStride, m.partialStride)
+        left.gemvTransposedRows(rows: ranks, columns: 0..<m.outputs, x: m.z, ldx: rank, count: t, y: y, ldy: ldy)
+    }
+
+    /// Adds part p's partial output of a low-rank member into its output.
+    private static func addPartial(_ m: MemberOperand, part p: Int, rows t: Int) {
+        let partial = m.partials + (p - 1) * t * m.partialStride
+        for s in 0..<t { VectorMath.add(partial + s * m.partialStride, into: m.y + s * m.ldy, count: m.outputs) }
     }
 }

@@ -83,20 +83,12 @@ public enum RightFactor: Sendable, Equatable, WeightMapping {
         }
     }
 
-    /// One input row, before a decode region: a skipped factor gathers `x_rest` into `gathered`.
-    @inline(__always)
-    func prepareOneRow(_ x: UnsafePointer<Float>, gathered: UnsafeMutablePointer<Float>) {
-        if case .skipped(let s) = self { s.gather(x, rows: 1, ldx: s.inputs, into: gathered) }
-    }
-
-    /// `z[j]` for j in `part` (j < the active rank), one input row; part of a fused decode region.
-    @inline(__always)
-    func applyOneRow(_ part: Range<Int>, x: UnsafePointer<Float>, gathered: UnsafePointer<Float>, into z: UnsafeMutablePointer<Float>) {
+    /// The factor as the decode kernels read it (valid while this factor is alive).
+    var operand: RightOperand {
         switch self {
-        case .plain(let a): a.gemvRows(part, columns: a.columns, x: x, y: z)
+        case .plain(let a): RightOperand(weights: a.operand, inputs: a.columns, selected: nil)
         case .skipped(let s):
-            s.remainder.gemvRows(part, columns: s.remainder.columns, x: gathered, y: z)
-            s.selected.withUnsafeBufferPointer { sel in for j in part { z[j] += x[sel[j]] } }
+            RightOperand(weights: s.remainder.operand, inputs: s.remainder.columns, selected: s.selected.withUnsafeBufferPointer { $0.baseAddress })
         }
     }
 
@@ -105,25 +97,6 @@ public enum RightFactor: Sendable, Equatable, WeightMapping {
     @inline(__always)
     func prepareRows(_ x: UnsafePointer<Float>, rows t: Int, ldx: Int, gathered: UnsafeMutablePointer<Float>) {
         if case .skipped(let s) = self { s.gather(x, rows: t, ldx: ldx, into: gathered) }
-    }
-
-    /// `z[s · ldz + j]` for j in `part` and s < t: a few input rows (one worker's share of a fused
-    /// decode region); one row is `applyOneRow`.
-    @inline(__always)
-    func applyRows(_ part: Range<Int>, x: UnsafePointer<Float>, ldx: Int, rows t: Int, gathered: UnsafePointer<Float>,
-                   into z: UnsafeMutablePointer<Float>, ldz: Int) {
-        if t == 1 {
-            applyOneRow(part, x: x, gathered: gathered, into: z)
-            return
-        }
-        switch self {
-        case .plain(let a): a.gemvRows(part, columns: a.columns, x: x, ldx: ldx, rows: t, y: z, ldy: ldz)
-        case .skipped(let s):
-            s.remainder.gemvRows(part, columns: s.remainder.columns, x: gathered, ldx: s.rest.count, rows: t, y: z, ldy: ldz)
-            s.selected.withUnsafeBufferPointer { sel in
-                for row in 0..<t { for j in part { z[row * ldz + j] += x[row * ldx + sel[j]] } }
-            }
-        }
     }
 
     /// `z[t × r] = x[t × inputs] · (first r rows)ᵀ` for any number of rows.
@@ -141,6 +114,30 @@ public enum RightFactor: Sendable, Equatable, WeightMapping {
                 for row in 0..<t { for j in 0..<r { z[row * ldz + j] += x[row * ldx + sel[j]] } }
             }
         }
+    }
+}
+
+/// A right factor as the workers of a decode region read it: a trivial value (see `WeightOperand`),
+/// valid while the factor it came from is alive.
+struct RightOperand {
+    /// `A`, or `A′` when skipped.
+    let weights: WeightOperand
+    /// The values each row of `weights` multiplies: the inputs, or when skipped the gathered `x_rest`.
+    let inputs: Int
+    /// When skipped, the channels that pass through, `[rank]` (`z_j = x[selected[j]] + A′_j · x_rest`).
+    let selected: UnsafePointer<Int>?
+
+    /// `z[s · ldz + j]` for j in `part` and s < t (row strides `ldx`, `ldz`): one worker's share of
+    /// a fused decode region. A skipped factor reads `x_rest` from `gathered` (`prepareRows`).
+    @inline(__always)
+    func applyRows(_ part: Range<Int>, x: UnsafePointer<Float>, ldx: Int, rows t: Int, gathered: UnsafePointer<Float>,
+                   into z: UnsafeMutablePointer<Float>, ldz: Int) {
+        guard let selected else {
+            weights.gemvRows(part, columns: inputs, x: x, ldx: ldx, rows: t, y: z, ldy: ldz)
+            return
+        }
+        weights.gemvRows(part, columns: inputs, x: gathered, ldx: inputs, rows: t, y: z, ldy: ldz)
+        for row in 0..<t { for j in part { z[row * ldz + j] += x[row * ldx + selected[j]] } }
     }
 }
 

@@ -157,119 +157,35 @@ public struct WeightMatrix: Sendable, Equatable {
     /// Bytes read by a product over rows `0..<r` and columns `0..<n`.
     public func byteCount(rows r: Int, columns n: Int) -> Int { r * n * precision.bytesPerValue }
 
+    /// The weight as the decode kernels read it (valid while this matrix is alive).
+    var operand: WeightOperand {
+        WeightOperand(base: precision == .float32 ? float32.baseAddress : half.baseAddress, columns: columns, precision: precision)
+    }
+
     /// `y[i] = W[i, 0..<n] · x` for i in `part` (one input row; part of a fused decode region).
     @inline(__always)
     func gemvRows(_ part: Range<Int>, columns n: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        switch precision {
-        case .float32:
-            float32.withUnsafeBufferPointer { DecodeKernels.gemv($0.baseAddress!, ld: columns, inputs: n, rows: part, x: x, y: y) }
-        case .float16, .bfloat16:
-            half.withUnsafeBufferPointer {
-                DecodeKernels.gemv($0.baseAddress!, format: precision.halfFormat!, ld: columns, inputs: n, rows: part, x: x, y: y)
-            }
-        }
+        operand.gemvRows(part, columns: n, x: x, y: y)
     }
 
-    /// `y[s][i] = W[i, 0..<n] · x[s]` for i in `part` and every input row s < t (row strides `ldx`,
-    /// `ldy`). One row runs the one-row decode kernel; up to four rows share each weight load
-    /// (`DecodeKernels.gemvRows`); more rows go four at a time over blocks of weight rows small enough
-    /// to stay in L2, so the weights still come from memory once.
+    /// `y[s][i] = W[i, 0..<n] · x[s]` for i in `part` and every input row s < t (`WeightOperand.gemvRows`).
     @inline(__always)
     func gemvRows(_ part: Range<Int>, columns n: Int, x: UnsafePointer<Float>, ldx: Int, rows t: Int,
                   y: UnsafeMutablePointer<Float>, ldy: Int) {
-        if t == 1 {
-            gemvRows(part, columns: n, x: x, y: y)
-            return
-        }
-        let step = DecodeKernels.rowsPerCall
-        let block = t <= step ? part.count : max(8, Self.blockBytes / max(1, n * precision.bytesPerValue))
-        var start = part.lowerBound
-        while start < part.upperBound {
-            let rows = start..<min(part.upperBound, start + block)
-            for s in stride(from: 0, to: t, by: step) {
-                let count = min(step, t - s)
-                switch precision {
-                case .float32:
-                    float32.withUnsafeBufferPointer {
-                        DecodeKernels.gemvRows($0.baseAddress!, ld: columns, inputs: n, rows: rows, x: x + s * ldx, ldx: ldx, count: count,
-                                               y: y + s * ldy, ldy: ldy)
-                    }
-                case .float16, .bfloat16:
-                    half.withUnsafeBufferPointer {
-                        DecodeKernels.gemvRows($0.baseAddress!, format: precision.halfFormat!, ld: columns, inputs: n, rows: rows,
-                                               x: x + s * ldx, ldx: ldx, count: count, y: y + s * ldy, ldy: ldy)
-                    }
-                }
-            }
-            start = rows.upperBound
-        }
+        operand.gemvRows(part, columns: n, x: x, ldx: ldx, rows: t, y: y, ldy: ldy)
     }
 
-    /// `y[s][j] = Σ_{k ∈ rows} x[s][k] · W[k, j]` for j in `block` and every input row s < t
-    /// (overwrites those entries): the transposed product. One row runs the one-row kernel; up to
-    /// four rows share each weight load; more rows go four at a time over blocks of columns whose
-    /// rows stay in L2.
+    /// The transposed product over `rows` into columns `block` of every input row (`WeightOperand.gemvTransposedRows`).
     @inline(__always)
     func gemvTransposedRows(rows: Range<Int>, columns block: Range<Int>, x: UnsafePointer<Float>, ldx: Int, count t: Int,
                             y: UnsafeMutablePointer<Float>, ldy: Int) {
-        if t == 1 {
-            gemvTransposed(rows: rows, columns: block, x: x, y: y)
-            return
-        }
-        let step = DecodeKernels.rowsPerCall
-        let width = t <= step ? block.count : max(16, Self.blockBytes / max(1, rows.count * precision.bytesPerValue)) / 16 * 16
-        var start = block.lowerBound
-        while start < block.upperBound {
-            let columns = start..<min(block.upperBound, start + width)
-            for s in stride(from: 0, to: t, by: step) {
-                let count = min(step, t - s)
-                switch precision {
-                case .float32:
-                    float32.withUnsafeBufferPointer {
-                        DecodeKernels.gemvTransposedRows($0.baseAddress! + columns.lowerBound, ld: self.columns, outputs: columns.count,
-                                                         rows: rows, x: x + s * ldx, ldx: ldx, count: count,
-                                                         y: y + s * ldy + columns.lowerBound, ldy: ldy)
-                    }
-                case .float16, .bfloat16:
-                    half.withUnsafeBufferPointer {
-                        DecodeKernels.gemvTransposedRows($0.baseAddress! + columns.lowerBound, format: precision.halfFormat!, ld: self.columns,
-                                                         outputs: columns.count, rows: rows, x: x + s * ldx, ldx: ldx, count: count,
-                                                         y: y + s * ldy + columns.lowerBound, ldy: ldy)
-                    }
-                }
-            }
-            start = columns.upperBound
-        }
+        operand.gemvTransposedRows(rows: rows, columns: block, x: x, ldx: ldx, count: t, y: y, ldy: ldy)
     }
 
-    /// `y[j] = Σ_{k ∈ rows} x[k] · W[k, j]` for every column j (overwrites y): the transposed
-    /// product over a block of rows, each streamed once in order.
-    /// The same over output columns `columns` only (y's other entries untouched).
-    @inline(__always)
-    func gemvTransposed(rows: Range<Int>, columns block: Range<Int>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        switch precision {
-        case .float32:
-            float32.withUnsafeBufferPointer {
-                DecodeKernels.gemvTransposed($0.baseAddress! + block.lowerBound, ld: columns, outputs: block.count, rows: rows, x: x, y: y + block.lowerBound)
-            }
-        case .float16, .bfloat16:
-            half.withUnsafeBufferPointer {
-                DecodeKernels.gemvTransposed($0.baseAddress! + block.lowerBound, format: precision.halfFormat!, ld: columns, outputs: block.count,
-                                             rows: rows, x: x, y: y + block.lowerBound)
-            }
-        }
-    }
-
+    /// `y[j] = Σ_{k ∈ rows} x[k] · W[k, j]` for every column j (overwrites y).
     @inline(__always)
     func gemvTransposed(rows: Range<Int>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        switch precision {
-        case .float32:
-            float32.withUnsafeBufferPointer { DecodeKernels.gemvTransposed($0.baseAddress!, ld: columns, outputs: columns, rows: rows, x: x, y: y) }
-        case .float16, .bfloat16:
-            half.withUnsafeBufferPointer {
-                DecodeKernels.gemvTransposed($0.baseAddress!, format: precision.halfFormat!, ld: columns, outputs: columns, rows: rows, x: x, y: y)
-            }
-        }
+        operand.gemvTransposed(rows: rows, columns: 0..<columns, x: x, y: y)
     }
 
     /// Input rows up to which `multiply` and `multiplyTransposed` stream the weights through the
@@ -287,7 +203,7 @@ public struct WeightMatrix: Sendable, Equatable {
             // read from memory once for all rows.
             let n = columns
             let parts = Parallel.partCount(n * t, minimum: 512)
-            let box = UncheckedSendableBox((self, x, y))  // disjoint column blocks of every y row
+            let box = UncheckedSendableBox((operand, x, y))  // disjoint column blocks of every y row
             Parallel.forEach(parts) { p in
                 let (w, x, y) = box.value
                 w.gemvTransposedRows(rows: 0..<r, columns: Parallel.part(p, of: parts, count: n), x: x, ldx: ldx, count: t, y: y, ldy: ldy)
@@ -334,7 +250,7 @@ public struct WeightMatrix: Sendable, Equatable {
                   activeRows r: Int, activeColumns n: Int, scratch: UnsafeMutablePointer<Float>) {
         if t == 1 {
             let parts = Parallel.partCount(r, minimum: 128)
-            let box = UncheckedSendableBox((self, x, y))  // each part writes a disjoint slice of y
+            let box = UncheckedSendableBox((operand, x, y))  // each part writes a disjoint slice of y; no reference counted
             Parallel.forEach(parts) { p in
                 let (w, x, y) = box.value
                 w.gemvRows(Parallel.part(p, of: parts, count: r), columns: n, x: x, y: y)
@@ -346,7 +262,7 @@ public struct WeightMatrix: Sendable, Equatable {
             // weight read from memory once for all rows (sgemm would pack, i.e. copy, the whole
             // weight matrix on every call).
             let parts = Parallel.partCount(r * t, minimum: 512)
-            let box = UncheckedSendableBox((self, x, y))  // each part writes disjoint rows of every y row
+            let box = UncheckedSendableBox((operand, x, y))  // each part writes disjoint rows of every y row
             Parallel.forEach(parts) { p in
                 let (w, x, y) = box.value
                 w.gemvRows(Parallel.part(p, of: parts, count: r), columns: n, x: x, ldx: ldx, rows: t, y: y, ldy: ldy)
@@ -421,6 +337,10 @@ struct Float32Values: Sendable, Equatable {
         return aligned.withUnsafeBufferPointer { Array($0) }
     }
 
+    /// The address of the values, for `WeightOperand`: it stays valid while these values are alive
+    /// (an aligned buffer never moves; a `let` array is never mutated, so its storage does not either).
+    var baseAddress: UnsafeRawPointer? { withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) } }
+
     @inline(__always)
     func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         if let aligned { return try aligned.withUnsafeBufferPointer(body) }
@@ -470,6 +390,9 @@ struct HalfValues: @unchecked Sendable, Equatable {  // the mapping is read-only
     }
 
     var isMapped: Bool { base != nil }
+
+    /// The address of the values, for `WeightOperand` (an aligned buffer or a mapping: neither moves).
+    var baseAddress: UnsafeRawPointer? { withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) } }
 
     @inline(__always)
     func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<UInt16>) throws -> R) rethrows -> R {
