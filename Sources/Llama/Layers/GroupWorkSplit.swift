@@ -6,8 +6,10 @@
 /// is then one contiguous run of units: a few whole members and at most two members' edges. Cut
 /// member by member instead (each worker a slice of every member, as before), every worker
 /// streamed two short slices of each low-rank member and every low-rank member needed a partial
-/// output per extra worker, summed after the region; on 2 workers the 40% F16 checkpoint decoded
-/// only 1.2× faster than on one, against 1.5× for the dense model (AMD EPYC, docs/BENCHMARKS.md).
+/// output per extra worker, summed on the calling thread after the region; now at 40% gate and up
+/// go whole to one worker each and only q is cut. Measured alone, this split's decode speed was
+/// within the host's noise of the old one (AMD EPYC, docs/BENCHMARKS.md): it is kept for the
+/// fewer partial sums and streams, not for a measured gain.
 ///
 /// A cut that falls within `1/32` of a share's bytes of a member's edge moves to that edge: the
 /// imbalance it leaves (≤ 3%) costs about what the partial output and the extra short streams of

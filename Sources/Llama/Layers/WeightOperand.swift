@@ -6,9 +6,10 @@ import LinearAlgebra
 /// Why it exists: the workers of a fused decode region each copied the group's members (`Linear`
 /// values, which hold their weights' buffers), so every region retained and released the same
 /// buffers from both cores, several times per member, and the reference counts' cache lines
-/// moved between the cores about 150 times per token (`perf`: `swift_retain`/`swift_release` under
-/// `ProjectionGroup.applyRows`, and the helper thread's share of a region running slower than the
-/// caller's). The calling thread now makes operands before the region and the workers read only those.
+/// moved between the cores about 150 times per token (`perf`: `swift_retain`/`swift_release` at 1.9%
+/// of the samples, under `ProjectionGroup.applyRows`). The calling thread now makes operands before
+/// the region and the workers read only those (measured: 0.62–0.64 ms per token outside regions
+/// against 0.69–0.88 before; the helper's slower share was not this; docs/BENCHMARKS.md).
 ///
 /// An operand is valid while the `WeightMatrix` it came from is alive: its values never move (an
 /// aligned buffer, a memory mapping, or a `let` array that is never mutated).
