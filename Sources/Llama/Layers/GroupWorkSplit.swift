@@ -14,7 +14,17 @@
 /// A cut that falls within `1/32` of a share's bytes of a member's edge moves to that edge: the
 /// imbalance it leaves (≤ 3%) costs about what the partial output and the extra short streams of
 /// a sliver of a member would.
-public struct GroupWorkSplit: Sendable {
+public struct GroupWorkSplit: Sendable, Equatable {
+    /// One member's work: its units (output rows or active ranks) and the bytes each reads.
+    public struct Member: Sendable, Equatable {
+        public let units: Int
+        public let unitBytes: Int
+        public init(units: Int, unitBytes: Int) {
+            self.units = units
+            self.unitBytes = unitBytes
+        }
+    }
+
     public let parts: Int
     /// Per member: units (output rows or active ranks) and bytes read per unit.
     private let units: [Int]
@@ -24,8 +34,8 @@ public struct GroupWorkSplit: Sendable {
     /// The `parts + 1` cut points, in bytes along the line (0 and the total at the ends).
     private let cuts: [Int]
 
-    /// - Parameters: `members`: (units, bytes per unit) of each member, in order; `parts` ≥ 1.
-    public init(members: [(units: Int, unitBytes: Int)], parts: Int) {
+    /// - Parameters: `members`: each member's units and bytes per unit, in order; `parts` ≥ 1.
+    public init(members: [Member], parts: Int) {
         precondition(parts >= 1, "a split needs at least one part")
         self.parts = parts
         units = members.map(\.units)

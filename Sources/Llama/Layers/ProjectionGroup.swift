@@ -46,13 +46,21 @@ public struct SharedRightGroup: Sendable, Equatable, WeightMapping {
 /// factor. Decoding one row runs each group in one parallel region (`applyOneRow`), whatever the
 /// forms, so a compressed model pays no more synchronisation per token than the dense one.
 public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
+    /// Groups are equal when their site and layout are (the decode plan follows from the layout).
+    public static func == (a: ProjectionGroup, b: ProjectionGroup) -> Bool { a.site == b.site && a.layout == b.layout }
+
     public enum Layout: Sendable, Equatable {
         case separate([Linear])
         case sharedRight(SharedRightGroup)
     }
 
     public let site: InputSite
-    public private(set) var layout: Layout
+    public private(set) var layout: Layout {
+        didSet { plan = DecodePlan(layout) }
+    }
+    /// How a decode region cuts the members' work, made whenever the layout or its active ranks
+    /// change rather than on every call (see `DecodePlan`).
+    private var plan: DecodePlan
 
     public init(site: InputSite, layout: Layout) {
         let kinds = site.projections
@@ -62,6 +70,54 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         }
         self.site = site
         self.layout = layout
+        plan = DecodePlan(layout)
+    }
+
+    /// A separate layout's decode work, as `applyRows` cuts it: each member's units and bytes per
+    /// unit, the widest member's outputs, the byte-balanced splits for 1…`cachedParts` parts and
+    /// each member's weight operands. Made on every call, they cost the calling thread a few µs per
+    /// group while the helper waited: arrays, each member copied with its reference counts, and the
+    /// members' metadata read from memory (a token streams far more weight bytes than the caches
+    /// hold, so a layer's metadata is cold when its next token comes; timing points showed the
+    /// cost moving to wherever a member was first touched). The calling thread's time outside
+    /// regions per decoded token, medians of 9 runs (AMD EPYC, docs/BENCHMARKS.md): 691 → 583 µs
+    /// for the SVD-LLM 40% checkpoint at half rank, 804 → 708 µs dense (with the head's stealing
+    /// split, which does not run outside regions).
+    private struct DecodePlan: @unchecked Sendable {  // the operands point into the layout's immutable weights
+        static let cachedParts = 8
+        let units: [GroupWorkSplit.Member]
+        let widest: Int
+        let splits: [GroupWorkSplit]
+        let weights: [MemberWeights]
+
+        init(_ layout: Layout) {
+            guard case .separate(let members) = layout else {
+                (units, widest, splits, weights) = ([], 0, [], [])
+                return
+            }
+            weights = members.map { m in
+                switch m {
+                case .dense(let d): MemberWeights(form: .dense(d.weight.operand, inputs: d.inputs), outputs: d.outputs, gatherCount: 0)
+                case .lowRank(let l):
+                    MemberWeights(form: .lowRank(right: l.right.operand, left: l.left.operand, rank: l.rank), outputs: l.outputs,
+                                  gatherCount: l.right.gatherCount)
+                }
+            }
+            let units = members.map { m -> GroupWorkSplit.Member in
+                switch m {
+                case .dense(let d): GroupWorkSplit.Member(units: d.outputs, unitBytes: d.weight.byteCount(rows: 1, columns: d.inputs))
+                case .lowRank(let l):
+                    GroupWorkSplit.Member(units: l.activeRank, unitBytes: l.right.byteCount(activeRank: 1) + l.left.byteCount(activeRank: 1))
+                }
+            }
+            self.units = units
+            widest = members.reduce(0) { max($0, $1.outputs) }
+            splits = (1...Self.cachedParts).map { GroupWorkSplit(members: units, parts: $0) }
+        }
+
+        func split(parts: Int) -> GroupWorkSplit {
+            parts <= splits.count ? splits[parts - 1] : GroupWorkSplit(members: units, parts: parts)
+        }
     }
 
     /// The projections of the site in order (views of shared storage for a shared group).
@@ -213,14 +269,22 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         applyRows(x, rows: 1, ldx: 0, into: outputs, ldy: outputs.map { _ in 0 }, scratch: scratch)
     }
 
-    /// One member of a group as the workers of a decode region read it: trivial values only (see
-    /// `WeightOperand`), made on the calling thread before the region.
-    private struct MemberOperand {
+    /// One member's weights as a decode region reads them (trivial values, see `WeightOperand`).
+    private struct MemberWeights {
         enum Form {
             case dense(WeightOperand, inputs: Int)
             case lowRank(right: RightOperand, left: WeightOperand, rank: Int)
         }
         let form: Form
+        let outputs: Int
+        /// A skipped right factor's gathered `x_rest` per row (0 when plain or dense).
+        let gatherCount: Int
+    }
+
+    /// One member of a group as the workers of a decode region read it: trivial values only (see
+    /// `WeightOperand`), made on the calling thread before the region.
+    private struct MemberOperand {
+        let form: MemberWeights.Form
         let outputs: Int
         /// The member's output rows (stride `ldy`).
         let y: UnsafeMutablePointer<Float>
@@ -250,32 +314,27 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         switch layout {
         case .separate(let members):
             let count = members.count
-            let parts = Parallel.partCount(members.reduce(0) { max($0, $1.outputs) }, minimum: 128)
-            let split = GroupWorkSplit(members: members.map { m in
-                switch m {
-                case .dense(let d): (d.outputs, d.weight.byteCount(rows: 1, columns: d.inputs))
-                case .lowRank(let l): (l.activeRank, l.right.byteCount(activeRank: 1) + l.left.byteCount(activeRank: 1))
-                }
-            }, parts: parts)
+            let parts = Parallel.partCount(plan.widest, minimum: 128)
+            let split = plan.split(parts: parts)
             withUnsafeTemporaryAllocation(of: MemberOperand.self, capacity: count) { ops in
                 withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: count * parts) { shares in
                     // Scratch per low-rank member: z [t × rank], gathered x_rest [t × gather], then
                     // (workers − 1) partial outputs [t × outputs].
                     var offset = 0
-                    for (i, m) in members.enumerated() {
-                        switch m {
-                        case .dense(let d):
+                    for i in 0..<count {
+                        let w = plan.weights[i]
+                        switch w.form {
+                        case .dense:
                             ops.initializeElement(at: i, to: MemberOperand(
-                                form: .dense(d.weight.operand, inputs: d.inputs), outputs: d.outputs, y: outputs[i], ldy: ldy[i],
+                                form: w.form, outputs: w.outputs, y: outputs[i], ldy: ldy[i],
                                 z: scratch, gathered: scratch, partials: scratch, partialStride: 0))
-                        case .lowRank(let l):
-                            let z = scratch + offset, gathered = z + t * l.rank
-                            l.right.prepareRows(x, rows: t, ldx: ldx, gathered: gathered)
+                        case .lowRank(_, _, let rank):
+                            let z = scratch + offset, gathered = z + t * rank
+                            if w.gatherCount > 0, case .lowRank(let l) = members[i] { l.right.prepareRows(x, rows: t, ldx: ldx, gathered: gathered) }
                             ops.initializeElement(at: i, to: MemberOperand(
-                                form: .lowRank(right: l.right.operand, left: l.left.operand, rank: l.rank), outputs: l.outputs,
-                                y: outputs[i], ldy: ldy[i], z: z, gathered: gathered, partials: gathered + t * l.right.gatherCount,
-                                partialStride: l.outputs))
-                            offset += t * (l.rank + l.right.gatherCount + (workers - 1) * l.outputs)
+                                form: w.form, outputs: w.outputs, y: outputs[i], ldy: ldy[i], z: z, gathered: gathered,
+                                partials: gathered + t * w.gatherCount, partialStride: w.outputs))
+                            offset += t * (rank + w.gatherCount + (workers - 1) * w.outputs)
                         }
                         for p in 0..<parts { shares.initializeElement(at: i * parts + p, to: split.units(member: i, part: p)) }
                     }
