@@ -1,3 +1,4 @@
+import CKernels
 import Dispatch
 
 /// Work split across a fixed number of workers with `DispatchQueue.concurrentPerform`. BLAS itself
@@ -65,6 +66,53 @@ public enum Parallel {
             return
         }
         forEach(parts) { p in body(part(p, of: parts, count: count)) }
+    }
+
+    /// Runs `body` on chunks of at most `chunk` items that cover `0..<count` once, over the active
+    /// workers (as many as `partCount(count, minimum:)` gives), balanced by stealing. `0..<count`
+    /// is cut into one contiguous segment per part; the worker that claims a part runs its
+    /// segment's chunks from the front, then takes chunks from the back of the segment with the
+    /// most left. A worker thus streams one contiguous run of memory, and a slower worker (another
+    /// process on its core, or a host that gives one core less memory bandwidth) is relieved of the
+    /// end of its segment instead of being waited for.
+    public static func forEachStealing(_ count: Int, minimum: Int, chunk: Int, _ body: (Range<Int>) -> Void) {
+        let parts = partCount(count, minimum: minimum)
+        if parts <= 1 {
+            body(0..<count)
+            return
+        }
+        let chunk = min(max(1, chunk), (count + parts - 1) / parts)  // at least one chunk per part
+        let chunks = (count + chunk - 1) / chunk
+        precondition(chunks < Int(UInt32.max), "\(count) items in chunks of \(chunk) are too many chunks to claim")
+        let stride = 8  // one cache line (8 words) per segment: the owners' claims never share a line
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: parts * stride) { segments in
+            for p in 0..<parts {
+                let mine = part(p, of: parts, count: chunks)
+                segments[p * stride] = UInt64(mine.lowerBound) << 32 | UInt64(mine.upperBound)
+            }
+            let box = UncheckedSendableBox(segments.baseAddress!)  // claimed atomically; each chunk runs once
+            forEach(parts) { p in
+                let segments = box.value
+                while true {
+                    let c = lowrank_claim_front(segments + p * stride)
+                    if c < 0 { break }
+                    let lower = Int(c) * chunk
+                    body(lower..<min(count, lower + chunk))
+                }
+                while true {
+                    var victim = -1, most: Int64 = 0
+                    for q in 0..<parts where q != p {
+                        let left = lowrank_segment_remaining(segments + q * stride)
+                        if left > most { (victim, most) = (q, left) }
+                    }
+                    if victim < 0 { return }
+                    let c = lowrank_claim_back(segments + victim * stride)
+                    if c < 0 { continue }
+                    let lower = Int(c) * chunk
+                    body(lower..<min(count, lower + chunk))
+                }
+            }
+        }
     }
 
     /// Part `p` of `parts` equal contiguous parts of `0..<count` (no allocation, for per-token use).

@@ -71,4 +71,33 @@ static inline void _mm_pause_shim(void) {
     __builtin_ia32_pause();
 #endif
 }
+/// Work stealing over contiguous segments (`Parallel.forEachStealing`): a segment's remaining
+/// chunks are packed as (front << 32 | back). Its owner takes chunks from the front, a worker that
+/// has run out takes them from the back, so each worker streams one contiguous run of its own
+/// segment and stolen chunks come from the far end of another. Each returns the chunk index, or -1
+/// when the segment is empty.
+static inline int64_t lowrank_claim_front(uint64_t *segment) {
+    uint64_t s = __atomic_load_n(segment, __ATOMIC_ACQUIRE);
+    for (;;) {
+        uint32_t front = (uint32_t)(s >> 32), back = (uint32_t)s;
+        if (front >= back) return -1;
+        uint64_t next = ((uint64_t)(front + 1) << 32) | back;
+        if (__atomic_compare_exchange_n(segment, &s, next, 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return front;
+    }
+}
+static inline int64_t lowrank_claim_back(uint64_t *segment) {
+    uint64_t s = __atomic_load_n(segment, __ATOMIC_ACQUIRE);
+    for (;;) {
+        uint32_t front = (uint32_t)(s >> 32), back = (uint32_t)s;
+        if (front >= back) return -1;
+        uint64_t next = ((uint64_t)front << 32) | (back - 1);
+        if (__atomic_compare_exchange_n(segment, &s, next, 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return back - 1;
+    }
+}
+/// Chunks left in a segment (a hint: it may change at once).
+static inline int64_t lowrank_segment_remaining(const uint64_t *segment) {
+    uint64_t s = __atomic_load_n(segment, __ATOMIC_RELAXED);
+    uint32_t front = (uint32_t)(s >> 32), back = (uint32_t)s;
+    return front < back ? (int64_t)(back - front) : 0;
+}
 #endif

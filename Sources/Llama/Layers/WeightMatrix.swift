@@ -191,6 +191,13 @@ public struct WeightMatrix: Sendable, Equatable {
     /// Input rows up to which `multiply` and `multiplyTransposed` stream the weights through the
     /// decode kernels instead of sgemm, and the weight block they keep in L2 meanwhile (beyond four rows).
     public static let smallBatch = 8
+    /// The chunk a one-row product is stolen in (`Parallel.forEachStealing`). The output head is the
+    /// largest decode region (113 MB in Float32 for SmolLM2); cut in two fixed halves, the caller
+    /// waited for the helper 0.2–0.4 ms per token there (AMD EPYC, a scratch region timer). Calls
+    /// alternating between the two within one process (400 calls each way, three runs per size):
+    /// 64 KB chunks took 1.6–4.3% less time than the halves, 256 KB 0.4–2.9% less, and 16 KB 1.3–3.3%
+    /// more (the claims cost more than they balance; docs/BENCHMARKS.md).
+    static let stealChunkBytes = 64 * 1024
     static let blockBytes = 192 * 1024
 
     /// `y[t × columns] = x[t × r] · W[0..<r, :]` for more than one row (the few-row kernels up to
@@ -249,11 +256,11 @@ public struct WeightMatrix: Sendable, Equatable {
     func multiply(_ x: UnsafePointer<Float>, rows t: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
                   activeRows r: Int, activeColumns n: Int, scratch: UnsafeMutablePointer<Float>) {
         if t == 1 {
-            let parts = Parallel.partCount(r, minimum: 128)
-            let box = UncheckedSendableBox((operand, x, y))  // each part writes a disjoint slice of y; no reference counted
-            Parallel.forEach(parts) { p in
+            let box = UncheckedSendableBox((operand, x, y))  // each chunk writes a disjoint slice of y; no reference counted
+            let chunk = max(8, Self.stealChunkBytes / max(1, byteCount(rows: 1, columns: n)))
+            Parallel.forEachStealing(r, minimum: 128, chunk: chunk) { rows in
                 let (w, x, y) = box.value
-                w.gemvRows(Parallel.part(p, of: parts, count: r), columns: n, x: x, y: y)
+                w.gemvRows(rows, columns: n, x: x, y: y)
             }
             return
         }
