@@ -83,32 +83,11 @@ public enum Parallel {
         }
         let chunk = min(max(1, chunk), (count + parts - 1) / parts)  // at least one chunk per part
         let chunks = (count + chunk - 1) / chunk
-        precondition(chunks < Int(UInt32.max), "\(count) items in chunks of \(chunk) are too many chunks to claim")
-        let stride = 8  // one cache line (8 words) per segment: the owners' claims never share a line
-        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: parts * stride) { segments in
-            for p in 0..<parts {
-                let mine = part(p, of: parts, count: chunks)
-                segments[p * stride] = UInt64(mine.lowerBound) << 32 | UInt64(mine.upperBound)
-            }
-            let box = UncheckedSendableBox(segments.baseAddress!)  // claimed atomically; each chunk runs once
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: parts * StealingSegments.stride) { storage in
+            let segments = StealingSegments(storage.baseAddress!, parts: parts, chunks: chunks)
             forEach(parts) { p in
-                let segments = box.value
-                while true {
-                    let c = lowrank_claim_front(segments + p * stride)
-                    if c < 0 { break }
-                    let lower = Int(c) * chunk
-                    body(lower..<min(count, lower + chunk))
-                }
-                while true {
-                    var victim = -1, most: Int64 = 0
-                    for q in 0..<parts where q != p {
-                        let left = lowrank_segment_remaining(segments + q * stride)
-                        if left > most { (victim, most) = (q, left) }
-                    }
-                    if victim < 0 { return }
-                    let c = lowrank_claim_back(segments + victim * stride)
-                    if c < 0 { continue }
-                    let lower = Int(c) * chunk
+                while let c = segments.next(for: p) {
+                    let lower = c * chunk
                     body(lower..<min(count, lower + chunk))
                 }
             }
@@ -119,6 +98,46 @@ public enum Parallel {
     @inline(__always)
     public static func part(_ p: Int, of parts: Int, count: Int) -> Range<Int> {
         (count * p / parts)..<(count * (p + 1) / parts)
+    }
+}
+
+/// The claim state of a stealing split (`Parallel.forEachStealing`): chunks `0..<chunks` cut into
+/// one contiguous segment per part, each segment an atomic (front << 32 | back) pair on its own
+/// cache line. A part takes its own segment's chunks from the front, then the last chunk of the
+/// segment with the most left, so each worker streams one contiguous run and stolen chunks come
+/// from the far end of another's. Any number of threads may call `next` at once; each chunk is
+/// returned once.
+public struct StealingSegments: @unchecked Sendable {  // the storage is claimed atomically
+    /// Words per segment: one 64-byte cache line, so the owners' claims never share a line.
+    public static let stride = 8
+    private let base: UnsafeMutablePointer<UInt64>
+    public let parts: Int
+
+    /// - Parameter storage: `parts · stride` words, alive while the segments are used.
+    public init(_ storage: UnsafeMutablePointer<UInt64>, parts: Int, chunks: Int) {
+        precondition(parts >= 1 && chunks >= 0 && chunks < Int(UInt32.max), "\(chunks) chunks in \(parts) parts cannot be claimed")
+        base = storage
+        self.parts = parts
+        for p in 0..<parts {
+            let mine = Parallel.part(p, of: parts, count: chunks)
+            storage[p * Self.stride] = UInt64(mine.lowerBound) << 32 | UInt64(mine.upperBound)
+        }
+    }
+
+    /// The next chunk for part `p`, or nil when every segment is empty.
+    public func next(for p: Int) -> Int? {
+        let own = lowrank_claim_front(base + p * Self.stride)
+        if own >= 0 { return Int(own) }
+        while true {
+            var victim = -1, most: Int64 = 0
+            for q in 0..<parts where q != p {
+                let left = lowrank_segment_remaining(base + q * Self.stride)
+                if left > most { (victim, most) = (q, left) }
+            }
+            if victim < 0 { return nil }
+            let stolen = lowrank_claim_back(base + victim * Self.stride)
+            if stolen >= 0 { return Int(stolen) }
+        }
     }
 }
 
