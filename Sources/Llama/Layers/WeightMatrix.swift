@@ -193,10 +193,10 @@ public struct WeightMatrix: Sendable, Equatable {
     public static let smallBatch = 8
     /// The chunk a one-row product is stolen in (`Parallel.forEachStealing`). The output head is the
     /// largest decode region (113 MB in Float32 for SmolLM2); cut in two fixed halves, the caller
-    /// waited for the helper 0.2–0.4 ms per token there (AMD EPYC, a scratch region timer). Calls
+    /// waited for the helper 0.2–0.8 ms per token there (AMD EPYC, a scratch region timer, 7 decodes). Calls
     /// alternating between the two within one process (400 calls each way, three runs per size):
     /// 64 KB chunks took 1.6–4.3% less time than the halves, 256 KB 0.4–2.9% less, and 16 KB 1.3–3.3%
-    /// more (the claims cost more than they balance; docs/BENCHMARKS.md).
+    /// more (docs/BENCHMARKS.md).
     static let stealChunkBytes = 64 * 1024
     static let blockBytes = 192 * 1024
 
