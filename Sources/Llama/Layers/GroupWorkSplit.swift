@@ -26,9 +26,8 @@ public struct GroupWorkSplit: Sendable, Equatable {
     }
 
     public let parts: Int
-    /// Per member: units (output rows or active ranks) and bytes read per unit.
-    private let units: [Int]
-    private let unitBytes: [Int]
+    /// The members, each with at least one byte per unit.
+    private let members: [Member]
     /// Per member: the bytes of all members before it.
     private let offsets: [Int]
     /// The `parts + 1` cut points, in bytes along the line (0 and the total at the ends).
@@ -38,12 +37,12 @@ public struct GroupWorkSplit: Sendable, Equatable {
     public init(members: [Member], parts: Int) {
         precondition(parts >= 1, "a split needs at least one part")
         self.parts = parts
-        units = members.map(\.units)
-        unitBytes = members.map { max(1, $0.unitBytes) }
+        let members = members.map { Member(units: $0.units, unitBytes: max(1, $0.unitBytes)) }
+        self.members = members
         var offsets: [Int] = [], total = 0
-        for (n, b) in zip(units, unitBytes) {
+        for m in members {
             offsets.append(total)
-            total += n * b
+            total += m.units * m.unitBytes
         }
         self.offsets = offsets
         let snap = total / (32 * parts)
@@ -52,7 +51,7 @@ public struct GroupWorkSplit: Sendable, Equatable {
             var cut = total * p / parts
             // The member the cut falls in, and the cut moved to its nearer edge when close to it.
             if let i = offsets.indices.last(where: { offsets[$0] <= cut }) {
-                let start = offsets[i], end = start + units[i] * unitBytes[i]
+                let start = offsets[i], end = start + members[i].units * members[i].unitBytes
                 if cut - start <= snap { cut = start } else if end - cut <= snap { cut = end }
             }
             cuts.append(max(cuts.last!, cut))
@@ -67,7 +66,7 @@ public struct GroupWorkSplit: Sendable, Equatable {
     private func unit(member i: Int, cut c: Int) -> Int {
         let bytes = cuts[c] - offsets[i]
         if bytes <= 0 { return 0 }
-        return min(units[i], (bytes + unitBytes[i] - 1) / unitBytes[i])
+        return min(members[i].units, (bytes + members[i].unitBytes - 1) / members[i].unitBytes)
     }
 
     /// The units of member `i` that part `p` computes (empty when none).

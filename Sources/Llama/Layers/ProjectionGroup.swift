@@ -95,21 +95,20 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
                 (units, widest, splits, weights) = ([], 0, [], [])
                 return
             }
-            weights = members.map { m in
+            var weights: [MemberWeights] = [], units: [GroupWorkSplit.Member] = []
+            for m in members {
                 switch m {
-                case .dense(let d): MemberWeights(form: .dense(d.weight.operand, inputs: d.inputs), outputs: d.outputs, gatherCount: 0)
+                case .dense(let d):
+                    weights.append(MemberWeights(form: .dense(d.weight.operand, inputs: d.inputs), outputs: d.outputs, gatherCount: 0))
+                    units.append(GroupWorkSplit.Member(units: d.outputs, unitBytes: d.weight.byteCount(rows: 1, columns: d.inputs)))
                 case .lowRank(let l):
-                    MemberWeights(form: .lowRank(right: l.right.operand, left: l.left.operand, rank: l.rank), outputs: l.outputs,
-                                  gatherCount: l.right.gatherCount)
+                    weights.append(MemberWeights(form: .lowRank(right: l.right.operand, left: l.left.operand, rank: l.rank),
+                                                 outputs: l.outputs, gatherCount: l.right.gatherCount))
+                    units.append(GroupWorkSplit.Member(units: l.activeRank,
+                                                       unitBytes: l.right.byteCount(activeRank: 1) + l.left.byteCount(activeRank: 1)))
                 }
             }
-            let units = members.map { m -> GroupWorkSplit.Member in
-                switch m {
-                case .dense(let d): GroupWorkSplit.Member(units: d.outputs, unitBytes: d.weight.byteCount(rows: 1, columns: d.inputs))
-                case .lowRank(let l):
-                    GroupWorkSplit.Member(units: l.activeRank, unitBytes: l.right.byteCount(activeRank: 1) + l.left.byteCount(activeRank: 1))
-                }
-            }
+            self.weights = weights
             self.units = units
             widest = members.reduce(0) { max($0, $1.outputs) }
             splits = (1...Self.cachedParts).map { GroupWorkSplit(members: units, parts: $0) }
