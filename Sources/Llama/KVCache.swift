@@ -15,18 +15,27 @@ public enum KVCachePrecision: String, Sendable, Codable, CaseIterable {
     }
 }
 
-/// Keys and values of every layer for positions `0..<count`, each `[capacity × kvHeads·d]` row-major,
-/// in Float32 or IEEE half (`precision`). A class: the cache is one mutable buffer shared by a
-/// forward pass and its caller. `truncate` rewinds it, which lets several continuations share one
-/// computed prefix.
+/// Keys and values of every layer for positions `0..<count`, in Float32 or IEEE half (`precision`).
+/// Each layer stores its keys (and its values) head-major, `[kvHeads × capacity × d]`: one key
+/// head's rows are contiguous, at `headStride` from the previous head's. Decoding reads one key
+/// head's rows in a pass, and read contiguously they came from memory in half the time of rows
+/// strided by the key width (docs/BENCHMARKS.md, "A head-major KV cache"). Passes compute new keys
+/// and values position-major, as projections write them, and `write` scatters them.
+///
+/// A class: the cache is one mutable buffer shared by a forward pass and its caller. `truncate`
+/// rewinds it, which lets several continuations share one computed prefix.
 ///
 /// A half cache rounds each key and value once, when it is written (to nearest even; a finite
-/// value beyond the half range saturates to ±65504 and is counted in `saturatedValues`). Passes of
-/// several rows compute in a Float32 window of one layer (`floatRows`, `commit`, `loadWindow`), so
-/// every pass — prefill, decoding, packed scoring — attends to the same rounded values.
+/// value beyond the half range saturates to ±65504 and is counted in `saturatedValues`). `write`
+/// puts the rounded values back into the caller's rows, and passes of several rows attend in a
+/// Float32 window of one layer (`floatLayer`), so every pass — prefill, decoding, packed
+/// scoring — attends to the same rounded values.
 public final class KVCache: @unchecked Sendable {
     public let capacity: Int
+    /// Values per position and layer, keys or values: `kvHeads · d`.
     public let width: Int
+    public let headDimension: Int
+    public let keyValueHeads: Int
     public let layerCount: Int
     public let precision: KVCachePrecision
     public private(set) var count = 0
@@ -34,7 +43,10 @@ public final class KVCache: @unchecked Sendable {
     /// stored as ±65504 instead of an infinity.
     public private(set) var saturatedValues = 0
 
-    /// One layer's stored rows, from position 0.
+    /// Elements between the first rows of consecutive key heads (or value heads) of one layer.
+    public var headStride: Int { capacity * headDimension }
+
+    /// One layer's stored keys and values `[kvHeads × capacity × d]` each, from position 0 of head 0.
     enum Rows {
         case float32(keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>)
         case float16(keys: UnsafeMutablePointer<UInt16>, values: UnsafeMutablePointer<UInt16>)
@@ -44,7 +56,7 @@ public final class KVCache: @unchecked Sendable {
     private let floatValues: [UnsafeMutablePointer<Float>]
     private let halfKeys: [UnsafeMutablePointer<UInt16>]
     private let halfValues: [UnsafeMutablePointer<UInt16>]
-    /// A half cache's Float32 window `[capacity × width]` (keys, values): one layer at a time,
+    /// A half cache's Float32 window `[kvHeads × capacity × d]` (keys, values): one layer at a time,
     /// allocated on first use.
     private var window: (keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>)?
 
@@ -53,6 +65,8 @@ public final class KVCache: @unchecked Sendable {
         self.capacity = capacity
         self.precision = precision
         width = configuration.keyValueWidth
+        headDimension = configuration.headDimension
+        keyValueHeads = configuration.keyValueHeads
         layerCount = configuration.layerCount
         let n = capacity * configuration.keyValueWidth
         switch precision {
@@ -102,68 +116,66 @@ public final class KVCache: @unchecked Sendable {
         }
     }
 
-    /// Float32 keys and values of layer `l` `[capacity × width]` from position 0, where a pass
-    /// writes its new rows (then `commit`s them) and where attention over several rows reads
-    /// (after `loadWindow`): the storage itself for a Float32 cache, the window for a half one.
-    func floatRows(layer l: Int) -> (keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>) {
+    /// Stores the keys and values of positions `positions` of layer `l`, given position-major
+    /// `[positions.count × width]` (row stride `width`), as a pass's projections wrote them. A half
+    /// cache rounds them and puts the rounded values back into `keys` and `values`, so the pass that
+    /// computed them uses what later ones will read.
+    func write(layer l: Int, positions: Range<Int>, keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>) {
+        precondition(positions.lowerBound >= 0 && positions.upperBound <= capacity)
+        let d = headDimension
+        for (i, position) in positions.enumerated() {
+            for head in 0..<keyValueHeads {
+                let from = i * width + head * d, to = head * headStride + position * d
+                switch precision {
+                case .float32:
+                    (floatKeys[l] + to).update(from: keys + from, count: d)
+                    (floatValues[l] + to).update(from: values + from, count: d)
+                case .float16:
+                    saturatedValues += DecodeKernels.roundToHalf(keys + from, into: halfKeys[l] + to, count: d)
+                    saturatedValues += DecodeKernels.roundToHalf(values + from, into: halfValues[l] + to, count: d)
+                    DecodeKernels.widen(halfKeys[l] + to, format: .float16, count: d, into: keys + from)
+                    DecodeKernels.widen(halfValues[l] + to, format: .float16, count: d, into: values + from)
+                }
+            }
+        }
+    }
+
+    /// Float32 keys and values of layer `l` `[kvHeads × capacity × d]`, where attention over several
+    /// rows reads positions `positions`: the storage itself for a Float32 cache; for a half one, its
+    /// window, filled with those positions widened.
+    func floatLayer(_ l: Int, positions: Range<Int>) -> (keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>) {
         switch precision {
         case .float32: return (floatKeys[l], floatValues[l])
         case .float16:
-            if let window { return window }
-            let made = (keys: AlignedAllocation.floats(capacity * width), values: AlignedAllocation.floats(capacity * width))
-            window = made
-            return made
+            let window = self.window ?? (keys: AlignedAllocation.floats(capacity * width), values: AlignedAllocation.floats(capacity * width))
+            self.window = window
+            guard !positions.isEmpty else { return window }
+            let offset = positions.lowerBound * headDimension, n = positions.count * headDimension
+            for head in 0..<keyValueHeads {
+                let at = head * headStride + offset
+                DecodeKernels.widen(halfKeys[l] + at, format: .float16, count: n, into: window.keys + at)
+                DecodeKernels.widen(halfValues[l] + at, format: .float16, count: n, into: window.values + at)
+            }
+            return window
         }
     }
 
-    /// Stores the rows `positions` a pass wrote through `floatRows(layer: l)`. A half cache rounds
-    /// them and puts the rounded values back into the window, so this pass attends to what later
-    /// ones will read.
-    func commit(layer l: Int, positions: Range<Int>) {
-        guard precision == .float16, !positions.isEmpty, let window else { return }
-        let offset = positions.lowerBound * width, n = positions.count * width
-        saturatedValues += DecodeKernels.roundToHalf(window.keys + offset, into: halfKeys[l] + offset, count: n)
-        saturatedValues += DecodeKernels.roundToHalf(window.values + offset, into: halfValues[l] + offset, count: n)
-        DecodeKernels.widen(halfKeys[l] + offset, format: .float16, count: n, into: window.keys + offset)
-        DecodeKernels.widen(halfValues[l] + offset, format: .float16, count: n, into: window.values + offset)
-    }
-
-    /// Fills the window with layer `l`'s stored rows `positions` (a half cache; a Float32 cache
-    /// reads its storage directly).
-    func loadWindow(layer l: Int, positions: Range<Int>) {
-        guard precision == .float16, !positions.isEmpty else { return }
-        let window = floatRows(layer: l)
-        let offset = positions.lowerBound * width, n = positions.count * width
-        DecodeKernels.widen(halfKeys[l] + offset, format: .float16, count: n, into: window.keys + offset)
-        DecodeKernels.widen(halfValues[l] + offset, format: .float16, count: n, into: window.values + offset)
-    }
-
-    /// Stores one key and one value row `[width]` at `position` of layer `l` (a batched decoding step).
-    func store(layer l: Int, position: Int, key: UnsafePointer<Float>, value: UnsafePointer<Float>) {
-        let offset = position * width
-        switch precision {
-        case .float32:
-            (floatKeys[l] + offset).update(from: key, count: width)
-            (floatValues[l] + offset).update(from: value, count: width)
-        case .float16:
-            saturatedValues += DecodeKernels.roundToHalf(key, into: halfKeys[l] + offset, count: width)
-            saturatedValues += DecodeKernels.roundToHalf(value, into: halfValues[l] + offset, count: width)
-        }
-    }
-
-    /// The stored key and value of layer `l` at `position`, widened to Float32 (tests, inspection).
+    /// The stored key and value of layer `l` at `position` `[width]` each, widened to Float32
+    /// (tests, inspection).
     public func entry(layer l: Int, position: Int) -> (key: [Float], value: [Float]) {
         precondition(l >= 0 && l < layerCount && position >= 0 && position < capacity)
-        let offset = position * width
-        switch precision {
-        case .float32:
-            return (Array(UnsafeBufferPointer(start: floatKeys[l] + offset, count: width)),
-                    Array(UnsafeBufferPointer(start: floatValues[l] + offset, count: width)))
-        case .float16:
-            var key = [Float](repeating: 0, count: width), value = key
-            key.withUnsafeMutableBufferPointer { DecodeKernels.widen(halfKeys[l] + offset, format: .float16, count: width, into: $0.baseAddress!) }
-            value.withUnsafeMutableBufferPointer { DecodeKernels.widen(halfValues[l] + offset, format: .float16, count: width, into: $0.baseAddress!) }
-            return (key, value)
+        var key = [Float](repeating: 0, count: width), value = key
+        let d = headDimension
+        for head in 0..<keyValueHeads {
+            let at = head * headStride + position * d
+            switch precision {
+            case .float32:
+                for j in 0..<d { key[head * d + j] = floatKeys[l][at + j]; value[head * d + j] = floatValues[l][at + j] }
+            case .float16:
+                key.withUnsafeMutableBufferPointer { DecodeKernels.widen(halfKeys[l] + at, format: .float16, count: d, into: $0.baseAddress! + head * d) }
+                value.withUnsafeMutableBufferPointer { DecodeKernels.widen(halfValues[l] + at, format: .float16, count: d, into: $0.baseAddress! + head * d) }
+            }
         }
+        return (key, value)
     }
 }

@@ -27,13 +27,13 @@ extension LlamaModel {
                     VectorMath.rmsNorm(ws.hidden + r * h, weight: w.baseAddress!, epsilon: c.rmsNormEpsilon, count: h, into: ws.normed + r * h)
                 }
             }
-            layer.attentionInput.apply(ws.normed, rows: b, ldx: h, into: [ws.query, ws.batchKeys, ws.batchValues], ldy: [qw, kvw, kvw],
+            layer.attentionInput.apply(ws.normed, rows: b, ldx: h, into: [ws.query, ws.newKeys, ws.newValues], ldy: [qw, kvw, kvw],
                                        scratch: ws.scratch)
             for (r, cache) in caches.enumerated() {
                 let position = cache.count
                 ws.rotary.rotate(ws.query + r * qw, rows: 1, heads: c.attentionHeads, firstPosition: position)
-                ws.rotary.rotate(ws.batchKeys + r * kvw, rows: 1, heads: c.keyValueHeads, firstPosition: position)
-                cache.store(layer: l, position: position, key: ws.batchKeys + r * kvw, value: ws.batchValues + r * kvw)
+                ws.rotary.rotate(ws.newKeys + r * kvw, rows: 1, heads: c.keyValueHeads, firstPosition: position)
+                cache.write(layer: l, positions: position..<(position + 1), keys: ws.newKeys + r * kvw, values: ws.newValues + r * kvw)
             }
             let workers = min(ws.scores.count, Parallel.activeWorkers)
             if b >= workers && workers > 1 {

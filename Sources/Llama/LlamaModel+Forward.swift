@@ -80,10 +80,9 @@ extension LlamaModel {
                      "the worker count was raised to \(Parallel.workers) after this workspace was sized for \(ws.workers): set it before creating workspaces")
         let h = c.hiddenSize, qw = c.queryWidth, kvw = c.keyValueWidth, inter = c.intermediateSize
         let layer = layers[l]
-        // New rows are computed in Float32 (for a half cache, in its window) and stored by `commit`.
-        let stored = cache.floatRows(layer: l)
-        let keys = stored.keys + start * kvw
-        let values = stored.values + start * kvw
+        // New rows are computed position-major in `ws.newKeys`/`ws.newValues`; `write` stores them
+        // head-major (rounded, for a half cache, in both places).
+        let keys = ws.newKeys, values = ws.newValues
 
         // Attention block.
         normRows(t, weight: layer.attentionNorm, workspace: ws)
@@ -96,18 +95,19 @@ extension LlamaModel {
                 applyRotary(keys + s.rows.lowerBound * kvw, rows: s.rows.count, heads: c.keyValueHeads, firstPosition: s.firstPosition,
                             table: ws.rotary)
             }
-            cache.commit(layer: l, positions: start..<(start + t))
-            cache.loadWindow(layer: l, positions: 0..<start)
-            attendSegments(keys: stored.keys, values: stored.values, segments: segments, start: start, workspace: ws)
+            cache.write(layer: l, positions: start..<(start + t), keys: keys, values: values)
+            let stored = cache.floatLayer(l, positions: 0..<(start + t))
+            attendSegments(keys: stored.keys, values: stored.values, headStride: cache.headStride, segments: segments, start: start,
+                           workspace: ws)
         } else {
             applyRotary(ws.query, rows: t, heads: c.attentionHeads, firstPosition: start, table: ws.rotary)
             applyRotary(keys, rows: t, heads: c.keyValueHeads, firstPosition: start, table: ws.rotary)
-            cache.commit(layer: l, positions: start..<(start + t))
+            cache.write(layer: l, positions: start..<(start + t), keys: keys, values: values)
             if t == 1 {
                 attendOne(layer: l, position: start, cache: cache, query: ws.query, into: ws.attention, workspace: ws)
             } else {
-                cache.loadWindow(layer: l, positions: 0..<start)
-                attend(keys: stored.keys, values: stored.values, rows: t, firstPosition: start, workspace: ws)
+                let stored = cache.floatLayer(l, positions: 0..<(start + t))
+                attend(keys: stored.keys, values: stored.values, headStride: cache.headStride, rows: t, firstPosition: start, workspace: ws)
             }
         }
         report(.projectionInput(layer: l, site: .attentionOutput), ws.attention, t, qw, observer)
@@ -203,11 +203,11 @@ extension LlamaModel {
     /// Attention for packed segments: the rows of segment s (cache slots `start + s.rows`) attend to
     /// the slots `s.prefix` and, causally, to their own segment's keys. Scores for the two key
     /// ranges sit side by side in one row, so one softmax covers both.
-    /// `keys` and `values`: the layer's Float32 rows `[positions × kvHeads·d]` from position 0.
-    private func attendSegments(keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, segments: [AttentionSegment],
-                                start: Int, workspace ws: Workspace) {
+    /// `keys` and `values`: the layer's Float32 cache `[kvHeads × positions × d]`, key heads `headStride` apart.
+    private func attendSegments(keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, headStride: Int,
+                                segments: [AttentionSegment], start: Int, workspace ws: Workspace) {
         let c = configuration
-        let d = c.headDimension, qw = c.queryWidth, kvw = c.keyValueWidth
+        let d = c.headDimension, qw = c.queryWidth
         let group = c.attentionHeads / c.keyValueHeads
         let scale = 1 / Float(d).squareRoot()
         let workers = ws.scores.count
@@ -220,10 +220,11 @@ extension LlamaModel {
                 let kvHead = head / group
                 for s in segments {
                     let prefix = s.prefix.count
-                    let prefixKeys = keys + s.prefix.lowerBound * kvw + kvHead * d
-                    let prefixValues = values + s.prefix.lowerBound * kvw + kvHead * d
-                    let ownKeys = keys + (start + s.rows.lowerBound) * kvw + kvHead * d
-                    let ownValues = values + (start + s.rows.lowerBound) * kvw + kvHead * d
+                    let headKeys = keys + kvHead * headStride, headValues = values + kvHead * headStride
+                    let prefixKeys = headKeys + s.prefix.lowerBound * d
+                    let prefixValues = headValues + s.prefix.lowerBound * d
+                    let ownKeys = headKeys + (start + s.rows.lowerBound) * d
+                    let ownValues = headValues + (start + s.rows.lowerBound) * d
                     var blockStart = s.rows.lowerBound
                     while blockStart < s.rows.upperBound {
                         let blockRows = min(Workspace.attentionBlock, s.rows.upperBound - blockStart)
@@ -232,10 +233,10 @@ extension LlamaModel {
                         let q = ws.query + blockStart * qw + head * d
                         let out = ws.attention + blockStart * qw + head * d
                         if prefix > 0 {
-                            BLAS.gemmNT(m: blockRows, n: prefix, k: d, alpha: scale, a: q, lda: qw, b: prefixKeys, ldb: kvw,
+                            BLAS.gemmNT(m: blockRows, n: prefix, k: d, alpha: scale, a: q, lda: qw, b: prefixKeys, ldb: d,
                                         c: scores, ldc: width)
                         }
-                        BLAS.gemmNT(m: blockRows, n: own, k: d, alpha: scale, a: q, lda: qw, b: ownKeys, ldb: kvw,
+                        BLAS.gemmNT(m: blockRows, n: own, k: d, alpha: scale, a: q, lda: qw, b: ownKeys, ldb: d,
                                     c: scores + prefix, ldc: width)
                         for r in 0..<blockRows {
                             let rowScores = scores + r * width
@@ -244,9 +245,9 @@ extension LlamaModel {
                             if seen < width { (rowScores + seen).update(repeating: 0, count: width - seen) }
                         }
                         if prefix > 0 {
-                            BLAS.gemmNN(m: blockRows, n: d, k: prefix, a: scores, lda: width, b: prefixValues, ldb: kvw, c: out, ldc: qw)
+                            BLAS.gemmNN(m: blockRows, n: d, k: prefix, a: scores, lda: width, b: prefixValues, ldb: d, c: out, ldc: qw)
                         }
-                        BLAS.gemmNN(m: blockRows, n: d, k: own, a: scores + prefix, lda: width, b: ownValues, ldb: kvw,
+                        BLAS.gemmNN(m: blockRows, n: d, k: own, a: scores + prefix, lda: width, b: ownValues, ldb: d,
                                     beta: prefix > 0 ? 1 : 0, c: out, ldc: qw)
                         blockStart += blockRows
                     }
@@ -260,11 +261,11 @@ extension LlamaModel {
     /// against cached keys/values `0 ..< firstPosition + rows`; writes `[rows × heads·d]` to
     /// `ws.attention`. Query head h reads KV head h / (heads / kvHeads) (Hugging Face `repeat_kv`).
     /// Scores use sgemm/sgemv in blocks of queries, each block only against the keys it can see.
-    /// `keys` and `values`: the layer's Float32 rows `[positions × kvHeads·d]` from position 0.
-    private func attend(keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, rows: Int, firstPosition: Int,
-                        workspace ws: Workspace) {
+    /// `keys` and `values`: the layer's Float32 cache `[kvHeads × positions × d]`, key heads `headStride` apart.
+    private func attend(keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, headStride: Int, rows: Int,
+                        firstPosition: Int, workspace ws: Workspace) {
         let c = configuration
-        let d = c.headDimension, qw = c.queryWidth, kvw = c.keyValueWidth
+        let d = c.headDimension, qw = c.queryWidth
         let group = c.attentionHeads / c.keyValueHeads
         let scale = 1 / Float(d).squareRoot()
         let workers = ws.scores.count
@@ -295,25 +296,26 @@ extension LlamaModel {
             let scores = ws.scores[worker]
             for u in assigned[worker] {
                 let kvHead = u.head / group
-                let k = keys + kvHead * d, v = values + kvHead * d
+                let k = keys + kvHead * headStride, v = values + kvHead * headStride
                 let q = ws.query + u.start * qw + u.head * d
                 let out = ws.attention + u.start * qw + u.head * d
-                BLAS.gemmNT(m: u.rows, n: u.visible, k: d, alpha: scale, a: q, lda: qw, b: k, ldb: kvw, c: scores, ldc: u.visible)
+                BLAS.gemmNT(m: u.rows, n: u.visible, k: d, alpha: scale, a: q, lda: qw, b: k, ldb: d, c: scores, ldc: u.visible)
                 for r in 0..<u.rows {
                     let row = scores + r * u.visible
                     let seen = firstPosition + u.start + r + 1
                     VectorMath.softmax(row, count: seen)
                     if seen < u.visible { (row + seen).update(repeating: 0, count: u.visible - seen) }
                 }
-                BLAS.gemmNN(m: u.rows, n: d, k: u.visible, a: scores, lda: u.visible, b: v, ldb: kvw, c: out, ldc: qw)
+                BLAS.gemmNN(m: u.rows, n: d, k: u.visible, a: scores, lda: u.visible, b: v, ldb: d, c: out, ldc: qw)
             }
         }
     }
 
     /// Attention of one new query row (decoding) at `position`, reading the cache as stored (Float32
-    /// or half, `KVCache.rows`). Each cached key and value row is read once per token: the query heads that share a key/value head are scored and weighted together
-    /// (OpenBLAS's sgemv ran these 64-wide strided shapes at a third of the memory bandwidth, and one
-    /// head at a time read every row `group` times). The positions are split between workers, each
+    /// or half, `KVCache.rows`; each key head's rows contiguous). Each cached key and value row is
+    /// read once per token: the query heads that share a key/value head are scored and weighted
+    /// together (OpenBLAS's sgemv ran these 64-wide shapes at a third of the memory bandwidth, and
+    /// one head at a time read every row `group` times). The positions are split between workers, each
     /// keeping an unnormalised softmax state per query head (maximum m, Σ e^(s − m), Σ e^(s − m)·v),
     /// merged after as in flash-decoding (Dao et al. 2023), so two workers share even 3 key heads evenly.
     /// `query` `[heads·d]` in, `output` `[heads·d]` out (rows of the workspace's query and attention
@@ -323,7 +325,7 @@ extension LlamaModel {
     func attendOne(layer l: Int, position: Int, cache: KVCache, query: UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>,
                    workspace ws: Workspace, buffer first: Int = 0, serial: Bool = false) {
         let c = configuration
-        let d = c.headDimension, heads = c.attentionHeads, kvHeads = c.keyValueHeads, kvw = c.keyValueWidth
+        let d = c.headDimension, heads = c.attentionHeads, kvHeads = c.keyValueHeads, headStride = cache.headStride
         let group = heads / kvHeads
         let scale = 1 / Float(d).squareRoot()
         let visible = position + 1
@@ -344,10 +346,10 @@ extension LlamaModel {
                 let first = kvHead * group  // query heads first ..< first + group read this key head
                 switch stored {
                 case .float32(let keys, _):
-                    DecodeKernels.attentionScores(keys: keys + kvHead * d, ld: kvw, queries: q + first * d, group: group, headSize: d,
+                    DecodeKernels.attentionScores(keys: keys + kvHead * headStride, ld: d, queries: q + first * d, group: group, headSize: d,
                                                   positions: positions, into: scores, stride: n)
                 case .float16(let keys, _):
-                    DecodeKernels.attentionScores(keys: keys + kvHead * d, ld: kvw, queries: q + first * d, group: group, headSize: d,
+                    DecodeKernels.attentionScores(keys: keys + kvHead * headStride, ld: d, queries: q + first * d, group: group, headSize: d,
                                                   positions: positions, into: scores, stride: n)
                 }
                 for g in 0..<group {
@@ -358,10 +360,10 @@ extension LlamaModel {
                 }
                 switch stored {
                 case .float32(_, let values):
-                    DecodeKernels.attentionValues(values: values + kvHead * d, ld: kvw, weights: scores, stride: n, group: group,
+                    DecodeKernels.attentionValues(values: values + kvHead * headStride, ld: d, weights: scores, stride: n, group: group,
                                                   headSize: d, positions: positions, into: weighted + first * d)
                 case .float16(_, let values):
-                    DecodeKernels.attentionValues(values: values + kvHead * d, ld: kvw, weights: scores, stride: n, group: group,
+                    DecodeKernels.attentionValues(values: values + kvHead * headStride, ld: d, weights: scores, stride: n, group: group,
                                                   headSize: d, positions: positions, into: weighted + first * d)
                 }
             }

@@ -21,9 +21,10 @@ public final class Workspace: @unchecked Sendable {
     let attention: UnsafeMutablePointer<Float>  // [rows × heads·d]
     let gate: UnsafeMutablePointer<Float>  // [rows × intermediate]
     let up: UnsafeMutablePointer<Float>  // [rows × intermediate]
-    /// Keys and values of a batched decoding step before they go to each sequence's cache, `[rows × kvHeads·d]`.
-    let batchKeys: UnsafeMutablePointer<Float>
-    let batchValues: UnsafeMutablePointer<Float>
+    /// Keys and values of a pass's rows (or of a batched step's sequences) `[rows × kvHeads·d]`, as
+    /// the projections write them, before `KVCache.write` stores them head-major.
+    let newKeys: UnsafeMutablePointer<Float>
+    let newValues: UnsafeMutablePointer<Float>
     let scores: [UnsafeMutablePointer<Float>]  // per worker [block × context]
     let scratch: UnsafeMutablePointer<Float>
     let scratchCount: Int
@@ -46,8 +47,8 @@ public final class Workspace: @unchecked Sendable {
         attention = buffer(rows * c.queryWidth)
         gate = buffer(rows * c.intermediateSize)
         up = buffer(rows * c.intermediateSize)
-        batchKeys = buffer(rows * c.keyValueWidth)
-        batchValues = buffer(rows * c.keyValueWidth)
+        newKeys = buffer(rows * c.keyValueWidth)
+        newValues = buffer(rows * c.keyValueWidth)
         let workers = max(1, min(Parallel.workers, c.attentionHeads))
         // Per worker: a block of scores; or, decoding, the state of its share of the positions
         // (`LlamaModel.attendOne`: scaled queries, weighted values, maxima, sums, a group's scores).
@@ -56,7 +57,7 @@ public final class Workspace: @unchecked Sendable {
         scores = (0..<workers).map { _ in buffer(max(min(rows, Self.attentionBlock) * contextCapacity, decoding)) }
         scratchCount = model.scratchCount(rows: rows)
         scratch = buffer(scratchCount)
-        owned = [hidden, normed, query, attention, gate, up, batchKeys, batchValues, scratch] + scores
+        owned = [hidden, normed, query, attention, gate, up, newKeys, newValues, scratch] + scores
         rotary = RotaryTable(configuration: c, positions: contextCapacity)
     }
 
