@@ -124,6 +124,19 @@ public struct StealingSegments: @unchecked Sendable {  // the storage is claimed
         }
     }
 
+    /// Segments given by their boundaries: part p starts on chunks `boundaries[p] ..< boundaries[p + 1]`
+    /// (`parts + 1` ascending values from 0; a caller that weighs its chunks cuts them by bytes).
+    public init(_ storage: UnsafeMutablePointer<UInt64>, boundaries: UnsafeBufferPointer<Int>) {
+        let parts = boundaries.count - 1
+        precondition(parts >= 1 && boundaries[0] == 0 && boundaries[parts] < Int(UInt32.max), "boundaries \(Array(boundaries)) cannot be claimed")
+        base = storage
+        self.parts = parts
+        for p in 0..<parts {
+            precondition(boundaries[p] <= boundaries[p + 1], "boundaries must ascend: \(Array(boundaries))")
+            storage[p * Self.stride] = UInt64(boundaries[p]) << 32 | UInt64(boundaries[p + 1])
+        }
+    }
+
     /// The next chunk for part `p`, or nil when every segment is empty.
     public func next(for p: Int) -> Int? {
         let own = lowrank_claim_front(base + p * Self.stride)

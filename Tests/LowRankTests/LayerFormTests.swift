@@ -154,6 +154,34 @@ struct LayerFormTests {
         }
     }
 
+    /// Low-rank members of several chunks each (`GroupChunks`: a chunk's ranks write the output or
+    /// a partial output, summed in chunk order after the region) beside a dense member of several
+    /// row chunks, against the dense reconstructions; and, since the workers claim chunks as they
+    /// finish, the same bits on every call whichever worker ran which chunk.
+    @Test func aGroupOfManyChunksEqualsItsDenseReconstructionAndRepeatsBitForBit() throws {
+        var rng = SeededGenerator(seed: 37)
+        let n = 256
+        let q = Matrix(rows: 320, columns: n, storage: rng.floats(320 * n, scale: 0.3))
+        let k = Matrix(rows: 192, columns: n, storage: rng.floats(192 * n, scale: 0.3))
+        let v = Matrix(rows: 288, columns: n, storage: rng.floats(288 * n, scale: 0.3))
+        let fq = try Self.factors(q, rank: 200), fv = try Self.factors(v, rank: 160)
+        let group = ProjectionGroup(site: .attentionInput, layout: .separate([
+            .lowRank(LowRankLinear(left: fq.left, right: fq.right)), .dense(DenseLinear(k)),
+            .lowRank(LowRankLinear(left: fv.left, right: fv.right))]))
+        // q: 200 ranks of (256 + 320) · 4 bytes, 460 KB: 7 chunks of 32 ranks (the last of 8).
+        let chunks = GroupChunks(members: [GroupChunks.Member(units: 200, unitBytes: 4 * (256 + 320), lowRank: true)])
+        #expect(chunks.slots == [7])
+        for t in [1, 3] {
+            let x = rng.floats(t * n, scale: 1)
+            let first = Self.run(group, x, rows: t)
+            for (member, y) in zip(group.members, first) {
+                let error = Self.relativeError(y, Self.reference(x, rows: t, member.reconstruction))
+                #expect(error < 1e-5, "rows \(t): relative error \(error)")
+            }
+            for _ in 0..<50 { #expect(Self.run(group, x, rows: t) == first, "rows \(t)") }
+        }
+    }
+
     /// Many rows (prefill) through a group of dense members: one region over the members' output
     /// columns laid end to end, each worker's share cutting across member boundaries.
     @Test(arguments: [WeightPrecision.float32, .float16, .bfloat16])

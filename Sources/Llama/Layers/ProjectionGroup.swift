@@ -73,49 +73,41 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         plan = DecodePlan(layout)
     }
 
-    /// A separate layout's decode work, as `applyRows` cuts it: each member's units and bytes per
-    /// unit, the widest member's outputs, the byte-balanced splits for 1…`cachedParts` parts and
-    /// each member's weight operands. Made on every call, they cost the calling thread a few µs per
-    /// group while the helper waited: arrays, each member copied with its reference counts, and the
-    /// members' metadata read from memory (a token streams far more weight bytes than the caches
-    /// hold, so a layer's metadata is cold when its next token comes; timing points showed the
-    /// cost moving to wherever a member was first touched). The calling thread's time outside
-    /// regions per decoded token, medians of 9 runs (AMD EPYC, docs/BENCHMARKS.md): 691 → 583 µs
-    /// for the SVD-LLM 40% checkpoint at half rank, 804 → 708 µs dense (with the head's stealing
-    /// split, which does not run outside regions).
+    /// A separate layout's decode work, as `applyRows` runs it: the chunks the workers claim
+    /// (`GroupChunks`), the widest member's outputs and each member's weight operands. Made on
+    /// every call, such a plan cost the calling thread a few µs per group while the helper waited:
+    /// arrays, each member copied with its reference counts, and the members' metadata read from
+    /// memory (a token streams far more weight bytes than the caches hold, so a layer's metadata is
+    /// cold when its next token comes; timing points showed the cost moving to wherever a member
+    /// was first touched). The calling thread's time outside regions per decoded token, medians of
+    /// 9 runs (AMD EPYC, docs/BENCHMARKS.md): 691 → 583 µs for the SVD-LLM 40% checkpoint at half
+    /// rank, 804 → 708 µs dense (with the head's stealing split, which does not run outside regions).
     private struct DecodePlan: @unchecked Sendable {  // the operands point into the layout's immutable weights
-        static let cachedParts = 8
-        let units: [GroupWorkSplit.Member]
+        let chunks: GroupChunks
         let widest: Int
-        let splits: [GroupWorkSplit]
         let weights: [MemberWeights]
 
         init(_ layout: Layout) {
             guard case .separate(let members) = layout else {
-                (units, widest, splits, weights) = ([], 0, [], [])
+                (chunks, widest, weights) = (GroupChunks(members: []), 0, [])
                 return
             }
-            var weights: [MemberWeights] = [], units: [GroupWorkSplit.Member] = []
+            var weights: [MemberWeights] = [], units: [GroupChunks.Member] = []
             for m in members {
                 switch m {
                 case .dense(let d):
                     weights.append(MemberWeights(form: .dense(d.weight.operand, inputs: d.inputs), outputs: d.outputs, gatherCount: 0))
-                    units.append(GroupWorkSplit.Member(units: d.outputs, unitBytes: d.weight.byteCount(rows: 1, columns: d.inputs)))
+                    units.append(GroupChunks.Member(units: d.outputs, unitBytes: d.weight.byteCount(rows: 1, columns: d.inputs), lowRank: false))
                 case .lowRank(let l):
                     weights.append(MemberWeights(form: .lowRank(right: l.right.operand, left: l.left.operand, rank: l.rank),
                                                  outputs: l.outputs, gatherCount: l.right.gatherCount))
-                    units.append(GroupWorkSplit.Member(units: l.activeRank,
-                                                       unitBytes: l.right.byteCount(activeRank: 1) + l.left.byteCount(activeRank: 1)))
+                    units.append(GroupChunks.Member(units: l.activeRank, unitBytes: l.right.byteCount(activeRank: 1) + l.left.byteCount(activeRank: 1),
+                                                    lowRank: true))
                 }
             }
             self.weights = weights
-            self.units = units
             widest = members.reduce(0) { max($0, $1.outputs) }
-            splits = (1...Self.cachedParts).map { GroupWorkSplit(members: units, parts: $0) }
-        }
-
-        func split(parts: Int) -> GroupWorkSplit {
-            parts <= splits.count ? splits[parts - 1] : GroupWorkSplit(members: units, parts: parts)
+            chunks = GroupChunks(members: units)
         }
     }
 
@@ -195,11 +187,12 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         let fused = min(t, WeightMatrix.smallBatch)  // rows of a fused decode region
         switch layout {
         case .separate(let members):
-            // Up to `smallBatch` rows: every low-rank member's z, gathered inputs and the other
-            // workers' partial outputs side by side; more rows: one member at a time.
+            // Up to `smallBatch` rows: every low-rank member's z, gathered inputs and partial
+            // outputs (one per chunk after its first, at any active rank) side by side; more
+            // rows: one member at a time.
             let few = members.reduce(0) { total, m in
                 guard case .lowRank(let l) = m else { return total }
-                return total + fused * (l.rank + l.right.gatherCount + partials * l.outputs)
+                return total + fused * (l.rank + l.right.gatherCount + (GroupChunks.maximumLowRankChunks - 1) * l.outputs)
             }
             return max(few, members.map { $0.scratchCount(rows: t) }.max() ?? 0)
         case .sharedRight(let shared):
@@ -289,8 +282,9 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         let y: UnsafeMutablePointer<Float>
         let ldy: Int
         /// Low-rank: z `[t × rank]` (stride: the stored rank), the gathered `x_rest` of a skipped
-        /// right factor, and the partial outputs of the parts after the first (part p at
-        /// `partials + (p − 1) · t · partialStride`, rows `partialStride` apart).
+        /// right factor, and the partial outputs of the chunks (separate members) or parts (a
+        /// shared group) after the first (partial p at `partials + (p − 1) · t · partialStride`,
+        /// rows `partialStride` apart).
         let z: UnsafeMutablePointer<Float>
         let gathered: UnsafeMutablePointer<Float>
         let partials: UnsafeMutablePointer<Float>
@@ -298,60 +292,60 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
     }
 
     /// A few input rows (t ≤ `WeightMatrix.smallBatch`) through every member in one parallel
-    /// region. The members' work (a dense member's output rows, a low-rank member's active ranks)
-    /// is cut into one share of equal bytes per worker (`GroupWorkSplit`): for a low-rank member,
-    /// z = A x over the ranks of the share (those rows of the right factor), then B z over them
-    /// (those columns of the left factor). The share holding a member's rank 0 writes its output;
-    /// any other share of it writes a partial output, summed after the region. So the right and
-    /// left products need no synchronisation between them, and a compressed group costs one
-    /// region, as a dense one does. One row runs the one-row decode kernels; more rows the few-row
-    /// kernels, which read each weight once for up to four rows. The workers read only
-    /// `MemberOperand`s and unit ranges made here, so no reference is counted during the region.
+    /// region. Separate members: the workers claim the plan's chunks (`GroupChunks`, stealing
+    /// once their own run is done); a dense chunk is output rows, a low-rank chunk is ranks: z = A x
+    /// over them (those rows of the right factor), then B z over them (those columns of the left
+    /// factor) into the chunk's slot, the output or a partial output summed after the region. So
+    /// the right and left products need no synchronisation between them, a compressed group costs
+    /// one region, as a dense one does, and the result does not depend on which worker ran what.
+    /// One row runs the one-row decode kernels; more rows the few-row kernels, which read each
+    /// weight once for up to four rows. The workers read only `MemberOperand`s and the chunk list,
+    /// so no reference is counted during the region.
     func applyRows(_ x: UnsafePointer<Float>, rows t: Int, ldx: Int, into outputs: [UnsafeMutablePointer<Float>], ldy: [Int],
                    scratch: UnsafeMutablePointer<Float>) {
-        let workers = Parallel.workers
         switch layout {
         case .separate(let members):
             let count = members.count
             let parts = Parallel.partCount(plan.widest, minimum: 128)
-            let split = plan.split(parts: parts)
+            let chunks = plan.chunks
             withUnsafeTemporaryAllocation(of: MemberOperand.self, capacity: count) { ops in
-                withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: count * parts) { shares in
-                    // Scratch per low-rank member: z [t × rank], gathered x_rest [t × gather], then
-                    // (workers − 1) partial outputs [t × outputs].
-                    var offset = 0
-                    for i in 0..<count {
-                        let w = plan.weights[i]
-                        switch w.form {
-                        case .dense:
-                            ops.initializeElement(at: i, to: MemberOperand(
-                                form: w.form, outputs: w.outputs, y: outputs[i], ldy: ldy[i],
-                                z: scratch, gathered: scratch, partials: scratch, partialStride: 0))
-                        case .lowRank(_, _, let rank):
-                            let z = scratch + offset, gathered = z + t * rank
-                            if w.gatherCount > 0, case .lowRank(let l) = members[i] { l.right.prepareRows(x, rows: t, ldx: ldx, gathered: gathered) }
-                            ops.initializeElement(at: i, to: MemberOperand(
-                                form: w.form, outputs: w.outputs, y: outputs[i], ldy: ldy[i], z: z, gathered: gathered,
-                                partials: gathered + t * w.gatherCount, partialStride: w.outputs))
-                            offset += t * (rank + w.gatherCount + (workers - 1) * w.outputs)
-                        }
-                        for p in 0..<parts { shares.initializeElement(at: i * parts + p, to: split.units(member: i, part: p)) }
+                // Scratch per low-rank member: z [t × rank], gathered x_rest [t × gather], then
+                // its partial outputs [t × outputs], one per chunk after the first.
+                var offset = 0
+                for i in 0..<count {
+                    let w = plan.weights[i]
+                    switch w.form {
+                    case .dense:
+                        ops.initializeElement(at: i, to: MemberOperand(
+                            form: w.form, outputs: w.outputs, y: outputs[i], ldy: ldy[i],
+                            z: scratch, gathered: scratch, partials: scratch, partialStride: 0))
+                    case .lowRank(_, _, let rank):
+                        let z = scratch + offset, gathered = z + t * rank
+                        if w.gatherCount > 0, case .lowRank(let l) = members[i] { l.right.prepareRows(x, rows: t, ldx: ldx, gathered: gathered) }
+                        ops.initializeElement(at: i, to: MemberOperand(
+                            form: w.form, outputs: w.outputs, y: outputs[i], ldy: ldy[i], z: z, gathered: gathered,
+                            partials: gathered + t * w.gatherCount, partialStride: w.outputs))
+                        offset += t * (rank + w.gatherCount + (chunks.slots[i] - 1) * w.outputs)
                     }
-                    let box = UncheckedSendableBox((UnsafePointer(ops.baseAddress!), UnsafePointer(shares.baseAddress!), x))
-                    Parallel.forEach(parts) { p in
-                        let (ops, shares, x) = box.value  // disjoint output rows, rank slices and partials per part
-                        for i in 0..<count {
-                            let units = shares[i * parts + p]
-                            if !units.isEmpty { Self.run(ops[i], units: units, part: p, x: x, ldx: ldx, rows: t) }
-                        }
-                    }
-                    for i in 0..<count {
-                        guard case .lowRank = ops[i].form else { continue }  // a dense member's parts write disjoint rows
-                        for p in 1..<max(1, parts) {
-                            let units = shares[i * parts + p]
-                            if !units.isEmpty && units.lowerBound > 0 { Self.addPartial(ops[i], part: p, rows: t) }
+                }
+                chunks.chunks.withUnsafeBufferPointer { list in
+                    chunks.boundaries(parts: parts).withUnsafeBufferPointer { boundaries in
+                        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: parts * StealingSegments.stride) { storage in
+                            let segments = StealingSegments(storage.baseAddress!, boundaries: boundaries)
+                            // Each chunk writes its own output rows or slot, once.
+                            let box = UncheckedSendableBox((UnsafePointer(ops.baseAddress!), list.baseAddress!, x))
+                            Parallel.forEach(parts) { p in
+                                let (ops, list, x) = box.value
+                                while let c = segments.next(for: p) {
+                                    let chunk = list[c]
+                                    Self.run(ops[chunk.member], units: chunk.units, slot: chunk.slot, x: x, ldx: ldx, rows: t)
+                                }
+                            }
                         }
                     }
+                }
+                for i in 0..<count where chunks.slots[i] > 1 {
+                    for slot in 1..<chunks.slots[i] { Self.addPartial(ops[i], part: slot, rows: t) }
                 }
             }
         case .sharedRight(let shared):
@@ -385,21 +379,21 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         }
     }
 
-    /// One share of one member: a dense member's output rows `units`; a low-rank member's ranks
-    /// `units` (z over them, then B z into the output or this part's partial).
+    /// One chunk of one member: a dense member's output rows `units`; a low-rank member's ranks
+    /// `units` (z over them, then B z into the output for slot 0, into partial `slot` otherwise).
     @inline(__always)
-    private static func run(_ m: MemberOperand, units: Range<Int>, part p: Int, x: UnsafePointer<Float>, ldx: Int, rows t: Int) {
+    private static func run(_ m: MemberOperand, units: Range<Int>, slot: Int, x: UnsafePointer<Float>, ldx: Int, rows t: Int) {
         switch m.form {
         case .dense(let w, let inputs):
             w.gemvRows(units, columns: inputs, x: x, ldx: ldx, rows: t, y: m.y, ldy: m.ldy)
         case .lowRank(let right, _, let rank):
             right.applyRows(units, x: x, ldx: ldx, rows: t, gathered: m.gathered, into: m.z, ldz: rank)
-            runLeft(m, ranks: units, part: units.lowerBound == 0 ? 0 : p, rows: t)
+            runLeft(m, ranks: units, part: slot, rows: t)
         }
     }
 
-    /// `B[:, ranks] · z[ranks]` of a low-rank member: into its output for part 0 (the part holding
-    /// rank 0), into part p's partial otherwise (both overwritten).
+    /// `B[:, ranks] · z[ranks]` of a low-rank member: into its output for part 0 (the part or
+    /// chunk holding rank 0), into partial p otherwise (both overwritten).
     @inline(__always)
     private static func runLeft(_ m: MemberOperand, ranks: Range<Int>, part p: Int, rows t: Int) {
         guard case .lowRank(_, let left, let rank) = m.form else { return }
@@ -407,7 +401,7 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         left.gemvTransposedRows(rows: ranks, columns: 0..<m.outputs, x: m.z, ldx: rank, count: t, y: y, ldy: ldy)
     }
 
-    /// Adds part p's partial output of a low-rank member into its output.
+    /// Adds partial p of a low-rank member (a part's or a chunk's) into its output.
     private static func addPartial(_ m: MemberOperand, part p: Int, rows t: Int) {
         let partial = m.partials + (p - 1) * t * m.partialStride
         for s in 0..<t { VectorMath.add(partial + s * m.partialStride, into: m.y + s * m.ldy, count: m.outputs) }
