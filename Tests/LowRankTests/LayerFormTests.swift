@@ -124,15 +124,21 @@ struct LayerFormTests {
         #expect(checked == 4 * 2 * 7)
     }
 
-    /// Groups wide enough to be split across the workers (outputs ≥ 256: each worker takes a share
-    /// of every low-rank member's rank and writes a partial output, summed after the region), for
-    /// one row, the four-row kernel's sizes and two kernel calls, against the dense reconstructions.
+    /// q `[320 × n]`, k `[keyRows × n]` and v `[288 × n]`, seeded: a q/k/v group's shapes, scaled down.
+    static func attentionMatrices(_ rng: inout SeededGenerator, inputs n: Int, keyRows: Int) -> (Matrix<Float>, Matrix<Float>, Matrix<Float>) {
+        (Matrix(rows: 320, columns: n, storage: rng.floats(320 * n, scale: 0.3)),
+         Matrix(rows: keyRows, columns: n, storage: rng.floats(keyRows * n, scale: 0.3)),
+         Matrix(rows: 288, columns: n, storage: rng.floats(288 * n, scale: 0.3)))
+    }
+
+    /// Groups wide enough to run on several workers (outputs ≥ 256; a separate group's members are
+    /// one chunk each here, a shared group's rank is cut between the workers, each writing a partial
+    /// output summed after the region), for one row, the four-row kernel's sizes and two kernel
+    /// calls, against the dense reconstructions.
     @Test func aGroupSplitAcrossTheWorkersEqualsItsDenseReconstructionForAFewRows() throws {
         var rng = SeededGenerator(seed: 31)
         let n = 96
-        let q = Matrix(rows: 320, columns: n, storage: rng.floats(320 * n, scale: 0.3))
-        let k = Matrix(rows: 64, columns: n, storage: rng.floats(64 * n, scale: 0.3))
-        let v = Matrix(rows: 288, columns: n, storage: rng.floats(288 * n, scale: 0.3))
+        let (q, k, v) = Self.attentionMatrices(&rng, inputs: n, keyRows: 64)
         let fq = try Self.factors(q, rank: 40), fv = try Self.factors(v, rank: 36)
         let skippedV = try BlockSkipping.skip(left: fv.left, right: fv.right)
         let separate = ProjectionGroup(site: .attentionInput, layout: .separate([
@@ -161,9 +167,7 @@ struct LayerFormTests {
     @Test func aGroupOfManyChunksEqualsItsDenseReconstructionAndRepeatsBitForBit() throws {
         var rng = SeededGenerator(seed: 37)
         let n = 256
-        let q = Matrix(rows: 320, columns: n, storage: rng.floats(320 * n, scale: 0.3))
-        let k = Matrix(rows: 192, columns: n, storage: rng.floats(192 * n, scale: 0.3))
-        let v = Matrix(rows: 288, columns: n, storage: rng.floats(288 * n, scale: 0.3))
+        let (q, k, v) = Self.attentionMatrices(&rng, inputs: n, keyRows: 192)
         let fq = try Self.factors(q, rank: 200), fv = try Self.factors(v, rank: 160)
         let group = ProjectionGroup(site: .attentionInput, layout: .separate([
             .lowRank(LowRankLinear(left: fq.left, right: fq.right)), .dense(DenseLinear(k)),
