@@ -162,8 +162,9 @@ struct LayerFormTests {
 
     /// Low-rank members of several chunks each (`GroupChunks`: a chunk's ranks write the output or
     /// a partial output, summed in chunk order after the region) beside a dense member of several
-    /// row chunks, against the dense reconstructions; and, since the workers claim chunks as they
-    /// finish, the same bits on every call whichever worker ran which chunk.
+    /// row chunks, and a group sharing one right factor of several chunks, against the dense
+    /// reconstructions; and, since the workers claim chunks as they finish, the same bits on every
+    /// call whichever worker ran which chunk.
     @Test func aGroupOfManyChunksEqualsItsDenseReconstructionAndRepeatsBitForBit() throws {
         var rng = SeededGenerator(seed: 37)
         let n = 256
@@ -175,14 +176,21 @@ struct LayerFormTests {
         // q: 200 ranks of (256 + 320) · 4 bytes, 460 KB: 7 chunks of 32 ranks (the last of 8).
         let chunks = GroupChunks(members: [GroupChunks.Member(units: 200, unitBytes: 4 * (256 + 320), lowRank: true)])
         #expect(chunks.slots == [7])
-        for t in [1, 3] {
-            let x = rng.floats(t * n, scale: 1)
-            let first = Self.run(group, x, rows: t)
-            for (member, y) in zip(group.members, first) {
-                let error = Self.relativeError(y, Self.reference(x, rows: t, member.reconstruction))
-                #expect(error < 1e-5, "rows \(t): relative error \(error)")
+        // Shared by q/k/v: 200 ranks of (256 + 320 + 192 + 288) · 4 bytes, 845 KB: also 7 chunks.
+        let shared = try Self.sharedFactors([q, k, v], rank: 200)
+        let sharedGroup = ProjectionGroup(site: .attentionInput, layout: .sharedRight(SharedRightGroup(
+            right: .plain(WeightMatrix(shared.right)), lefts: shared.lefts.map { LeftFactor($0) })))
+        #expect(GroupChunks(members: [GroupChunks.Member(units: 200, unitBytes: 4 * 1056, lowRank: true)]).slots == [7])
+        for g in [group, sharedGroup] {
+            for t in [1, 3] {
+                let x = rng.floats(t * n, scale: 1)
+                let first = Self.run(g, x, rows: t)
+                for (member, y) in zip(g.members, first) {
+                    let error = Self.relativeError(y, Self.reference(x, rows: t, member.reconstruction))
+                    #expect(error < 1e-5, "rows \(t): relative error \(error)")
+                }
+                for _ in 0..<50 { #expect(Self.run(g, x, rows: t) == first, "rows \(t)") }
             }
-            for _ in 0..<50 { #expect(Self.run(group, x, rows: t) == first, "rows \(t)") }
         }
     }
 

@@ -89,7 +89,11 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
 
         init(_ layout: Layout) {
             guard case .separate(let members) = layout else {
-                (chunks, widest, weights) = (GroupChunks(members: []), 0, [])
+                // A shared group's work is its active rank: a rank reads a row of A and one of every Bᵀ_i.
+                guard case .sharedRight(let shared) = layout else { preconditionFailure() }
+                let unitBytes = shared.right.byteCount(activeRank: 1) + shared.lefts.reduce(0) { $0 + $1.byteCount(activeRank: 1) }
+                chunks = GroupChunks(members: [GroupChunks.Member(units: shared.activeRank, unitBytes: unitBytes, lowRank: true)])
+                (widest, weights) = (0, [])
                 return
             }
             var weights: [MemberWeights] = [], units: [GroupChunks.Member] = []
@@ -183,7 +187,7 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
 
     /// Floats of scratch `apply` and `applyOneRow` need for `rows` input rows.
     public func scratchCount(rows t: Int) -> Int {
-        let partials = max(0, Parallel.workers - 1)
+        let partials = GroupChunks.maximumLowRankChunks - 1  // per low-rank member, at any active rank
         let fused = min(t, WeightMatrix.smallBatch)  // rows of a fused decode region
         switch layout {
         case .separate(let members):
@@ -192,7 +196,7 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
             // rows: one member at a time.
             let few = members.reduce(0) { total, m in
                 guard case .lowRank(let l) = m else { return total }
-                return total + fused * (l.rank + l.right.gatherCount + (GroupChunks.maximumLowRankChunks - 1) * l.outputs)
+                return total + fused * (l.rank + l.right.gatherCount + partials * l.outputs)
             }
             return max(few, members.map { $0.scratchCount(rows: t) }.max() ?? 0)
         case .sharedRight(let shared):
@@ -295,7 +299,8 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
     /// region. Separate members: the workers claim the plan's chunks (`GroupChunks`, stealing
     /// once their own run is done); a dense chunk is output rows, a low-rank chunk is ranks: z = A x
     /// over them (those rows of the right factor), then B z over them (those columns of the left
-    /// factor) into the chunk's slot, the output or a partial output summed after the region. So
+    /// factor) into the chunk's slot, the output or a partial output summed after the region. A
+    /// shared group's chunks are runs of its rank: z over them, then every member's `B_i z`. So
     /// the right and left products need no synchronisation between them, a compressed group costs
     /// one region, as a dense one does, and the result does not depend on which worker ran what.
     /// One row runs the one-row decode kernels; more rows the few-row kernels, which read each
@@ -328,35 +333,24 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
                         offset += t * (rank + w.gatherCount + (chunks.slots[i] - 1) * w.outputs)
                     }
                 }
-                chunks.chunks.withUnsafeBufferPointer { list in
-                    chunks.boundaries(parts: parts).withUnsafeBufferPointer { boundaries in
-                        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: parts * StealingSegments.stride) { storage in
-                            let segments = StealingSegments(storage.baseAddress!, boundaries: boundaries)
-                            // Each chunk writes its own output rows or slot, once.
-                            let box = UncheckedSendableBox((UnsafePointer(ops.baseAddress!), list.baseAddress!, x))
-                            Parallel.forEach(parts) { p in
-                                let (ops, list, x) = box.value
-                                while let c = segments.next(for: p) {
-                                    let chunk = list[c]
-                                    Self.run(ops[chunk.member], units: chunk.units, slot: chunk.slot, x: x, ldx: ldx, rows: t)
-                                }
-                            }
-                        }
-                    }
+                let box = UncheckedSendableBox((UnsafePointer(ops.baseAddress!), x))  // each chunk writes its own output rows or slot
+                Self.runChunks(chunks, parts: parts) { chunk in
+                    let (ops, x) = box.value
+                    Self.run(ops[chunk.member], units: chunk.units, slot: chunk.slot, x: x, ldx: ldx, rows: t)
                 }
                 for i in 0..<count where chunks.slots[i] > 1 {
                     for slot in 1..<chunks.slots[i] { Self.addPartial(ops[i], part: slot, rows: t) }
                 }
             }
         case .sharedRight(let shared):
-            // Scratch: z [t × rank], gathered x_rest [t × gather], then (workers − 1) partial
-            // outputs [t × Σ outputs_i] (member i at column offset Σ_{j<i} outputs_j).
+            // Scratch: z [t × rank], gathered x_rest [t × gather], then a partial output
+            // [t × Σ outputs_i] per chunk after the first (member i at column offset Σ_{j<i} outputs_j).
             let z = scratch, gathered = scratch + t * shared.rank, partialBase = gathered + t * shared.right.gatherCount
             shared.right.prepareRows(x, rows: t, ldx: ldx, gathered: gathered)
             let total = shared.lefts.reduce(0) { $0 + $1.outputs }
-            let r = shared.activeRank, rank = shared.rank, count = shared.lefts.count
-            let parts = Parallel.partCount(max(total, r), minimum: 128)
-            let right = shared.right.operand
+            let rank = shared.rank, count = shared.lefts.count
+            let parts = Parallel.partCount(max(total, shared.activeRank), minimum: 128)
+            let right = shared.right.operand, chunks = plan.chunks
             withUnsafeTemporaryAllocation(of: MemberOperand.self, capacity: count) { ops in
                 var column = 0
                 for (i, left) in shared.lefts.enumerated() {
@@ -365,15 +359,32 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
                         z: z, gathered: gathered, partials: partialBase + column, partialStride: total))
                     column += left.outputs
                 }
-                let box = UncheckedSendableBox((UnsafePointer(ops.baseAddress!), x))
-                Parallel.forEach(parts) { p in
-                    let (ops, x) = box.value  // disjoint rank slices and partials per part
-                    let slice = Parallel.part(p, of: parts, count: r)
-                    right.applyRows(slice, x: x, ldx: ldx, rows: t, gathered: gathered, into: z, ldz: rank)
-                    for i in 0..<count { Self.runLeft(ops[i], ranks: slice, part: p, rows: t) }
+                let box = UncheckedSendableBox((UnsafePointer(ops.baseAddress!), x))  // disjoint ranks of z and slots per chunk
+                Self.runChunks(chunks, parts: parts) { chunk in
+                    let (ops, x) = box.value
+                    right.applyRows(chunk.units, x: x, ldx: ldx, rows: t, gathered: gathered, into: z, ldz: rank)
+                    for i in 0..<count { Self.runLeft(ops[i], ranks: chunk.units, part: chunk.slot, rows: t) }
                 }
                 for i in 0..<count {
-                    for p in 1..<max(1, parts) { Self.addPartial(ops[i], part: p, rows: t) }
+                    for slot in 1..<chunks.slots[0] { Self.addPartial(ops[i], part: slot, rows: t) }
+                }
+            }
+        }
+    }
+
+    /// Runs `body` once for every chunk of `chunks` over `parts` workers: each worker starts on its
+    /// run of equal bytes (`GroupChunks.boundaries`), then takes chunks from the far end of the run
+    /// with the most left (`StealingSegments`).
+    @inline(__always)
+    private static func runChunks(_ chunks: GroupChunks, parts: Int, _ body: (GroupChunks.Chunk) -> Void) {
+        chunks.chunks.withUnsafeBufferPointer { list in
+            chunks.boundaries(parts: parts).withUnsafeBufferPointer { boundaries in
+                withUnsafeTemporaryAllocation(of: UInt64.self, capacity: parts * StealingSegments.stride) { storage in
+                    let segments = StealingSegments(storage.baseAddress!, boundaries: boundaries)
+                    let list = UncheckedSendableBox(list.baseAddress!)  // read only
+                    Parallel.forEach(parts) { p in
+                        while let c = segments.next(for: p) { body(list.value[c]) }
+                    }
                 }
             }
         }
