@@ -26,10 +26,10 @@ public enum KVCachePrecision: String, Sendable, Codable, CaseIterable {
 /// rewinds it, which lets several continuations share one computed prefix.
 ///
 /// A half cache rounds each key and value once, when it is written (to nearest even; a finite
-/// value beyond the half range saturates to ±65504 and is counted in `saturatedValues`). `write`
-/// puts the rounded values back into the caller's rows, and passes of several rows attend in a
-/// Float32 window of one layer (`floatLayer`), so every pass — prefill, decoding, packed
-/// scoring — attends to the same rounded values.
+/// value beyond the half range saturates to ±65504 and is counted in `saturatedValues`). Passes of
+/// several rows attend in a Float32 window of one layer widened from the stored halves
+/// (`floatLayer`), so every pass — prefill, decoding, packed scoring — attends to the same rounded
+/// values.
 public final class KVCache: @unchecked Sendable {
     public let capacity: Int
     /// Values per position and layer, keys or values: `kvHeads · d`.
@@ -118,9 +118,8 @@ public final class KVCache: @unchecked Sendable {
 
     /// Stores the keys and values of positions `positions` of layer `l`, given position-major
     /// `[positions.count × width]` (row stride `width`), as a pass's projections wrote them. A half
-    /// cache rounds them and puts the rounded values back into `keys` and `values`, so the pass that
-    /// computed them uses what later ones will read.
-    func write(layer l: Int, positions: Range<Int>, keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>) {
+    /// cache rounds them; attention then reads the stored values (`rows`, `floatLayer`), never these rows.
+    func write(layer l: Int, positions: Range<Int>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>) {
         precondition(positions.lowerBound >= 0 && positions.upperBound <= capacity)
         let d = headDimension
         for (i, position) in positions.enumerated() {
@@ -133,8 +132,6 @@ public final class KVCache: @unchecked Sendable {
                 case .float16:
                     saturatedValues += DecodeKernels.roundToHalf(keys + from, into: halfKeys[l] + to, count: d)
                     saturatedValues += DecodeKernels.roundToHalf(values + from, into: halfValues[l] + to, count: d)
-                    DecodeKernels.widen(halfKeys[l] + to, format: .float16, count: d, into: keys + from)
-                    DecodeKernels.widen(halfValues[l] + to, format: .float16, count: d, into: values + from)
                 }
             }
         }

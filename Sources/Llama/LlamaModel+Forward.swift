@@ -81,7 +81,7 @@ extension LlamaModel {
         let h = c.hiddenSize, qw = c.queryWidth, kvw = c.keyValueWidth, inter = c.intermediateSize
         let layer = layers[l]
         // New rows are computed position-major in `ws.newKeys`/`ws.newValues`; `write` stores them
-        // head-major (rounded, for a half cache, in both places).
+        // head-major (rounded, for a half cache), and attention reads them from the cache.
         let keys = ws.newKeys, values = ws.newValues
 
         // Attention block.

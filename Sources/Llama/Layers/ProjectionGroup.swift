@@ -88,13 +88,15 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         let weights: [MemberWeights]
 
         init(_ layout: Layout) {
-            guard case .separate(let members) = layout else {
+            let members: [Linear]
+            switch layout {
+            case .sharedRight(let shared):
                 // A shared group's work is its active rank: a rank reads a row of A and one of every Bᵀ_i.
-                guard case .sharedRight(let shared) = layout else { preconditionFailure() }
                 let unitBytes = shared.right.byteCount(activeRank: 1) + shared.lefts.reduce(0) { $0 + $1.byteCount(activeRank: 1) }
                 chunks = GroupChunks(members: [GroupChunks.Member(units: shared.activeRank, unitBytes: unitBytes, lowRank: true)])
                 (widest, weights) = (0, [])
                 return
+            case .separate(let separate): members = separate
             }
             var weights: [MemberWeights] = [], units: [GroupChunks.Member] = []
             for m in members {
@@ -286,9 +288,8 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         let y: UnsafeMutablePointer<Float>
         let ldy: Int
         /// Low-rank: z `[t × rank]` (stride: the stored rank), the gathered `x_rest` of a skipped
-        /// right factor, and the partial outputs of the chunks (separate members) or parts (a
-        /// shared group) after the first (partial p at `partials + (p − 1) · t · partialStride`,
-        /// rows `partialStride` apart).
+        /// right factor, and the partial outputs of its chunks after the first (slot s at
+        /// `partials + (s − 1) · t · partialStride`, rows `partialStride` apart).
         let z: UnsafeMutablePointer<Float>
         let gathered: UnsafeMutablePointer<Float>
         let partials: UnsafeMutablePointer<Float>
@@ -338,8 +339,8 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
                     let (ops, x) = box.value
                     Self.run(ops[chunk.member], units: chunk.units, slot: chunk.slot, x: x, ldx: ldx, rows: t)
                 }
-                for i in 0..<count where chunks.slots[i] > 1 {
-                    for slot in 1..<chunks.slots[i] { Self.addPartial(ops[i], part: slot, rows: t) }
+                for i in 0..<count {
+                    for slot in 1..<chunks.slots[i] { Self.addPartial(ops[i], slot: slot, rows: t) }
                 }
             }
         case .sharedRight(let shared):
@@ -363,10 +364,10 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
                 Self.runChunks(chunks, parts: parts) { chunk in
                     let (ops, x) = box.value
                     right.applyRows(chunk.units, x: x, ldx: ldx, rows: t, gathered: gathered, into: z, ldz: rank)
-                    for i in 0..<count { Self.runLeft(ops[i], ranks: chunk.units, part: chunk.slot, rows: t) }
+                    for i in 0..<count { Self.runLeft(ops[i], ranks: chunk.units, slot: chunk.slot, rows: t) }
                 }
                 for i in 0..<count {
-                    for slot in 1..<chunks.slots[0] { Self.addPartial(ops[i], part: slot, rows: t) }
+                    for slot in 1..<chunks.slots[0] { Self.addPartial(ops[i], slot: slot, rows: t) }
                 }
             }
         }
@@ -399,22 +400,22 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
             w.gemvRows(units, columns: inputs, x: x, ldx: ldx, rows: t, y: m.y, ldy: m.ldy)
         case .lowRank(let right, _, let rank):
             right.applyRows(units, x: x, ldx: ldx, rows: t, gathered: m.gathered, into: m.z, ldz: rank)
-            runLeft(m, ranks: units, part: slot, rows: t)
+            runLeft(m, ranks: units, slot: slot, rows: t)
         }
     }
 
-    /// `B[:, ranks] · z[ranks]` of a low-rank member: into its output for part 0 (the part or
-    /// chunk holding rank 0), into partial p otherwise (both overwritten).
+    /// `B[:, ranks] · z[ranks]` of a low-rank member: into its output for slot 0 (the chunk holding
+    /// rank 0), into partial `slot` otherwise (both overwritten).
     @inline(__always)
-    private static func runLeft(_ m: MemberOperand, ranks: Range<Int>, part p: Int, rows t: Int) {
+    private static func runLeft(_ m: MemberOperand, ranks: Range<Int>, slot: Int, rows t: Int) {
         guard case .lowRank(_, let left, let rank) = m.form else { return }
-        let (y, ldy) = p == 0 ? (m.y, m.ldy) : (m.partials + (p - 1) * t * m.partialStride, m.partialStride)
+        let (y, ldy) = slot == 0 ? (m.y, m.ldy) : (m.partials + (slot - 1) * t * m.partialStride, m.partialStride)
         left.gemvTransposedRows(rows: ranks, columns: 0..<m.outputs, x: m.z, ldx: rank, count: t, y: y, ldy: ldy)
     }
 
-    /// Adds partial p of a low-rank member (a part's or a chunk's) into its output.
-    private static func addPartial(_ m: MemberOperand, part p: Int, rows t: Int) {
-        let partial = m.partials + (p - 1) * t * m.partialStride
+    /// Adds partial `slot` of a low-rank member (a chunk's) into its output.
+    private static func addPartial(_ m: MemberOperand, slot: Int, rows t: Int) {
+        let partial = m.partials + (slot - 1) * t * m.partialStride
         for s in 0..<t { VectorMath.add(partial + s * m.partialStride, into: m.y + s * m.ldy, count: m.outputs) }
     }
 }
