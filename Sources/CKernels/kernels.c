@@ -199,10 +199,6 @@ GEMV_AVX512(gemv_bf16_avx512, uint16_t, load_bf16, load_bf16_masked)
 // benchmarks/kernel_bandwidth.sh) but lowered decoding with two workers (SVD-LLM 20% f32: 53 → 63
 // tokens/s without it, medians of 4 interleaved runs; docs/BENCHMARKS.md): both cores already
 // saturate the memory system, and the extra requests only compete.
-// The first row of the block stores x[b]·w instead of adding it to a y zeroed beforehand: the zeroing
-// pass (a memset of each chunk's partial output, often not in L1) was 1.9% of the samples of the
-// SVD-LLM 20% checkpoint decoding in Float32; with the first row storing, the transposed kernel
-// and memset together went from 37.6% to 34.1% (perf, AMD EPYC; tokens/s moved within the noise).
 AVX512 static inline __m256 load8_f32(const float *p) { return _mm256_loadu_ps(p); }
 AVX512 static inline __m256 load8_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 AVX512 static inline __m256 load8_bf16(const uint16_t *p) {
@@ -210,6 +206,10 @@ AVX512 static inline __m256 load8_bf16(const uint16_t *p) {
 }
 // VEC is the vector type (W floats), LOADV widens W stored values; the other arguments are that
 // width's intrinsics, so the 256-bit and the 512-bit kernels below are one body.
+// The first row of the block stores x[b]·w instead of adding it to a y zeroed beforehand: the zeroing
+// pass (a memset of each chunk's partial output, often not in L1) was 1.9% of the samples of the
+// SVD-LLM 20% checkpoint decoding in Float32; with the first row storing, the transposed kernel
+// and memset together went from 37.6% to 34.1% (perf, AMD EPYC; tokens/s moved within the noise).
 #define GEMV_T_AVX512(NAME, T, VEC, W, LOADV, WIDEN, SET1, LOADY, STOREY, FMA, MUL)                             \
     AVX512 static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {\
         size_t full = n & ~(size_t)(W - 1);                                                                  \
