@@ -8,6 +8,13 @@
 /// faster than the running average, the setting switches. Probes become rarer while they keep
 /// losing (every 64 tokens, doubling to every 1024), so a quiet machine loses at most about 1%
 /// of its tokens to probing. A `Generator` keeps its governor across generations.
+///
+/// The load can change between probes: a probe lost at a quiet moment once kept two workers for
+/// the next 128 tokens while another process made each of them 40% slower than one worker
+/// (docs/BENCHMARKS.md, 2026-12-04). So when the running average of the setting in use becomes
+/// more than 25% slower than it was when the last probe ended, the governor probes at once and
+/// starts the periods again: a change of load is what a probe is for. A context that grows makes
+/// tokens slower too (attention reads more of the cache), but slowly: one extra probe per 25%.
 public struct DecodeThreadGovernor: Sendable {
     public let workers: Int
     /// The setting in use between probes, and the one probed.
@@ -15,6 +22,8 @@ public struct DecodeThreadGovernor: Sendable {
     private var other: Int
     /// Exponential average of the seconds per token with `primary`.
     private var average: Double?
+    /// `average` when the last probe ended: the baseline a slowdown is measured against.
+    private var baseline: Double?
     private var untilProbe = Self.firstProbe
     private var period = Self.basePeriod
     private var probing = false
@@ -29,6 +38,8 @@ public struct DecodeThreadGovernor: Sendable {
     static let longestPeriod = 1024
     /// A probe must be this much faster to switch.
     static let margin = 0.9
+    /// The setting in use slowing to this multiple of its baseline calls a probe at once.
+    static let slowdown = 1.25
 
     public init(workers: Int) {
         self.workers = max(1, workers)
@@ -65,9 +76,14 @@ public struct DecodeThreadGovernor: Sendable {
                 period = min(2 * period, Self.longestPeriod)
             }
             untilProbe = period
+            baseline = self.average
             return
         }
         average = average.map { 0.75 * $0 + 0.25 * seconds } ?? seconds
         untilProbe -= 1
+        if let baseline, let average, average > Self.slowdown * baseline {
+            untilProbe = 0
+            period = Self.basePeriod
+        }
     }
 }

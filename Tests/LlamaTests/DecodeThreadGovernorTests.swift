@@ -33,6 +33,33 @@ struct DecodeThreadGovernorTests {
         #expect(governor.primary == 2)
     }
 
+    /// The trace that asked for it (docs/BENCHMARKS.md, 2026-12-04): the first probe of one worker
+    /// lost narrowly while the other core was briefly free, then two workers became 40% slower than
+    /// one, and the governor kept two workers until the next probe 128 tokens later.
+    @Test func aSlowdownOfTheSettingInUseCallsAProbeAtOnce() {
+        var governor = DecodeThreadGovernor(workers: 2)
+        let early = Self.run(&governor, tokens: 6) { $0 == 2 ? 0.025 : 0.023 }
+        #expect(early.filter { $0 == 1 }.count == 2)  // one probe, lost
+        #expect(governor.primary == 2)
+        _ = Self.run(&governor, tokens: 12) { $0 == 2 ? 0.036 : 0.026 }  // another process took a core
+        #expect(governor.primary == 1)
+    }
+
+    /// A context that grows makes every token slower without any change of load: one extra probe
+    /// per 25% of slowdown at most, and the quiet machine keeps both workers.
+    @Test func aSlowlyGrowingContextCostsFewProbes() {
+        var governor = DecodeThreadGovernor(workers: 2)
+        var probes = 0
+        for t in 0..<4000 {
+            let workers = governor.workersForNextToken()
+            if workers == 1 { probes += 1 }
+            let growth = 1 + 0.6 * Double(t) / 4000  // 60% slower at the end
+            governor.record(seconds: (workers == 2 ? 0.010 : 0.017) * growth)
+        }
+        #expect(governor.primary == 2)
+        #expect(probes <= 16, "\(probes) probe tokens")  // 6 periodic probes and 2 slowdowns, 2 tokens each
+    }
+
     @Test func oneWorkerNeverProbes() {
         var governor = DecodeThreadGovernor(workers: 1)
         #expect(Set(Self.run(&governor, tokens: 200) { _ in 0.01 }) == [1])
