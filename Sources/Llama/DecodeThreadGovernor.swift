@@ -9,7 +9,7 @@
 /// losing (every 64 tokens, doubling to every 1024), so a quiet machine loses at most about 1%
 /// of its tokens to probing. A `Generator` keeps its governor across generations.
 ///
-/// The load can change between probes: a probe lost at a quiet moment once kept two workers for
+/// The load can change between probes: a probe that lost narrowly once kept two workers for
 /// the next 128 tokens while another process made each of them 40% slower than one worker
 /// (docs/BENCHMARKS.md, 2026-12-04). So when the running average of the setting in use becomes
 /// more than 25% slower than it was when the last probe ended, the governor probes at once and

@@ -34,7 +34,7 @@ struct DecodeThreadGovernorTests {
     }
 
     /// The trace that asked for it (docs/BENCHMARKS.md, 2026-12-04): the first probe of one worker
-    /// lost narrowly while the other core was briefly free, then two workers became 40% slower than
+    /// lost narrowly against two workers' first tokens, then two workers became 40% slower than
     /// one, and the governor kept two workers until the next probe 128 tokens later.
     @Test func aSlowdownOfTheSettingInUseCallsAProbeAtOnce() {
         var governor = DecodeThreadGovernor(workers: 2)
