@@ -45,19 +45,31 @@ struct DecodeThreadGovernorTests {
         #expect(governor.primary == 1)
     }
 
-    /// A context that grows makes every token slower without any change of load: one extra probe
-    /// per 25% of slowdown at most, and the quiet machine keeps both workers.
-    @Test func aSlowlyGrowingContextCostsFewProbes() {
+    /// A context that grows makes every token slower without any change of load: few extra probes,
+    /// and the quiet machine keeps both workers. Returns the probe tokens and the final setting.
+    static func decodeGrowing(tokens: Int, growth: Double) -> (probes: Int, primary: Int) {
         var governor = DecodeThreadGovernor(workers: 2)
         var probes = 0
-        for t in 0..<4000 {
+        for t in 0..<tokens {
             let workers = governor.workersForNextToken()
             if workers == 1 { probes += 1 }
-            let growth = 1 + 0.6 * Double(t) / 4000  // 60% slower at the end
-            governor.record(seconds: (workers == 2 ? 0.010 : 0.017) * growth)
+            let slower = 1 + growth * Double(t) / Double(tokens)
+            governor.record(seconds: (workers == 2 ? 0.010 : 0.017) * slower)
         }
-        #expect(governor.primary == 2)
-        #expect(probes <= 16, "\(probes) probe tokens")  // 6 periodic probes and 2 slowdowns, 2 tokens each
+        return (probes, governor.primary)
+    }
+
+    @Test func aSlowlyGrowingContextCostsFewProbes() {
+        // 60% slower at the end: 7 periodic probes of 2 tokens; the slowdown rule never fires, since
+        // no 1,024-token period slows by 25%.
+        let slow = Self.decodeGrowing(tokens: 4000, growth: 0.6)
+        #expect(slow.primary == 2)
+        #expect(slow.probes <= 16, "\(slow.probes) probe tokens")
+        // 4 times slower at the end (attention over a long cache): 2 probes called by the slowdown
+        // rule on top of the periodic ones (22 tokens); a rule firing at 10% would make 40.
+        let steep = Self.decodeGrowing(tokens: 4000, growth: 3.0)
+        #expect(steep.primary == 2)
+        #expect(steep.probes <= 24, "\(steep.probes) probe tokens")
     }
 
     @Test func oneWorkerNeverProbes() {
