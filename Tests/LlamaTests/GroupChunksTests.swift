@@ -38,6 +38,39 @@ struct GroupChunksTests {
         #expect(plan.boundaries(parts: 2) == [0, 8, 16])
     }
 
+    @Test func aLowRankMemberIsCutIntoQuartersOf64To256KilobytesInWholeSixteens() {
+        // SVD-LLM 20% in f16, q: rank 230, a rank reads (576 + 576) halves, 530 KB: quarters of
+        // 132 KB, ⌈230 / 4⌉ = 58 rounded up to 64 ranks.
+        let q = GroupChunks.Member(units: 230, unitBytes: 2 * (576 + 576), lowRank: true)
+        #expect(GroupChunks(members: [q]).chunks.map(\.units) == [0..<64, 64..<128, 128..<192, 192..<230])
+        // k: rank 115 of (576 + 192) halves, 177 KB: a quarter is under 64 KB, so 2 chunks of 64 KB or more.
+        let k = GroupChunks.Member(units: 115, unitBytes: 2 * (576 + 192), lowRank: true)
+        #expect(GroupChunks(members: [k]).chunks.map(\.units) == [0..<64, 64..<115])
+        // gate: rank 335 of (576 + 1536) halves, 1.4 MB: a quarter is over 256 KB, so 5 chunks of
+        // 256 KB (⌈335 / 5⌉ = 67, rounded up to 80 ranks).
+        let gate = GroupChunks.Member(units: 335, unitBytes: 2 * (576 + 1536), lowRank: true)
+        #expect(GroupChunks(members: [gate]).chunks.map(\.units) == [0..<80, 80..<160, 160..<240, 240..<320, 320..<335])
+        // Under 64 KB: one chunk, the member's output written directly.
+        #expect(GroupChunks(members: [GroupChunks.Member(units: 20, unitBytes: 2304, lowRank: true)]).slots == [1])
+        // Any size: every chunk but a member's last holds at least 64 KB, and at most
+        // `maximumLowRankChunks` per member; a member below that many times 256 KB has none of more
+        // than 256 KB, give or take a quarter (the count is rounded down) and 16 ranks (the size is
+        // rounded up to them).
+        var rng = SeededGenerator(seed: 73)
+        for _ in 0..<300 {
+            let m = GroupChunks.Member(units: 1 + Int(rng.next() % 3000), unitBytes: 1 + Int(rng.next() % 40000), lowRank: true)
+            let plan = GroupChunks(members: [m])
+            let bytes = Self.chunkBytes(plan, [m])
+            #expect(plan.slots[0] <= GroupChunks.maximumLowRankChunks)
+            for (c, b) in zip(plan.chunks.dropLast(), bytes) {
+                #expect(b >= GroupChunks.lowRankChunkBytes.lowerBound, "\(m): chunk \(c.units) of \(b) bytes")
+            }
+            if m.units * m.unitBytes < GroupChunks.maximumLowRankChunks * GroupChunks.lowRankChunkBytes.upperBound {
+                #expect(bytes[0] <= 5 * GroupChunks.lowRankChunkBytes.upperBound / 4 + 16 * m.unitBytes, "\(m): a chunk of \(bytes[0]) bytes")
+            }
+        }
+    }
+
     @Test func aDenseMemberIsCutIntoChunksOfAtMostTheChunkBytes() {
         // Dense q in Float32: a row of 576 inputs is 2,304 bytes, 28 rows fit 64 KB.
         let members = [GroupChunks.Member(units: 576, unitBytes: 2304, lowRank: false), GroupChunks.Member(units: 192, unitBytes: 2304, lowRank: false)]

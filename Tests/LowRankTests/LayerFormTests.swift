@@ -173,14 +173,14 @@ struct LayerFormTests {
         let group = ProjectionGroup(site: .attentionInput, layout: .separate([
             .lowRank(LowRankLinear(left: fq.left, right: fq.right)), .dense(DenseLinear(k)),
             .lowRank(LowRankLinear(left: fv.left, right: fv.right))]))
-        // q: 200 ranks of (256 + 320) · 4 bytes, 460 KB: 7 chunks of 32 ranks (the last of 8).
+        // q: 200 ranks of (256 + 320) · 4 bytes, 460 KB: 4 chunks of 64 ranks (the last of 8).
         let chunks = GroupChunks(members: [GroupChunks.Member(units: 200, unitBytes: 4 * (256 + 320), lowRank: true)])
-        #expect(chunks.slots == [7])
-        // Shared by q/k/v: 200 ranks of (256 + 320 + 192 + 288) · 4 bytes, 845 KB: also 7 chunks.
+        #expect(chunks.slots == [4])
+        // Shared by q/k/v: 200 ranks of (256 + 320 + 192 + 288) · 4 bytes, 845 KB: also 4 chunks.
         let shared = try Self.sharedFactors([q, k, v], rank: 200)
         let sharedGroup = ProjectionGroup(site: .attentionInput, layout: .sharedRight(SharedRightGroup(
             right: .plain(WeightMatrix(shared.right)), lefts: shared.lefts.map { LeftFactor($0) })))
-        #expect(GroupChunks(members: [GroupChunks.Member(units: 200, unitBytes: 4 * 1056, lowRank: true)]).slots == [7])
+        #expect(GroupChunks(members: [GroupChunks.Member(units: 200, unitBytes: 4 * 1056, lowRank: true)]).slots == [4])
         for g in [group, sharedGroup] {
             for t in [1, 3] {
                 let x = rng.floats(t * n, scale: 1)

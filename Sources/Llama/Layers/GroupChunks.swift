@@ -12,8 +12,8 @@
 /// the results: a dense chunk writes its own output rows; a low-rank chunk computes z over its
 /// ranks and then `Bᵀ[ranks] · z[ranks]` into its own slot: the member's output for the chunk
 /// holding rank 0, a partial output otherwise, summed into the output after the region in slot
-/// order. A low-rank member is cut into at most `maximumLowRankChunks` chunks, so its partial
-/// sums cost at most that many additions of its output per row.
+/// order. A low-rank member is cut into about four chunks (`lowRankChunkBytes`), at most
+/// `maximumLowRankChunks`, so its partial sums cost at most that many additions of its output per row.
 public struct GroupChunks: Sendable, Equatable {
     /// One member's work: its units (output rows or active ranks), the bytes each reads, and
     /// whether it is low-rank (its chunks then write slots).
@@ -41,6 +41,16 @@ public struct GroupChunks: Sendable, Equatable {
     /// Low-rank chunks per member at most: each past the first costs one addition of the member's
     /// output per row after the region.
     public static let maximumLowRankChunks = 8
+    /// Bytes of a low-rank chunk: a quarter of its member, within this range (at most
+    /// `maximumLowRankChunks` chunks). A low-rank chunk costs more than a dense one: a second
+    /// stream (its rows of A, then of `Bᵀ`), a partial output to write and add, and the kernels
+    /// starting over. Cut into 64 KB chunks like dense rows (8 per member at most), SmolLM2's
+    /// SVD-LLM checkpoints streamed their groups 3–5% slower with two workers and 3–13% slower with
+    /// one than cut this way, where two copies of one cut differed by 0–2% (means over 3 processes
+    /// of the medians of 40 interleaved passes, 20% and 40%, f16 and f32, AMD EPYC; docs/BENCHMARKS.md). Larger chunks still (512 KB) were slower with two
+    /// workers in three of those four cases, since the workers balance by stealing whole chunks;
+    /// so were 2 chunks per member for f32 20%.
+    public static let lowRankChunkBytes = 64 * 1024 ... 256 * 1024
     /// Part counts whose boundaries are made in advance (more are made on demand).
     static let cachedParts = 8
 
@@ -60,7 +70,9 @@ public struct GroupChunks: Sendable, Equatable {
             // one (at most `chunkBytes`).
             let size: Int
             if m.lowRank {
-                let count = min(Self.maximumLowRankChunks, max(1, m.units * bytes / Self.chunkBytes))
+                let total = m.units * bytes
+                let target = min(max(total / 4, Self.lowRankChunkBytes.lowerBound), Self.lowRankChunkBytes.upperBound)
+                let count = min(Self.maximumLowRankChunks, max(1, total / target))
                 let even = (m.units + count - 1) / count
                 size = even >= 16 ? (even + 15) / 16 * 16 : max(1, even)
             } else {
