@@ -46,8 +46,8 @@ struct GroupChunksTests {
         // k: rank 115 of (576 + 192) halves, 177 KB: a quarter is under 64 KB, so 2 chunks of 64 KB or more.
         let k = GroupChunks.Member(units: 115, unitBytes: 2 * (576 + 192), lowRank: true)
         #expect(GroupChunks(members: [k]).chunks.map(\.units) == [0..<64, 64..<115])
-        // gate: rank 335 of (576 + 1536) halves, 1.4 MB: a quarter is over 256 KB, so 5 chunks of
-        // 256 KB (⌈335 / 5⌉ = 67, rounded up to 80 ranks).
+        // gate: rank 335 of (576 + 1536) halves, 1.4 MB: a quarter is over 256 KB, so as many
+        // chunks as 256 KB fits, 5 (⌈335 / 5⌉ = 67 ranks, rounded up to 80).
         let gate = GroupChunks.Member(units: 335, unitBytes: 2 * (576 + 1536), lowRank: true)
         #expect(GroupChunks(members: [gate]).chunks.map(\.units) == [0..<80, 80..<160, 160..<240, 240..<320, 320..<335])
         // Under 64 KB: one chunk, the member's output written directly.

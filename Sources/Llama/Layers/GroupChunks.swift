@@ -45,11 +45,12 @@ public struct GroupChunks: Sendable, Equatable {
     /// `maximumLowRankChunks` chunks). A low-rank chunk costs more than a dense one: a second
     /// stream (its rows of A, then of `Bᵀ`), a partial output to write and add, and the kernels
     /// starting over. Cut into 64 KB chunks like dense rows (8 per member at most), SmolLM2's
-    /// SVD-LLM checkpoints streamed their groups 3–5% slower with two workers and 3–13% slower with
-    /// one than cut this way, where two copies of one cut differed by 0–2% (means over 3 processes
-    /// of the medians of 40 interleaved passes, 20% and 40%, f16 and f32, AMD EPYC; docs/BENCHMARKS.md). Larger chunks still (512 KB) were slower with two
-    /// workers in three of those four cases, since the workers balance by stealing whole chunks;
-    /// so were 2 chunks per member for f32 20%.
+    /// SVD-LLM checkpoints streamed their groups 3–5% slower with two workers and 3–13% slower
+    /// with one than cut this way, where two copies of one cut differed by 0–2% (means over 3
+    /// processes of the medians of 40 interleaved passes; 20% and 40%, f16 and f32; AMD EPYC;
+    /// docs/BENCHMARKS.md). Larger chunks still (512 KB) were slower with two workers in three of
+    /// those four cases, since the workers balance by stealing whole chunks; so were 2 chunks per
+    /// member for f32 at 20%.
     public static let lowRankChunkBytes = 64 * 1024 ... 256 * 1024
     /// Part counts whose boundaries are made in advance (more are made on demand).
     static let cachedParts = 8
