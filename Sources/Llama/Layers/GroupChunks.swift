@@ -36,7 +36,8 @@ public struct GroupChunks: Sendable, Equatable {
         public let slot: Int
     }
 
-    /// Bytes of weights per chunk aimed at: the output head's stealing chunk (`WeightMatrix.stealChunkBytes`).
+    /// Bytes of a dense member's chunk at most: the output head's stealing chunk
+    /// (`WeightMatrix.stealChunkBytes`). Low-rank chunks are larger (`lowRankChunkBytes`).
     public static let chunkBytes = 64 * 1024
     /// Low-rank chunks per member at most: each past the first costs one addition of the member's
     /// output per row after the region.
