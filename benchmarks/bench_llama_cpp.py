@@ -1,13 +1,14 @@
 """llama.cpp throughput with the protocol of `lowrank bench`: a 512-token prompt in one batch
 (prefill tokens/s), then 128 tokens decoded one at a time (decode tokens/s); medians of RUNS runs
-after a warm-up; 2 threads. Prints one JSON object. Benchmark helper only."""
+after a warm-up; 2 threads; an F16 KV cache (llama.cpp's default, named here so the report can say
+it). Prints one JSON object. Benchmark helper only."""
 import json, statistics, sys, time
 import llama_cpp
 import numpy as np
 
 path, runs = sys.argv[1], int(sys.argv[2])
 llm = llama_cpp.Llama(model_path=path, n_ctx=1024, n_batch=512, n_ubatch=512, n_threads=2, n_threads_batch=2,
-                      verbose=False, logits_all=False)
+                      type_k=llama_cpp.GGML_TYPE_F16, type_v=llama_cpp.GGML_TYPE_F16, verbose=False, logits_all=False)
 seed = llm.tokenize(b"The lighthouse keeper climbed the spiral stairs each evening, counting the steps as the sea grew dark. ",
                     add_bos=False)
 prompt = [seed[i % len(seed)] for i in range(512)]
@@ -37,4 +38,4 @@ for run in range(runs + 1):
         first.append(t1 - t0)
 print(json.dumps({"prefill_tokens_per_second": statistics.median(prefill), "decode_tokens_per_second": statistics.median(decode),
                   "time_to_first_token_seconds": statistics.median(first), "prefill_runs": prefill, "decode_runs": decode,
-                  "threads": 2, "llama_cpp_python": llama_cpp.__version__}))
+                  "threads": 2, "kv_cache": "f16", "llama_cpp_python": llama_cpp.__version__}))

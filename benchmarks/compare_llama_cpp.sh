@@ -2,7 +2,18 @@
 # Side-by-side throughput: lowrank against llama.cpp on the same machine, in the same run, so the
 # ratio is honest on a noisy machine. llama.cpp comes from the PyPI package llama-cpp-python, built
 # from source in a throwaway venv (a benchmark tool, not a dependency of lowrank); the model is
-# converted to F32 and F16 GGUF with gguf-py. Usage: benchmarks/compare_llama_cpp.sh [runs]
+# converted to F32 and F16 GGUF with gguf-py.
+#
+# The engines take turns: each of ROUNDS rounds (default 3) runs every variant once (RUNS runs
+# each), lowrank and llama.cpp alternating, and the table gives each variant's median over the
+# rounds and each ratio's median and range over the rounds. Run one engine after the other
+# instead, and a shared host's drift lands on one side: on the AMD EPYC of 2026-12-04, lowrank's
+# f32 decode moved from 53 to 42 tokens/s between runs minutes apart (docs/BENCHMARKS.md).
+#
+# KV caches like for like: llama.cpp keeps an F16 cache by default, whatever the weights, so
+# lowrank's f32 row against llama.cpp F32 runs with `--kv-cache f16` too. lowrank's own default
+# for f32 weights (an f32 cache) is reported beside it.
+# Usage: [ROUNDS=n] benchmarks/compare_llama_cpp.sh [runs]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../scripts/env.sh"
@@ -27,13 +38,23 @@ swift build "${SWIFT_FLAGS[@]}" --product lowrank >/dev/null
 BIN="$(swift build "${SWIFT_FLAGS[@]}" --show-bin-path)/lowrank"
 results="$WORK/results.jsonl"
 : > "$results"
-for weights in f32 f16 bf16; do
-    echo "== lowrank --weights $weights" >&2
-    "$BIN" bench "$MODEL_PATH" --weights "$weights" --runs "$RUNS" --json | sed "s/^/{\"engine\":\"lowrank\",\"variant\":\"$weights\",\"report\":/; s/\$/}/" >> "$results"
-done
-for type in F32 F16; do
-    echo "== llama.cpp $type" >&2
-    "$WORK/venv/bin/python" "$here/bench_llama_cpp.py" "$WORK/smollm2-$type.gguf" "$RUNS" \
-        | sed "s/^/{\"engine\":\"llama.cpp $LLAMA_CPP_VERSION\",\"variant\":\"$type\",\"report\":/; s/\$/}/" >> "$results"
+lowrank() {  # round, variant label, bench flags...
+    local round="$1" label="$2"; shift 2
+    echo "== round $round: lowrank $label" >&2
+    "$BIN" bench "$MODEL_PATH" "$@" --runs "$RUNS" --json \
+        | sed "s/^/{\"round\":$round,\"engine\":\"lowrank\",\"variant\":\"$label\",\"report\":/; s/\$/}/" >> "$results"
+}
+llama() {  # round, GGUF type
+    echo "== round $1: llama.cpp $2" >&2
+    "$WORK/venv/bin/python" "$here/bench_llama_cpp.py" "$WORK/smollm2-$2.gguf" "$RUNS" \
+        | sed "s/^/{\"round\":$1,\"engine\":\"llama.cpp $LLAMA_CPP_VERSION\",\"variant\":\"$2\",\"report\":/; s/\$/}/" >> "$results"
+}
+for round in $(seq "${ROUNDS:-3}"); do
+    lowrank "$round" f32 --weights f32
+    llama "$round" F32
+    lowrank "$round" f32-kv-f16 --weights f32 --kv-cache f16
+    lowrank "$round" f16 --weights f16
+    llama "$round" F16
+    lowrank "$round" bf16 --weights bf16
 done
 python3 "$here/summarise.py" "$results"
