@@ -88,12 +88,14 @@ struct LayerFormTests {
         return (num / den).squareRoot()
     }
 
-    /// Runs `group` on `x [t × inputs]` and returns each member's output.
-    static func run(_ group: ProjectionGroup, _ x: [Float], rows t: Int) -> [[Float]] {
+    /// Runs `group` on `x [t × inputs]` and returns each member's output (through `given` scratch,
+    /// or scratch of its own of `scratchCount` floats).
+    static func run(_ group: ProjectionGroup, _ x: [Float], rows t: Int, scratch given: UnsafeMutablePointer<Float>? = nil) -> [[Float]] {
         let members = group.members
         var outputs = members.map { [Float](repeating: .nan, count: t * $0.outputs) }
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, group.scratchCount(rows: t)))
-        defer { scratch.deallocate() }
+        let owned = given == nil ? UnsafeMutablePointer<Float>.allocate(capacity: max(1, group.scratchCount(rows: t))) : nil
+        defer { owned?.deallocate() }
+        let scratch = given ?? owned!
         let pointers = outputs.indices.map { i in UnsafeMutablePointer<Float>.allocate(capacity: outputs[i].count) }
         defer { pointers.forEach { $0.deallocate() } }
         x.withUnsafeBufferPointer { xp in
@@ -190,6 +192,45 @@ struct LayerFormTests {
                     #expect(error < 1e-5, "rows \(t): relative error \(error)")
                 }
                 for _ in 0..<50 { #expect(Self.run(g, x, rows: t) == first, "rows \(t)") }
+            }
+        }
+    }
+
+    /// A decode region places each low-rank member's z, gathered inputs and partial output rows on
+    /// cache lines of their own (`ProjectionGroup.lines`), so ranks, gathered widths and outputs that
+    /// are not multiples of 16 floats need the padding `scratchCount` adds: a region writes nothing
+    /// past it, and its products stay exact (q 310 outputs at rank 199 in 4 chunks, a skipped v of 150
+    /// at rank 117 gathering 139 inputs in 2, a dense k; a shared group at rank 203 in 4).
+    @Test func aDecodeRegionWritesNothingPastTheScratchItsGroupAsksFor() throws {
+        var rng = SeededGenerator(seed: 41)
+        let n = 256
+        let q = Matrix(rows: 310, columns: n, storage: rng.floats(310 * n, scale: 0.3))
+        let k = Matrix(rows: 100, columns: n, storage: rng.floats(100 * n, scale: 0.3))
+        let v = Matrix(rows: 150, columns: n, storage: rng.floats(150 * n, scale: 0.3))
+        let fq = try Self.factors(q, rank: 199), fv = try Self.factors(v, rank: 117)
+        let skippedV = try BlockSkipping.skip(left: fv.left, right: fv.right)
+        let separate = ProjectionGroup(site: .attentionInput, layout: .separate([
+            .lowRank(LowRankLinear(left: fq.left, right: fq.right)), .dense(DenseLinear(k)),
+            .lowRank(LowRankLinear(left: LeftFactor(skippedV.left), right: .skipped(skippedV.right)))]))
+        #expect(GroupChunks(members: [GroupChunks.Member(units: 199, unitBytes: 4 * (256 + 310), lowRank: true)]).slots == [4])
+        let shared = try Self.sharedFactors([q, k, v], rank: 203)
+        let sharedGroup = ProjectionGroup(site: .attentionInput, layout: .sharedRight(SharedRightGroup(
+            right: .plain(WeightMatrix(shared.right)), lefts: shared.lefts.map { LeftFactor($0) })))
+        let guardCount = 4096, sentinel: Float = 12345
+        for group in [separate, sharedGroup, separate.converted(to: .float16)] {
+            for t in [1, 3, 4] {
+                let count = group.scratchCount(rows: t)
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: count + guardCount)
+                defer { scratch.deallocate() }
+                (scratch + count).initialize(repeating: sentinel, count: guardCount)
+                let x = rng.floats(t * n, scale: 1)
+                let outputs = Self.run(group, x, rows: t, scratch: scratch)
+                let written = (0..<guardCount).filter { scratch[count + $0] != sentinel }.count
+                #expect(written == 0, "rows \(t): \(written) floats written past the \(count) of scratch")
+                for (member, y) in zip(group.members, outputs) {
+                    let error = Self.relativeError(y, Self.reference(x, rows: t, member.reconstruction))
+                    #expect(error < 1e-5, "rows \(t): relative error \(error)")
+                }
             }
         }
     }

@@ -187,6 +187,12 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         }
     }
 
+    /// `n` floats rounded up to whole 64-byte cache lines. The decode scratch places each z, gathered
+    /// input and partial output row on a line of its own: the transposed kernel loads and stores its
+    /// output in 32-byte vectors, and a partial output that started 24 bytes into a line (after a z of
+    /// 230 ranks) split every second vector across two lines.
+    static func lines(_ n: Int) -> Int { (n + 15) / 16 * 16 }
+
     /// Floats of scratch `apply` and `applyOneRow` need for `rows` input rows.
     public func scratchCount(rows t: Int) -> Int {
         let partials = GroupChunks.maximumLowRankChunks - 1  // per low-rank member, at any active rank
@@ -198,12 +204,13 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
             // rows: one member at a time.
             let few = members.reduce(0) { total, m in
                 guard case .lowRank(let l) = m else { return total }
-                return total + fused * (l.rank + l.right.gatherCount + partials * l.outputs)
+                return total + Self.lines(fused * l.rank) + Self.lines(fused * l.right.gatherCount) + partials * fused * Self.lines(l.outputs)
             }
             return max(few, members.map { $0.scratchCount(rows: t) }.max() ?? 0)
         case .sharedRight(let shared):
             let widen = shared.lefts.map { $0.scratchCount() }.max() ?? 0
-            let few = fused * (shared.rank + shared.right.gatherCount + partials * shared.lefts.reduce(0) { $0 + $1.outputs })
+            let few = Self.lines(fused * shared.rank) + Self.lines(fused * shared.right.gatherCount)
+                + partials * fused * shared.lefts.reduce(0) { $0 + Self.lines($1.outputs) }
             return max(t * shared.rank + max(shared.right.scratchCount(rows: t), widen), few)
         }
     }
@@ -316,7 +323,8 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
             let chunks = plan.chunks
             withUnsafeTemporaryAllocation(of: MemberOperand.self, capacity: count) { ops in
                 // Scratch per low-rank member: z [t × rank], gathered x_rest [t × gather], then
-                // its partial outputs [t × outputs], one per chunk after the first.
+                // its partial outputs [t × outputs], one per chunk after the first; each part and
+                // each partial row starting on a cache line (`lines`).
                 var offset = 0
                 for i in 0..<count {
                     let w = plan.weights[i]
@@ -326,12 +334,12 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
                             form: w.form, outputs: w.outputs, y: outputs[i], ldy: ldy[i],
                             z: scratch, gathered: scratch, partials: scratch, partialStride: 0))
                     case .lowRank(_, _, let rank):
-                        let z = scratch + offset, gathered = z + t * rank
+                        let z = scratch + offset, gathered = z + Self.lines(t * rank), stride = Self.lines(w.outputs)
                         if w.gatherCount > 0, case .lowRank(let l) = members[i] { l.right.prepareRows(x, rows: t, ldx: ldx, gathered: gathered) }
                         ops.initializeElement(at: i, to: MemberOperand(
                             form: w.form, outputs: w.outputs, y: outputs[i], ldy: ldy[i], z: z, gathered: gathered,
-                            partials: gathered + t * w.gatherCount, partialStride: w.outputs))
-                        offset += t * (rank + w.gatherCount + (chunks.slots[i] - 1) * w.outputs)
+                            partials: gathered + Self.lines(t * w.gatherCount), partialStride: stride))
+                        offset += Self.lines(t * rank) + Self.lines(t * w.gatherCount) + (chunks.slots[i] - 1) * t * stride
                     }
                 }
                 let box = UncheckedSendableBox((UnsafePointer(ops.baseAddress!), x))  // each chunk writes its own output rows or slot
@@ -345,10 +353,11 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
             }
         case .sharedRight(let shared):
             // Scratch: z [t × rank], gathered x_rest [t × gather], then a partial output
-            // [t × Σ outputs_i] per chunk after the first (member i at column offset Σ_{j<i} outputs_j).
-            let z = scratch, gathered = scratch + t * shared.rank, partialBase = gathered + t * shared.right.gatherCount
+            // [t × Σ outputs_i] per chunk after the first (member i at column offset Σ_{j<i} outputs_j),
+            // each part and each member's columns starting on a cache line (`lines`).
+            let z = scratch, gathered = scratch + Self.lines(t * shared.rank), partialBase = gathered + Self.lines(t * shared.right.gatherCount)
             shared.right.prepareRows(x, rows: t, ldx: ldx, gathered: gathered)
-            let total = shared.lefts.reduce(0) { $0 + $1.outputs }
+            let total = shared.lefts.reduce(0) { $0 + $1.outputs }, stride = shared.lefts.reduce(0) { $0 + Self.lines($1.outputs) }
             let rank = shared.rank, count = shared.lefts.count
             let parts = Parallel.partCount(max(total, shared.activeRank), minimum: 128)
             let right = shared.right.operand, chunks = plan.chunks
@@ -357,8 +366,8 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
                 for (i, left) in shared.lefts.enumerated() {
                     ops.initializeElement(at: i, to: MemberOperand(
                         form: .lowRank(right: right, left: left.operand, rank: rank), outputs: left.outputs, y: outputs[i], ldy: ldy[i],
-                        z: z, gathered: gathered, partials: partialBase + column, partialStride: total))
-                    column += left.outputs
+                        z: z, gathered: gathered, partials: partialBase + column, partialStride: stride))
+                    column += Self.lines(left.outputs)
                 }
                 let box = UncheckedSendableBox((UnsafePointer(ops.baseAddress!), x))  // disjoint ranks of z and slots per chunk
                 Self.runChunks(chunks, parts: parts) { chunk in
