@@ -199,25 +199,30 @@ struct LayerFormTests {
     /// A decode region places each low-rank member's z, gathered inputs and partial output rows on
     /// cache lines of their own (`ProjectionGroup.lines`), so ranks, gathered widths and outputs that
     /// are not multiples of 16 floats need the padding `scratchCount` adds: a region writes nothing
-    /// past it, and its products stay exact (q 310 outputs at rank 199 in 4 chunks, a skipped v of 150
-    /// at rank 117 gathering 139 inputs in 2, a dense k; a shared group at rank 203 in 4).
+    /// past it, and its products stay exact. q has 1000 outputs at rank 340, in Float32 the most
+    /// chunks a member gets (8), so with dense k and v every partial output `scratchCount` sets aside
+    /// is used and the padding is all that separates the region from the guard; then the same q
+    /// beside a skipped v of 150 at rank 117 gathering 483 inputs, and a shared group at rank 203.
     @Test func aDecodeRegionWritesNothingPastTheScratchItsGroupAsksFor() throws {
         var rng = SeededGenerator(seed: 41)
-        let n = 256
-        let q = Matrix(rows: 310, columns: n, storage: rng.floats(310 * n, scale: 0.3))
+        let n = 600
+        let q = Matrix(rows: 1000, columns: n, storage: rng.floats(1000 * n, scale: 0.3))
         let k = Matrix(rows: 100, columns: n, storage: rng.floats(100 * n, scale: 0.3))
         let v = Matrix(rows: 150, columns: n, storage: rng.floats(150 * n, scale: 0.3))
-        let fq = try Self.factors(q, rank: 199), fv = try Self.factors(v, rank: 117)
+        let fq = try Self.factors(q, rank: 340), fv = try Self.factors(v, rank: 117)
         let skippedV = try BlockSkipping.skip(left: fv.left, right: fv.right)
         let separate = ProjectionGroup(site: .attentionInput, layout: .separate([
             .lowRank(LowRankLinear(left: fq.left, right: fq.right)), .dense(DenseLinear(k)),
             .lowRank(LowRankLinear(left: LeftFactor(skippedV.left), right: .skipped(skippedV.right)))]))
-        #expect(GroupChunks(members: [GroupChunks.Member(units: 199, unitBytes: 4 * (256 + 310), lowRank: true)]).slots == [4])
+        #expect(GroupChunks(members: [GroupChunks.Member(units: 340, unitBytes: 4 * (600 + 1000), lowRank: true)]).slots
+                == [GroupChunks.maximumLowRankChunks])
+        let tight = ProjectionGroup(site: .attentionInput, layout: .separate([
+            .lowRank(LowRankLinear(left: fq.left, right: fq.right)), .dense(DenseLinear(k)), .dense(DenseLinear(v))]))
         let shared = try Self.sharedFactors([q, k, v], rank: 203)
         let sharedGroup = ProjectionGroup(site: .attentionInput, layout: .sharedRight(SharedRightGroup(
             right: .plain(WeightMatrix(shared.right)), lefts: shared.lefts.map { LeftFactor($0) })))
         let guardCount = 4096, sentinel: Float = 12345
-        for group in [separate, sharedGroup, separate.converted(to: .float16)] {
+        for group in [tight, separate, sharedGroup, separate.converted(to: .float16)] {
             for t in [1, 3, 4] {
                 let count = group.scratchCount(rows: t)
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: count + guardCount)
