@@ -187,11 +187,30 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         }
     }
 
-    /// `n` floats rounded up to whole 64-byte cache lines. The decode scratch places each z, gathered
-    /// input and partial output row on a line of its own: the transposed kernel loads and stores its
-    /// output in 32-byte vectors, and a partial output that started 24 bytes into a line (after a z of
-    /// 230 ranks) split every second vector across two lines.
+    /// `n` floats rounded up to whole 64-byte cache lines.
     static func lines(_ n: Int) -> Int { (n + 15) / 16 * 16 }
+
+    /// Where the parts of one low-rank member's (or a shared group's) decode scratch sit, in floats
+    /// from its start: z `[t × rank]`, the gathered `x_rest` `[t × gather]`, then `partials` partial
+    /// outputs of `t` rows each, rows `partialStride` apart. Each part and each partial row starts
+    /// on a cache line: the transposed kernel loads and stores its output in 32-byte vectors, and a
+    /// partial output that started 24 bytes into a line (after a z of 230 ranks) split every second
+    /// vector across two lines (SVD-LLM 20% f16 decoded 1.08× faster aligned; docs/BENCHMARKS.md).
+    /// `scratchCount` reserves and `applyRows` places with this one layout.
+    struct LowRankScratch {
+        let gathered: Int
+        let partials: Int
+        let partialStride: Int
+        /// Floats in all.
+        let count: Int
+
+        init(rows t: Int, rank: Int, gather: Int, partialWidth: Int, partials slots: Int) {
+            gathered = ProjectionGroup.lines(t * rank)
+            partials = gathered + ProjectionGroup.lines(t * gather)
+            partialStride = ProjectionGroup.lines(partialWidth)
+            count = partials + slots * t * partialStride
+        }
+    }
 
     /// Floats of scratch `apply` and `applyOneRow` need for `rows` input rows.
     public func scratchCount(rows t: Int) -> Int {
@@ -204,13 +223,13 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
             // rows: one member at a time.
             let few = members.reduce(0) { total, m in
                 guard case .lowRank(let l) = m else { return total }
-                return total + Self.lines(fused * l.rank) + Self.lines(fused * l.right.gatherCount) + partials * fused * Self.lines(l.outputs)
+                return total + LowRankScratch(rows: fused, rank: l.rank, gather: l.right.gatherCount, partialWidth: l.outputs, partials: partials).count
             }
             return max(few, members.map { $0.scratchCount(rows: t) }.max() ?? 0)
         case .sharedRight(let shared):
             let widen = shared.lefts.map { $0.scratchCount() }.max() ?? 0
-            let few = Self.lines(fused * shared.rank) + Self.lines(fused * shared.right.gatherCount)
-                + partials * fused * shared.lefts.reduce(0) { $0 + Self.lines($1.outputs) }
+            let few = LowRankScratch(rows: fused, rank: shared.rank, gather: shared.right.gatherCount,
+                                     partialWidth: shared.lefts.reduce(0) { $0 + Self.lines($1.outputs) }, partials: partials).count
             return max(t * shared.rank + max(shared.right.scratchCount(rows: t), widen), few)
         }
     }
@@ -322,9 +341,8 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
             let parts = Parallel.partCount(plan.widest, minimum: 128)
             let chunks = plan.chunks
             withUnsafeTemporaryAllocation(of: MemberOperand.self, capacity: count) { ops in
-                // Scratch per low-rank member: z [t × rank], gathered x_rest [t × gather], then
-                // its partial outputs [t × outputs], one per chunk after the first; each part and
-                // each partial row starting on a cache line (`lines`).
+                // Scratch per low-rank member (`LowRankScratch`): z, gathered x_rest, then its
+                // partial outputs, one per chunk after the first.
                 var offset = 0
                 for i in 0..<count {
                     let w = plan.weights[i]
@@ -334,12 +352,14 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
                             form: w.form, outputs: w.outputs, y: outputs[i], ldy: ldy[i],
                             z: scratch, gathered: scratch, partials: scratch, partialStride: 0))
                     case .lowRank(_, _, let rank):
-                        let z = scratch + offset, gathered = z + Self.lines(t * rank), stride = Self.lines(w.outputs)
+                        let layout = LowRankScratch(rows: t, rank: rank, gather: w.gatherCount, partialWidth: w.outputs,
+                                                    partials: chunks.slots[i] - 1)
+                        let z = scratch + offset, gathered = z + layout.gathered
                         if w.gatherCount > 0, case .lowRank(let l) = members[i] { l.right.prepareRows(x, rows: t, ldx: ldx, gathered: gathered) }
                         ops.initializeElement(at: i, to: MemberOperand(
                             form: w.form, outputs: w.outputs, y: outputs[i], ldy: ldy[i], z: z, gathered: gathered,
-                            partials: gathered + Self.lines(t * w.gatherCount), partialStride: stride))
-                        offset += Self.lines(t * rank) + Self.lines(t * w.gatherCount) + (chunks.slots[i] - 1) * t * stride
+                            partials: z + layout.partials, partialStride: layout.partialStride))
+                        offset += layout.count
                     }
                 }
                 let box = UncheckedSendableBox((UnsafePointer(ops.baseAddress!), x))  // each chunk writes its own output rows or slot
@@ -352,12 +372,13 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
                 }
             }
         case .sharedRight(let shared):
-            // Scratch: z [t × rank], gathered x_rest [t × gather], then a partial output
-            // [t × Σ outputs_i] per chunk after the first (member i at column offset Σ_{j<i} outputs_j),
-            // each part and each member's columns starting on a cache line (`lines`).
-            let z = scratch, gathered = scratch + Self.lines(t * shared.rank), partialBase = gathered + Self.lines(t * shared.right.gatherCount)
+            // Scratch (`LowRankScratch`): z, gathered x_rest, then a partial output per chunk after
+            // the first, each row holding every member's columns (member i at a line-aligned offset).
+            let layout = LowRankScratch(rows: t, rank: shared.rank, gather: shared.right.gatherCount,
+                                        partialWidth: shared.lefts.reduce(0) { $0 + Self.lines($1.outputs) }, partials: 0)
+            let z = scratch, gathered = scratch + layout.gathered, partialBase = scratch + layout.partials, stride = layout.partialStride
             shared.right.prepareRows(x, rows: t, ldx: ldx, gathered: gathered)
-            let total = shared.lefts.reduce(0) { $0 + $1.outputs }, stride = shared.lefts.reduce(0) { $0 + Self.lines($1.outputs) }
+            let total = shared.lefts.reduce(0) { $0 + $1.outputs }
             let rank = shared.rank, count = shared.lefts.count
             let parts = Parallel.partCount(max(total, shared.activeRank), minimum: 128)
             let right = shared.right.operand, chunks = plan.chunks
