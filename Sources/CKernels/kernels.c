@@ -1,33 +1,14 @@
 #include "CKernels.h"
 #include <string.h>
 #include <math.h>
+#include "half.h"
+#include "avx2.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
 #endif
 
 // ---- portable fallbacks ----
-
-static inline float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff, bits;
-    if (exponent == 0) {
-        if (mantissa == 0) { bits = sign; }
-        else {  // subnormal: normalise
-            int e = -1;
-            do { e++; mantissa <<= 1; } while (!(mantissa & 0x400));
-            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((mantissa & 0x3ff) << 13);
-        }
-    } else if (exponent == 31) {
-        bits = sign | 0x7f800000 | (mantissa << 13);
-    } else {
-        bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
-    }
-    float f; memcpy(&f, &bits, 4); return f;
-}
-
-static inline float bf16_to_float(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16; float f; memcpy(&f, &bits, 4); return f;
-}
 
 static void gemv_f32_portable(const float *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
     for (size_t r = b; r < e; r++) { float s = 0; for (size_t i = 0; i < n; i++) s += w[r * ld + i] * x[i]; y[r] = s; }
@@ -46,7 +27,6 @@ static void gemv_bf16_portable(const uint16_t *w, size_t ld, const float *x, flo
         for (size_t k = b; k < e; k++) { const T *wr = w + k * ld; float xk = x[k];                        \
             for (size_t j = 0; j < n; j++) y[j] += xk * WIDEN(wr[j]); }                                    \
     }
-static inline float identity_f(float v) { return v; }
 GEMV_T_PORTABLE(gemv_t_f32_portable, float, identity_f)
 GEMV_T_PORTABLE(gemv_t_f16_portable, uint16_t, half_to_float)
 GEMV_T_PORTABLE(gemv_t_bf16_portable, uint16_t, bf16_to_float)
@@ -74,31 +54,6 @@ GEMV_T_PORTABLE(gemv_t_bf16_portable, uint16_t, bf16_to_float)
     }
 ATTEND_PORTABLE(f32, float, identity_f)
 ATTEND_PORTABLE(f16, uint16_t, half_to_float)
-
-// Float32 to IEEE half, rounding to nearest even (as F16C's vcvtps2ph and Swift's Float16(_:)
-// do), except that finite values beyond the half range (|x| >= 65520, which would round to
-// infinity) saturate to ±65504; returns 1 for such a value so callers can count them.
-static inline uint16_t float_to_half_saturating(float f, int *saturated) {
-    uint32_t x; memcpy(&x, &f, 4);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
-    uint32_t a = x & 0x7fffffff;
-    if (a > 0x7f800000) return sign | 0x7e00 | (uint16_t)((a >> 13) & 0x3ff);  // NaN stays NaN
-    if (a >= 0x477ff000) {  // rounds to infinity (infinity itself stays infinite)
-        if (a == 0x7f800000) return sign | 0x7c00;
-        *saturated = 1;
-        return sign | 0x7bff;
-    }
-    if (a >= 0x38800000) {  // normal in half: rebias the exponent, round 23 mantissa bits to 10
-        uint32_t h = a - 0x38000000;
-        return sign | (uint16_t)((h + 0xfff + ((h >> 13) & 1)) >> 13);
-    }
-    uint32_t exponent = a >> 23;
-    if (exponent < 102) return sign;  // below half of the smallest subnormal: zero
-    uint32_t m = (a & 0x7fffff) | 0x800000, shift = 126 - exponent;  // value = m · 2^(exponent − 150) = n · 2^−24
-    uint32_t n = m >> shift, rest = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rest > half || (rest == half && (n & 1))) n++;
-    return sign | (uint16_t)n;
-}
 
 #if defined(__x86_64__)
 // ---- AVX-512: one row at a time, 64 values per step in four independent accumulators. Streaming
@@ -541,9 +496,13 @@ AVX512 static void widen_bf16_avx512(const uint16_t *h, float *out, size_t count
     for (; i < count; i++) out[i] = bf16_to_float(h[i]);
 }
 
-static int forced_portable = 0;
-void lowrank_kernels_force_portable(int on) { forced_portable = on; }
+#endif
 
+// The tier of kernels in use: 2 AVX-512 (F, BW, VL with F16C and FMA), 1 AVX2 (with FMA and F16C),
+// 0 the portable loops. The CPU decides; a test or the user (LOWRANK_DECODE_KERNELS, read by the
+// command-line tool) may force a lower tier, never a higher one.
+static int forced_level = -1;
+#if defined(__x86_64__)
 // The transposed product's vector width: 256 bits on AMD family 0x19 (Zen 3 has no AVX-512; Zen 4
 // executes each 512-bit operation as two 256-bit halves, where the 256-bit kernel measured faster),
 // 512 bits on every other AVX-512 core. A test forces either (0: by CPU, 256 or 512).
@@ -563,23 +522,27 @@ static int transposed_wide(void) {
     return cached;
 }
 
-static int use_avx512(void) {
+int lowrank_kernels_cpu_level(void) {
     static int cached = -1;
-    if (forced_portable) return 0;
     if (cached < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
-            && __builtin_cpu_supports("f16c");
+        int fma16 = __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        if (fma16 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) cached = 2;
+        else if (fma16 && __builtin_cpu_supports("avx2")) cached = 1;
+        else cached = 0;
     }
     return cached;
 }
 #else
-void lowrank_kernels_force_portable(int on) { (void)on; }
 void lowrank_kernels_force_transposed_width(int bits) { (void)bits; }
-static int use_avx512(void) { return 0; }
+int lowrank_kernels_cpu_level(void) { return 0; }
 #endif
-
-int lowrank_kernels_use_avx512(void) { return use_avx512(); }
+void lowrank_kernels_force_level(int level) { forced_level = level; }
+static inline int level(void) {
+    int cpu = lowrank_kernels_cpu_level();
+    return forced_level >= 0 && forced_level < cpu ? forced_level : cpu;
+}
+int lowrank_kernels_level(void) { return level(); }
 
 // Memory read bandwidth probe (bench): the sum of a buffer far larger than the caches, read once in
 // order with the same 64-byte loads as the decode kernels.
@@ -595,110 +558,93 @@ AVX512 static float read_sum_avx512(const float *p, size_t n) {
     for (; i < n; i++) s += p[i];
     return s;
 }
+// Each public entry below tries the AVX-512 kernel, then the AVX2 one, then falls through to the
+// portable loops.
+#define TIERS(AVX512_CALL, AVX2_CALL)                                                                       \
+    { int l = level(); if (l == 2) { AVX512_CALL; return; } if (l == 1) { AVX2_CALL; return; } }
+#define TIERS_RETURNING(AVX512_CALL, AVX2_CALL)                                                             \
+    { int l = level(); if (l == 2) return AVX512_CALL; if (l == 1) return AVX2_CALL; }
+#else
+#define TIERS(AVX512_CALL, AVX2_CALL) {}
+#define TIERS_RETURNING(AVX512_CALL, AVX2_CALL) {}
 #endif
 float lowrank_read_sum(const float *p, size_t n) {
-#if defined(__x86_64__)
-    if (use_avx512()) return read_sum_avx512(p, n);
-#endif
+    TIERS_RETURNING(read_sum_avx512(p, n), lowrank_avx2_read_sum(p, n))
     float s = 0;
     for (size_t i = 0; i < n; i++) s += p[i];
     return s;
 }
 
-
-
-void lowrank_gemv_f32(const float *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
-#if defined(__x86_64__)
-    if (use_avx512()) { if (n < 256) gemv_short_f32_avx512(w, ld, x, y, b, e, n); else gemv_f32_avx512(w, ld, x, y, b, e, n); return; }
-#endif
-    gemv_f32_portable(w, ld, x, y, b, e, n);
-}
-void lowrank_gemv_f16(const uint16_t *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
-#if defined(__x86_64__)
-    if (use_avx512()) { if (n < 256) gemv_short_f16_avx512(w, ld, x, y, b, e, n); else gemv_f16_avx512(w, ld, x, y, b, e, n); return; }
-#endif
-    gemv_f16_portable(w, ld, x, y, b, e, n);
-}
-void lowrank_gemv_bf16(const uint16_t *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
-#if defined(__x86_64__)
-    if (use_avx512()) { if (n < 256) gemv_short_bf16_avx512(w, ld, x, y, b, e, n); else gemv_bf16_avx512(w, ld, x, y, b, e, n); return; }
-#endif
-    gemv_bf16_portable(w, ld, x, y, b, e, n);
-}
+#define GEMV_DISPATCH(SUFFIX, T)                                                                            \
+    void lowrank_gemv_##SUFFIX(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) { \
+        TIERS(if (n < 256) gemv_short_##SUFFIX##_avx512(w, ld, x, y, b, e, n); else gemv_##SUFFIX##_avx512(w, ld, x, y, b, e, n), \
+              lowrank_avx2_gemv_##SUFFIX(w, ld, x, y, b, e, n))                                              \
+        gemv_##SUFFIX##_portable(w, ld, x, y, b, e, n);                                                      \
+    }
+GEMV_DISPATCH(f32, float)
+GEMV_DISPATCH(f16, uint16_t)
+GEMV_DISPATCH(bf16, uint16_t)
 void lowrank_gemv_t_f32(const float *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
-#if defined(__x86_64__)
-    if (use_avx512()) { if (n <= 128) gemv_t_narrow_f32_avx512(w, ld, x, y, b, e, n); else if (forced_transposed_width == 512) gemv_t_wide_f32_avx512(w, ld, x, y, b, e, n); else gemv_t_f32_avx512(w, ld, x, y, b, e, n); return; }
-#endif
+    TIERS(if (n <= 128) gemv_t_narrow_f32_avx512(w, ld, x, y, b, e, n); else if (forced_transposed_width == 512) gemv_t_wide_f32_avx512(w, ld, x, y, b, e, n); else gemv_t_f32_avx512(w, ld, x, y, b, e, n),
+          lowrank_avx2_gemv_t_f32(w, ld, x, y, b, e, n))
     gemv_t_f32_portable(w, ld, x, y, b, e, n);
 }
-void lowrank_gemv_t_f16(const uint16_t *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
-#if defined(__x86_64__)
-    if (use_avx512()) { if (n <= 128) gemv_t_narrow_f16_avx512(w, ld, x, y, b, e, n); else if (transposed_wide()) gemv_t_wide_f16_avx512(w, ld, x, y, b, e, n); else gemv_t_f16_avx512(w, ld, x, y, b, e, n); return; }
-#endif
-    gemv_t_f16_portable(w, ld, x, y, b, e, n);
-}
-void lowrank_gemv_t_bf16(const uint16_t *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
-#if defined(__x86_64__)
-    if (use_avx512()) { if (n <= 128) gemv_t_narrow_bf16_avx512(w, ld, x, y, b, e, n); else if (transposed_wide()) gemv_t_wide_bf16_avx512(w, ld, x, y, b, e, n); else gemv_t_bf16_avx512(w, ld, x, y, b, e, n); return; }
-#endif
-    gemv_t_bf16_portable(w, ld, x, y, b, e, n);
-}
+#define GEMV_T_HALF_DISPATCH(SUFFIX)                                                                        \
+    void lowrank_gemv_t_##SUFFIX(const uint16_t *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) { \
+        TIERS(if (n <= 128) gemv_t_narrow_##SUFFIX##_avx512(w, ld, x, y, b, e, n); else if (transposed_wide()) gemv_t_wide_##SUFFIX##_avx512(w, ld, x, y, b, e, n); else gemv_t_##SUFFIX##_avx512(w, ld, x, y, b, e, n), \
+              lowrank_avx2_gemv_t_##SUFFIX(w, ld, x, y, b, e, n))                                            \
+        gemv_t_##SUFFIX##_portable(w, ld, x, y, b, e, n);                                                    \
+    }
+GEMV_T_HALF_DISPATCH(f16)
+GEMV_T_HALF_DISPATCH(bf16)
 // A few rows (t <= 4; more are split by the caller): the portable twins are t single-row passes.
 #define GEMM_ROWS_DISPATCH(SUFFIX, T_)                                                                       \
     void lowrank_gemm_rows_##SUFFIX(const T_ *w, size_t ld, const float *x, size_t ldx, size_t t, float *y, size_t ldy, \
                                     size_t b, size_t e, size_t n) {                                          \
-        GEMM_ROWS_AVX512_CALL(gemm_rows_##SUFFIX##_avx512)                                                   \
+        if (t <= 4) TIERS(gemm_rows_##SUFFIX##_avx512(w, ld, x, ldx, t, y, ldy, b, e, n),                     \
+                          lowrank_avx2_gemm_rows_##SUFFIX(w, ld, x, ldx, t, y, ldy, b, e, n))                \
         for (size_t s = 0; s < t; s++) gemv_##SUFFIX##_portable(w, ld, x + s * ldx, y + s * ldy, b, e, n); \
     }                                                                                                        \
     void lowrank_gemm_t_rows_##SUFFIX(const T_ *w, size_t ld, const float *x, size_t ldx, size_t t, float *y, size_t ldy, \
                                       size_t b, size_t e, size_t n) {                                        \
-        GEMM_ROWS_AVX512_CALL(gemm_t_rows_##SUFFIX##_avx512)                                                 \
+        if (t <= 4) TIERS(gemm_t_rows_##SUFFIX##_avx512(w, ld, x, ldx, t, y, ldy, b, e, n),                   \
+                          lowrank_avx2_gemm_t_rows_##SUFFIX(w, ld, x, ldx, t, y, ldy, b, e, n))              \
         for (size_t s = 0; s < t; s++) gemv_t_##SUFFIX##_portable(w, ld, x + s * ldx, y + s * ldy, b, e, n); \
     }
-#if defined(__x86_64__)
-#define GEMM_ROWS_AVX512_CALL(F) if (use_avx512() && t <= 4) { F(w, ld, x, ldx, t, y, ldy, b, e, n); return; }
-#else
-#define GEMM_ROWS_AVX512_CALL(F)
-#endif
 GEMM_ROWS_DISPATCH(f32, float)
 GEMM_ROWS_DISPATCH(f16, uint16_t)
 GEMM_ROWS_DISPATCH(bf16, uint16_t)
 
-#if defined(__x86_64__)
-#define ATTEND_AVX512_CALL(F, ...) if (use_avx512() && d % 16 == 0 && d > 0) { F(__VA_ARGS__); return; }
-#else
-#define ATTEND_AVX512_CALL(F, ...)
-#endif
+// Head sizes: multiples of 16 for the AVX-512 kernels, of 8 for the AVX2 ones; others run the
+// portable loops.
 #define ATTEND_DISPATCH(SUFFIX, T)                                                                          \
     void lowrank_attend_scores_##SUFFIX(const T *k, size_t ld, const float *q, size_t group, size_t d,      \
                                         float *scores, size_t ss, size_t b, size_t e) {                     \
-        ATTEND_AVX512_CALL(attend_scores_##SUFFIX##_avx512, k, ld, q, group, d, scores, ss, b, e)            \
+        if (d > 0 && d % (level() == 2 ? 16 : 8) == 0)                                                       \
+            TIERS(attend_scores_##SUFFIX##_avx512(k, ld, q, group, d, scores, ss, b, e),                     \
+                  lowrank_avx2_attend_scores_##SUFFIX(k, ld, q, group, d, scores, ss, b, e))                 \
         attend_scores_##SUFFIX##_portable(k, ld, q, group, d, scores, ss, b, e);                             \
     }                                                                                                        \
     void lowrank_attend_values_##SUFFIX(const T *v, size_t ld, const float *p, size_t ps, size_t group, size_t d, \
                                         float *out, size_t b, size_t e) {                                   \
-        ATTEND_AVX512_CALL(attend_values_##SUFFIX##_avx512, v, ld, p, ps, group, d, out, b, e)               \
+        if (d > 0 && d % (level() == 2 ? 16 : 8) == 0)                                                       \
+            TIERS(attend_values_##SUFFIX##_avx512(v, ld, p, ps, group, d, out, b, e),                        \
+                  lowrank_avx2_attend_values_##SUFFIX(v, ld, p, ps, group, d, out, b, e))                    \
         attend_values_##SUFFIX##_portable(v, ld, p, ps, group, d, out, b, e);                                \
     }
 ATTEND_DISPATCH(f32, float)
 ATTEND_DISPATCH(f16, uint16_t)
 size_t lowrank_round_f16(const float *x, uint16_t *out, size_t count) {
-#if defined(__x86_64__)
-    if (use_avx512()) return round_f16_avx512(x, out, count);
-#endif
+    TIERS_RETURNING(round_f16_avx512(x, out, count), lowrank_avx2_round_f16(x, out, count))
     size_t saturated = 0;
     for (size_t i = 0; i < count; i++) { int s = 0; out[i] = float_to_half_saturating(x[i], &s); saturated += (size_t)s; }
     return saturated;
 }
 void lowrank_widen_f16(const uint16_t *h, float *out, size_t count) {
-#if defined(__x86_64__)
-    if (use_avx512()) { widen_f16_avx512(h, out, count); return; }
-#endif
+    TIERS(widen_f16_avx512(h, out, count), lowrank_avx2_widen_f16(h, out, count))
     for (size_t i = 0; i < count; i++) out[i] = half_to_float(h[i]);
 }
 void lowrank_widen_bf16(const uint16_t *h, float *out, size_t count) {
-#if defined(__x86_64__)
-    if (use_avx512()) { widen_bf16_avx512(h, out, count); return; }
-#endif
+    TIERS(widen_bf16_avx512(h, out, count), lowrank_avx2_widen_bf16(h, out, count))
     for (size_t i = 0; i < count; i++) out[i] = bf16_to_float(h[i]);
 }

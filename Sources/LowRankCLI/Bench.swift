@@ -64,6 +64,8 @@ struct Bench: ParsableCommand {
         var sgemm_shape: String
         var threads: Int
         var blas: String
+        /// The tier of decode kernels in use: avx512, avx2 or portable (`DecodeKernels.summary`).
+        var decode_kernels: String
         var model: String
         var model_sha256: String
         /// With --rank-schedule: the schedule, and each step's fraction measured on its own.
@@ -175,7 +177,7 @@ struct Bench: ParsableCommand {
             decode_bandwidth_fraction: Double(runtime.weightBytes) * decodeRate / 1e9 / bandwidth,
             sgemm_gflops_one_call: gflops,
             sgemm_shape: "[\(promptTokens) × \(loaded.configuration.hiddenSize)] · [\(loaded.configuration.intermediateSize) × \(loaded.configuration.hiddenSize)]ᵀ",
-            threads: Parallel.workers, blas: BLASRuntime.summary,
+            threads: Parallel.workers, blas: BLASRuntime.summary, decode_kernels: DecodeKernels.summary,
             model: loaded.source.path, model_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)),
             rank_schedule: schedule?.1, rank_schedule_steps: schedule == nil ? nil : stepReports,
             batch: batch > 1 ? batch : nil, batch_decode_tokens_per_second: batchRates.map(median), batch_decode_runs: batchRates)
@@ -196,7 +198,7 @@ struct Bench: ParsableCommand {
             ("weights", "\(engine.weights.rawValue), \(String(format: "%.1f", Double(runtime.weightBytes) / 1e6)) MB read per token, \(String(format: "%.1f", report.decode_weight_gigabytes_per_second)) GB/s while decoding"),
             ("memory", String(format: "%.1f GB/s read bandwidth now (decode uses %.0f%% of it)", bandwidth, 100 * report.decode_bandwidth_fraction)),
             ("sgemm", String(format: "%.0f GFLOP/s for one call %@", gflops, report.sgemm_shape)),
-            ("threads", "\(Parallel.workers) workers; \(report.blas)"),
+            ("threads", "\(Parallel.workers) workers; \(report.blas); decode kernels \(report.decode_kernels)"),
         ], indent: ""))
         if !stepReports.isEmpty {
             print("rank schedule \(schedule!.1.file) (\(schedule!.1.direction)); the decode above follows it; each step's fraction held for a whole decode:")

@@ -41,6 +41,8 @@ struct Info: ParsableCommand {
         var tokenizer: Tokenizer
         var lowRankProjections: Int
         var blas: String
+        /// The tier of decode kernels in use: avx512, avx2 or portable (`DecodeKernels.summary`).
+        var decode_kernels: String
     }
 
     func run() throws {
@@ -61,7 +63,7 @@ struct Info: ParsableCommand {
                              specialTokens: t.addedTokenIDs.count,
                              chatTemplate: loaded.chatTemplate.map { _ in "ChatML" }),
             lowRankProjections: loaded.weights.factored.count,
-            blas: BLASRuntime.summary)
+            blas: BLASRuntime.summary, decode_kernels: DecodeKernels.summary)
         if json {
             try Terminal.printJSON(report)
             return
@@ -109,6 +111,7 @@ struct Info: ParsableCommand {
             lines.append("chat template: none")
         }
         lines.append("BLAS: \(report.blas)")
+        lines.append("decode kernels: \(report.decode_kernels)")
         print(lines.joined(separator: "\n"))
     }
 }

@@ -1,8 +1,14 @@
 import ArgumentParser
+import Foundation
 import LinearAlgebra
 
 // Before anything uses BLAS: pick OpenBLAS's AVX-512 kernels (may re-exec) and one BLAS thread.
 BLASRuntime.prepareProcess()
+do {
+    try DecodeKernels.applyEnvironment(getenv(DecodeKernels.environmentVariable).map { String(cString: $0) })
+} catch {
+    LowRank.exit(withError: error)
+}
 await runLowRank()
 
 /// What AsyncParsableCommand.main() does, spelled out in an async function: from top-level code the

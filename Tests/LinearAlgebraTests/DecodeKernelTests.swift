@@ -2,22 +2,22 @@ import Testing
 import LinearAlgebra
 import TestSupport
 
-/// The C decode kernels (AVX-512 and portable) against plain Swift loops that widen with Swift's
+/// The C decode kernels (every tier this CPU runs: AVX-512, AVX2, portable) against plain Swift loops that widen with Swift's
 /// own Float16 and bit-shift bfloat16 conversions.
 @Suite("Decode kernels match their reference twins", .serialized)
 struct DecodeKernelTests {
     // Rows of 16 or more run the blocked short-row kernel (inputs < 256) with its transposing reduction.
     static let shapes = [(rows: 7, inputs: 37), (rows: 8, inputs: 64), (rows: 13, inputs: 576), (rows: 4, inputs: 230), (rows: 3, inputs: 5),
-                         (rows: 37, inputs: 64), (rows: 33, inputs: 7), (rows: 48, inputs: 230), (rows: 17, inputs: 300)]
+                         (rows: 37, inputs: 64), (rows: 33, inputs: 7), (rows: 48, inputs: 230), (rows: 17, inputs: 300), (rows: 11, inputs: 200)]
 
     func reference(_ w: [Float], rows: Int, inputs: Int, x: [Float]) -> [Float] {
         (0..<rows).map { r in (0..<inputs).reduce(Float(0)) { $0 + w[r * inputs + $1] * x[$1] } }
     }
 
-    @Test(arguments: [false, true])
-    func gemvOnEveryWeightFormatMatchesPlainLoops(portable: Bool) {
-        DecodeKernels.forcePortable(portable)
-        defer { DecodeKernels.forcePortable(false) }
+    @Test(arguments: DecodeKernels.supportedLevels)
+    func gemvOnEveryWeightFormatMatchesPlainLoops(level: DecodeKernels.Level) throws {
+        try DecodeKernels.force(level)
+        defer { try? DecodeKernels.force(nil) }
         var rng = SeededGenerator(seed: 12)
         for (rows, inputs) in Self.shapes {
             let w = rng.floats(rows * inputs, scale: 1), x = rng.floats(inputs, scale: 1)
@@ -44,10 +44,10 @@ struct DecodeKernelTests {
 
     /// A row stride larger than the row length runs a prefix of each row (a factor at an active
     /// rank): the same values as the kernel on a compact copy of that prefix, bit for bit.
-    @Test(arguments: [false, true])
-    func aRowStrideRunsThePrefixOfEachRow(portable: Bool) {
-        DecodeKernels.forcePortable(portable)
-        defer { DecodeKernels.forcePortable(false) }
+    @Test(arguments: DecodeKernels.supportedLevels)
+    func aRowStrideRunsThePrefixOfEachRow(level: DecodeKernels.Level) throws {
+        try DecodeKernels.force(level)
+        defer { try? DecodeKernels.force(nil) }
         var rng = SeededGenerator(seed: 44)
         for (rows, ld, inputs) in [(5, 230, 117), (9, 64, 64), (3, 100, 7), (40, 192, 64)] {
             let w = rng.floats(rows * ld, scale: 1), x = rng.floats(ld, scale: 1)
@@ -74,17 +74,17 @@ struct DecodeKernelTests {
 
     /// The transposed product (a left factor kept as Bᵀ) over a block of rows, in every format, with
     /// the AVX-512 kernels in 256-bit and in 512-bit vectors (chosen by CPU otherwise).
-    @Test(arguments: [false, true], [256, 512])
-    func theTransposedProductOverABlockOfRowsMatchesPlainLoops(portable: Bool, width: Int) {
-        DecodeKernels.forcePortable(portable)
+    @Test(arguments: DecodeKernels.supportedLevels, [256, 512])
+    func theTransposedProductOverABlockOfRowsMatchesPlainLoops(level: DecodeKernels.Level, width: Int) throws {
+        try DecodeKernels.force(level)
         DecodeKernels.forceTransposedWidth(width)
         defer {
-            DecodeKernels.forcePortable(false)
+            try? DecodeKernels.force(nil)
             DecodeKernels.forceTransposedWidth(nil)
         }
         var rng = SeededGenerator(seed: 45)
         for (rows, outputs, block) in [(20, 576, 3..<17), (7, 37, 0..<7), (5, 64, 2..<2), (9, 100, 4..<9), (600, 64, 0..<600), (30, 128, 5..<30), (12, 129, 0..<12),
-                                       (6, 200, 1..<6), (4, 203, 0..<4), (3, 1542, 0..<3)] {
+                                       (6, 200, 1..<6), (4, 203, 0..<4), (3, 1542, 0..<3), (8, 6, 1..<8)] {
             let w = rng.floats(rows * outputs, scale: 1), x = rng.floats(rows, scale: 1)
             func expected(_ widen: (Int) -> Float) -> [Float] {
                 (0..<outputs).map { j in block.reduce(Float(0)) { $0 + x[$1] * widen($1 * outputs + j) } }
@@ -109,10 +109,10 @@ struct DecodeKernelTests {
     /// rows) against plain loops, for 1–4 rows, every format, row strides on the weights, the
     /// inputs and the outputs, row ranges that are not multiples of the four-row block, and tails
     /// that are not multiples of 16. Entries outside the asked rows and columns stay untouched.
-    @Test(arguments: [false, true])
-    func theFewRowProductsMatchPlainLoopsAndLeaveOtherEntriesAlone(portable: Bool) {
-        DecodeKernels.forcePortable(portable)
-        defer { DecodeKernels.forcePortable(false) }
+    @Test(arguments: DecodeKernels.supportedLevels)
+    func theFewRowProductsMatchPlainLoopsAndLeaveOtherEntriesAlone(level: DecodeKernels.Level) throws {
+        try DecodeKernels.force(level)
+        defer { try? DecodeKernels.force(nil) }
         var rng = SeededGenerator(seed: 47)
         for (rows, ld, inputs, block) in [(13, 576, 576, 1..<12), (9, 240, 230, 0..<9), (6, 37, 20, 2..<6), (4, 16, 16, 0..<4), (21, 64, 64, 3..<3)] {
             let w = rng.floats(rows * ld, scale: 1)
@@ -177,16 +177,17 @@ struct DecodeKernelTests {
 
     /// Grouped-query decode attention: the query heads of one key head scored together, and their
     /// weighted values, against plain loops, over a Float32 cache and over a half one (each stored
-    /// half read exactly). Head sizes 64 (register sums, groups up to 7 = two passes), 16 and 128
-    /// (sums in memory) and 24 (not a multiple of 16: the portable loops); position ranges that
-    /// start inside the cache and end off a 16-row block.
-    @Test(arguments: [false, true], [false, true])
-    func groupedAttentionScoresAndValuesMatchPlainLoops(portable: Bool, halfCache: Bool) {
-        DecodeKernels.forcePortable(portable)
-        defer { DecodeKernels.forcePortable(false) }
+    /// half read exactly). AVX-512: head size 64 sums in registers (groups up to 7 = two passes), 16
+    /// and 128 in memory, 24 (not a multiple of 16) runs the portable loops. AVX2: 32, 64 and 128 in
+    /// registers (up to 3 heads per pass), 16 and 24 in memory. Position ranges start inside the
+    /// cache and end off a 16-row block.
+    @Test(arguments: DecodeKernels.supportedLevels, [false, true])
+    func groupedAttentionScoresAndValuesMatchPlainLoops(level: DecodeKernels.Level, halfCache: Bool) throws {
+        try DecodeKernels.force(level)
+        defer { try? DecodeKernels.force(nil) }
         var rng = SeededGenerator(seed: halfCache ? 47 : 46)
         for (d, group, kvHeads, positions) in [(64, 3, 3, 0..<150), (64, 7, 2, 5..<40), (64, 1, 1, 3..<4), (16, 2, 2, 0..<33),
-                                               (128, 4, 2, 17..<80), (24, 2, 1, 1..<20), (64, 6, 1, 0..<16)] {
+                                               (128, 4, 2, 17..<80), (24, 2, 1, 1..<20), (64, 6, 1, 0..<16), (32, 2, 2, 4..<29)] {
             let ld = kvHeads * d, rows = positions.upperBound
             var k = rng.floats(rows * ld, scale: 1), v = rng.floats(rows * ld, scale: 1)
             let q = rng.floats(group * d, scale: 1)
@@ -245,10 +246,10 @@ struct DecodeKernelTests {
     /// Rounding for a half cache: to nearest even exactly as `Float16(_:)` (ties, subnormals, the
     /// smallest values that round to zero), except that finite values at or beyond 65520, which
     /// would become infinite, saturate to ±65504 and are counted; infinities and NaN pass through.
-    @Test(arguments: [false, true])
-    func roundingToHalfMatchesFloat16AndSaturatesInsteadOfOverflowing(portable: Bool) {
-        DecodeKernels.forcePortable(portable)
-        defer { DecodeKernels.forcePortable(false) }
+    @Test(arguments: DecodeKernels.supportedLevels)
+    func roundingToHalfMatchesFloat16AndSaturatesInsteadOfOverflowing(level: DecodeKernels.Level) throws {
+        try DecodeKernels.force(level)
+        defer { try? DecodeKernels.force(nil) }
         var rng = SeededGenerator(seed: 48)
         let tiny = Float(bitPattern: 0x3300_0000)  // 2^-25: half of the smallest subnormal, a tie that rounds to 0
         let special: [Float] = [0, -0, 1, -1, 1.0009765625 + 0x1p-11, 1 + 0x1p-11, 1 + 3 * 0x1p-11, tiny, tiny.nextUp, -tiny.nextUp,
@@ -274,10 +275,10 @@ struct DecodeKernelTests {
         #expect(saturated == expectedSaturated && saturated == 10)
     }
 
-    @Test(arguments: [false, true])
-    func wideningIsExactIncludingSubnormalsInfinitiesAndNaN(portable: Bool) {
-        DecodeKernels.forcePortable(portable)
-        defer { DecodeKernels.forcePortable(false) }
+    @Test(arguments: DecodeKernels.supportedLevels)
+    func wideningIsExactIncludingSubnormalsInfinitiesAndNaN(level: DecodeKernels.Level) throws {
+        try DecodeKernels.force(level)
+        defer { try? DecodeKernels.force(nil) }
         let halves: [UInt16] = [0x0000, 0x8000, 0x0001, 0x03FF, 0x0400, 0x3C00, 0xC000, 0x7BFF, 0x7C00, 0xFC00, 0x3555]
             + (0..<20).map { UInt16($0 * 3271 % 65536) }
         var out = [Float](repeating: 0, count: halves.count)
@@ -290,9 +291,38 @@ struct DecodeKernelTests {
         var one: [Float] = [0]
         nan.withUnsafeBufferPointer { h in one.withUnsafeMutableBufferPointer { DecodeKernels.widen(h.baseAddress!, format: .float16, count: 1, into: $0.baseAddress!) } }
         #expect(one[0].isNaN)
-        let brain: [UInt16] = [0x3F80, 0xC0A0, 0x7F80, 0x0001]
-        var b = [Float](repeating: 0, count: 4)
-        brain.withUnsafeBufferPointer { h in b.withUnsafeMutableBufferPointer { DecodeKernels.widen(h.baseAddress!, format: .bfloat16, count: 4, into: $0.baseAddress!) } }
-        #expect(b == brain.map { Float(bitPattern: UInt32($0) << 16) })
+        // bfloat16 widening is a shift: bit for bit, NaN payloads included; past 16 values so the
+        // vector loops run too.
+        let brain: [UInt16] = [0x3F80, 0xC0A0, 0x7F80, 0x0001, 0x7FC1, 0xFF80] + (0..<30).map { UInt16($0 * 4099 % 65536) }
+        var b = [Float](repeating: 0, count: brain.count)
+        brain.withUnsafeBufferPointer { h in b.withUnsafeMutableBufferPointer { DecodeKernels.widen(h.baseAddress!, format: .bfloat16, count: brain.count, into: $0.baseAddress!) } }
+        #expect(b.map(\.bitPattern) == brain.map { UInt32($0) << 16 })
+    }
+
+    /// `LOWRANK_DECODE_KERNELS` forces a tier for A/B runs: a lower tier is taken and reported as
+    /// forced; a name that is no tier, and a tier above the CPU's, are refused with a message that
+    /// names the variable.
+    @Test func theEnvironmentForcesALowerTierAndRefusesWhatTheCPUCannotRun() throws {
+        defer { try? DecodeKernels.force(nil) }
+        try DecodeKernels.applyEnvironment("portable")
+        #expect(DecodeKernels.level == .portable)
+        #expect(DecodeKernels.summary == (DecodeKernels.cpuLevel == .portable ? "portable"
+                                            : "portable (forced by LOWRANK_DECODE_KERNELS; the CPU runs \(DecodeKernels.cpuLevel))"))
+        try DecodeKernels.applyEnvironment(nil)  // unset: changes nothing
+        #expect(DecodeKernels.level == .portable)
+        try DecodeKernels.force(nil)
+        #expect(DecodeKernels.level == DecodeKernels.cpuLevel)
+        #expect(throws: DecodeKernels.ChoiceError.self) { try DecodeKernels.applyEnvironment("sse9") }
+        do {
+            try DecodeKernels.applyEnvironment("AVX9")
+        } catch {
+            #expect(error.description.contains("LOWRANK_DECODE_KERNELS=AVX9") && error.description.contains("portable"))
+        }
+        // Above the CPU's tier (an AVX-512 CPU has none above it): refused, the tier unchanged.
+        for level in DecodeKernels.Level.allCases where level > DecodeKernels.cpuLevel {
+            #expect(throws: DecodeKernels.ChoiceError.self) { try DecodeKernels.applyEnvironment(level.description) }
+            #expect(DecodeKernels.level == DecodeKernels.cpuLevel)
+        }
+        #expect(DecodeKernels.Level(name: "AVX2") == .avx2)
     }
 }

@@ -1,9 +1,9 @@
 #ifndef LOWRANK_CKERNELS_H
 #define LOWRANK_CKERNELS_H
 // Hand-written matrix-vector kernels for batch-1 decoding, where the weights are streamed from
-// memory once per token and the speed is the memory bandwidth. AVX-512 versions (selected at run
-// time with __builtin_cpu_supports) and portable fallbacks; each has a Swift reference twin and a
-// test comparing them (Tests/LlamaTests/KernelTests.swift).
+// memory once per token and the speed is the memory bandwidth. AVX-512 and AVX2 versions (selected
+// at run time with __builtin_cpu_supports) and portable fallbacks; each has a Swift reference twin
+// and a test comparing every tier the CPU has with it (Tests/LinearAlgebraTests/DecodeKernelTests.swift).
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,12 +59,16 @@ void lowrank_widen_f16(const uint16_t *h, float *out, size_t count);
 void lowrank_widen_bf16(const uint16_t *h, float *out, size_t count);
 /// The sum of p[0..n): reads the buffer once in order (the memory bandwidth probe of `lowrank bench`).
 float lowrank_read_sum(const float *p, size_t n);
-/// Tests: 1 forces the portable kernels even where AVX-512 exists, 0 restores the choice.
-void lowrank_kernels_force_portable(int on);
+/// The tier of kernels the CPU supports: 2 AVX-512 (F, BW, VL; with F16C and FMA), 1 AVX2 (with FMA
+/// and F16C), 0 none (the portable loops).
+int lowrank_kernels_cpu_level(void);
+/// The tier in use: the CPU's, or a lower one forced by lowrank_kernels_force_level.
+int lowrank_kernels_level(void);
+/// Runs a lower tier than the CPU supports (tests, A/B measurements); a level at or above the CPU's,
+/// or -1, restores the choice by CPU.
+void lowrank_kernels_force_level(int level);
 /// Tests: run the transposed products in 256- or 512-bit vectors whatever the CPU (0 restores the choice by CPU).
 void lowrank_kernels_force_transposed_width(int bits);
-/// 1 if the AVX-512 kernels are in use.
-int lowrank_kernels_use_avx512(void);
 /// A spin-wait hint (x86 PAUSE) for the worker pool.
 static inline void _mm_pause_shim(void) {
 #if defined(__x86_64__)
