@@ -638,6 +638,40 @@ struct CLITests {
         #expect(outside.status != 0 && outside.stderr.contains("--active-rank must be in (0, 1]"), "\(outside.stderr)")
     }
 
+    /// `info --json` names the decode kernels; `LOWRANK_DECODE_KERNELS` runs a lower tier (every
+    /// tier gives the same logits to within the kernels' summation order), and a name that is no
+    /// tier is refused before any work, naming the variable.
+    @Test func theDecodeKernelTierIsReportedForcedLowerAndAWrongNameRefused() throws {
+        let model = try Fixtures.requireSmolLM2()
+        func info(_ environment: [String: String]) throws -> String {
+            let output = try CLI.run(["info", model, "--json"], environment: environment)
+            #expect(output.status == 0, "\(output.stderr)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+            return try #require(json["decode_kernels"] as? String)
+        }
+        #expect(try info([:]) == DecodeKernels.cpuLevel.description)
+        if DecodeKernels.cpuLevel > .portable {
+            #expect(try info(["LOWRANK_DECODE_KERNELS": "portable"])
+                    == "portable (forced by LOWRANK_DECODE_KERNELS; the CPU runs \(DecodeKernels.cpuLevel))")
+        }
+        func logits(_ environment: [String: String]) throws -> [Double] {
+            let output = try CLI.run(["logits", model, "--ids", "1,504,3458,282,4649,314", "--positions", "0,3,-1", "--top", "5", "--json"], environment: environment)
+            #expect(output.status == 0, "\(output.stderr)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+            let rows = try #require(json["positions"] as? [[String: Any]])
+            return rows.flatMap { ($0["first_logits"] as? [Double] ?? []) + ($0["top"] as? [[String: Any]] ?? []).compactMap { $0["logit"] as? Double } }
+        }
+        let native = try logits([:])
+        #expect(!native.isEmpty)
+        for level in DecodeKernels.supportedLevels where level < DecodeKernels.cpuLevel {
+            let lower = try logits(["LOWRANK_DECODE_KERNELS": level.description])
+            #expect(lower.count == native.count)
+            for (a, b) in zip(lower, native) { #expect(abs(a - b) < 1e-3, "\(level): \(a) against \(b)") }
+        }
+        let wrong = try CLI.run(["info", model], environment: ["LOWRANK_DECODE_KERNELS": "sse9"])
+        #expect(wrong.status != 0 && wrong.stderr.contains("LOWRANK_DECODE_KERNELS=sse9 is not a tier of decode kernels"), "\(wrong.stderr)")
+    }
+
     static func blas(_ environment: [String: String]) throws -> String {
         let output = try CLI.run(["info", try Fixtures.requireSmolLM2(), "--json"], environment: environment)
         let json = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
