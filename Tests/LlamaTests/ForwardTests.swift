@@ -42,10 +42,14 @@ struct ForwardTests {
 
     /// How far two passes over the same tokens may differ. A half cache adds one effect: the one-row
     /// and many-row products can differ in a Float32 key's last bit, and near a half rounding
-    /// boundary that moves the stored half by one half-precision step (observed up to 2e-5 here;
-    /// a pass that attended to unrounded values instead would differ by about 4e-4, the gap
-    /// between a half and a Float32 cache in `aHalfCacheStoresEachKeyAndValueRoundedOnceToHalf`).
-    static func passTolerance(_ precision: KVCachePrecision) -> Float { precision == .float32 ? 1e-5 : 5e-5 }
+    /// boundary that moves the stored half by one half-precision step. How many of the cached
+    /// values flip depends on the one-row kernels' summation order: worst logit difference 1.3e-5
+    /// with the portable loops and 5.9e-5 with the AVX2 kernels (whose row products sum in 8 lanes;
+    /// with the portable row products under them, 8.6e-6) in the 200-token test below, while the
+    /// Float32 cache stayed at 7e-7 with either. A pass that attended to unrounded values instead
+    /// would differ by about 4e-4, the gap between a half and a Float32 cache in
+    /// `aHalfCacheStoresEachKeyAndValueRoundedOnceToHalf`; 1.5e-4 still tells the two apart.
+    static func passTolerance(_ precision: KVCachePrecision) -> Float { precision == .float32 ? 1e-5 : 1.5e-4 }
 
     /// The tiny model with caches at `precision`.
     static func model(cache precision: KVCachePrecision) -> LlamaModel {
