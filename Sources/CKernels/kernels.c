@@ -615,21 +615,26 @@ GEMM_ROWS_DISPATCH(f32, float)
 GEMM_ROWS_DISPATCH(f16, uint16_t)
 GEMM_ROWS_DISPATCH(bf16, uint16_t)
 
-// Head sizes: multiples of 16 for the AVX-512 kernels, of 8 for the AVX2 ones; others run the
-// portable loops.
+// Head sizes: multiples of 16 for the AVX-512 kernels, of 8 for the AVX2 ones (which an AVX-512 CPU
+// also runs), others the portable loops.
+#if defined(__x86_64__)
+#define ATTEND_TIERS(AVX512_CALL, AVX2_CALL)                                                                \
+    { int l = level(); if (l == 2 && d > 0 && d % 16 == 0) { AVX512_CALL; return; }                          \
+      if (l >= 1 && d > 0 && d % 8 == 0) { AVX2_CALL; return; } }
+#else
+#define ATTEND_TIERS(AVX512_CALL, AVX2_CALL) {}
+#endif
 #define ATTEND_DISPATCH(SUFFIX, T)                                                                          \
     void lowrank_attend_scores_##SUFFIX(const T *k, size_t ld, const float *q, size_t group, size_t d,      \
                                         float *scores, size_t ss, size_t b, size_t e) {                     \
-        if (d > 0 && d % (level() == 2 ? 16 : 8) == 0)                                                       \
-            TIERS(attend_scores_##SUFFIX##_avx512(k, ld, q, group, d, scores, ss, b, e),                     \
-                  lowrank_avx2_attend_scores_##SUFFIX(k, ld, q, group, d, scores, ss, b, e))                 \
+        ATTEND_TIERS(attend_scores_##SUFFIX##_avx512(k, ld, q, group, d, scores, ss, b, e),                  \
+                     lowrank_avx2_attend_scores_##SUFFIX(k, ld, q, group, d, scores, ss, b, e))              \
         attend_scores_##SUFFIX##_portable(k, ld, q, group, d, scores, ss, b, e);                             \
     }                                                                                                        \
     void lowrank_attend_values_##SUFFIX(const T *v, size_t ld, const float *p, size_t ps, size_t group, size_t d, \
                                         float *out, size_t b, size_t e) {                                   \
-        if (d > 0 && d % (level() == 2 ? 16 : 8) == 0)                                                       \
-            TIERS(attend_values_##SUFFIX##_avx512(v, ld, p, ps, group, d, out, b, e),                        \
-                  lowrank_avx2_attend_values_##SUFFIX(v, ld, p, ps, group, d, out, b, e))                    \
+        ATTEND_TIERS(attend_values_##SUFFIX##_avx512(v, ld, p, ps, group, d, out, b, e),                     \
+                     lowrank_avx2_attend_values_##SUFFIX(v, ld, p, ps, group, d, out, b, e))                 \
         attend_values_##SUFFIX##_portable(v, ld, p, ps, group, d, out, b, e);                                \
     }
 ATTEND_DISPATCH(f32, float)

@@ -178,8 +178,8 @@ struct DecodeKernelTests {
     /// Grouped-query decode attention: the query heads of one key head scored together, and their
     /// weighted values, against plain loops, over a Float32 cache and over a half one (each stored
     /// half read exactly). AVX-512: head size 64 sums in registers (groups up to 7 = two passes), 16
-    /// and 128 in memory, 24 (not a multiple of 16) runs the portable loops. AVX2: 32, 64 and 128 in
-    /// registers (up to 3 heads per pass), 16 and 24 in memory. Position ranges start inside the
+    /// and 128 in memory, 24 (not a multiple of 16) falls to the AVX2 kernels. AVX2: 32, 64 and 128
+    /// in registers (up to 3 heads per pass), 16 and 24 in memory. Position ranges start inside the
     /// cache and end off a 16-row block.
     @Test(arguments: DecodeKernels.supportedLevels, [false, true])
     func groupedAttentionScoresAndValuesMatchPlainLoops(level: DecodeKernels.Level, halfCache: Bool) throws {
