@@ -13,7 +13,9 @@ struct Bench: ParsableCommand {
             Decode: --decode-tokens new tokens at batch 1 after it, greedy. Each number is the median of --runs runs \
             after one warm-up. Also reports single-call sgemm GFLOP/s at the prefill shape, and the weight bytes \
             streamed per second while decoding (decode is bound by memory bandwidth).
-            With --rank-schedule, the decode runs follow the schedule, and each step's fraction is also measured on             its own (the whole decode at that active rank): its decode tokens/s and weight bytes per token beside the             first step's, so the speed-up can be read against the byte ratio.
+            With --rank-schedule, the decode runs follow the schedule, and each step's fraction is also measured on \
+            its own (the whole decode at that active rank): its decode tokens/s and weight bytes per token beside the \
+            first step's, so the speed-up can be read against the byte ratio.
             """)
 
     @OptionGroup var model: ModelOptions

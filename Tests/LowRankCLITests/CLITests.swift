@@ -60,6 +60,37 @@ struct CLITests {
         #expect(json["tokens"] as? [String] == ["Hello", ",", "Ġworld", "!", "Ġ", "<|im_end|>"])
     }
 
+    /// A multi-line help string that loses a `\` line continuation keeps the next line's indentation
+    /// inside its sentence ("measured on             its own", once in `bench --help`). Every
+    /// command's and subcommand's help is read: outside the aligned option and subcommand columns,
+    /// no sentence may hold a run of three or more spaces.
+    @Test func everyHelpTextReadsWithoutRunsOfSpacesInsideASentence() throws {
+        var pending: [[String]] = [[]], checked = 0
+        while let path = pending.popLast() {
+            let output = try CLI.run(["help"] + path)
+            #expect(output.status == 0, "lowrank help \(path): \(output.stderr)")
+            let lines = output.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            var inSubcommands = false
+            for line in lines {
+                if line.hasPrefix("SUBCOMMANDS:") { inSubcommands = true; continue }
+                // A subcommand's line: its lowercase name, then the column gap (the closing
+                // "  See 'lowrank help …'" line has a single space after its first word).
+                if inSubcommands, line.hasPrefix("  "), !line.hasPrefix("   "), path.count < 3,
+                   let name = line.dropFirst(2).split(separator: " ").first,
+                   line.dropFirst(2 + name.count).hasPrefix("  "), name.allSatisfy({ $0.isLowercase || $0 == "-" }) {
+                    pending.append(path + [String(name)])
+                }
+                // The columns: an option, argument or subcommand name, then its text after a gap.
+                let body = String(line.drop(while: { $0 == " " }))
+                let isColumn = body.first == "-" || body.first == "<" || (inSubcommands && line.hasPrefix("  ") && !line.hasPrefix("   "))
+                let text = isColumn ? body.range(of: "  ").map { String(body[$0.upperBound...].drop(while: { $0 == " " })) } ?? "" : body
+                #expect(!text.contains("   "), "lowrank help \(path.joined(separator: " ")): \(line)")
+            }
+            checked += 1
+        }
+        #expect(checked >= 16, "the help of every command was read (\(checked))")
+    }
+
     @Test func infoReportsTheSmolLM2Architecture() throws {
         let output = try CLI.run(["info", try Fixtures.requireSmolLM2(), "--json"])
         #expect(output.status == 0, "\(output.stderr)")
