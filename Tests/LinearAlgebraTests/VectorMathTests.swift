@@ -34,6 +34,24 @@ struct VectorMathTests {
         #expect(abs(x.withUnsafeBufferPointer { VectorMath.logSumExp($0.baseAddress!, count: count) } - Reference.logSumExp(x)) < 1e-9 * 100)
     }
 
+    /// The last count % 16 values are exponentiated as one padded vector: each must get the bits
+    /// the one-value `exp` gives it (lane for lane), the padding must not reach the sum, and
+    /// nothing past `count` may be written.
+    @Test func exponentiateGivesEveryValueTheOneValueExpBitsForEveryTailLength() {
+        var rng = SeededGenerator(seed: 41)
+        for count in 1...49 {
+            let x = rng.floats(count, scale: 6)
+            let shift = x.max()!
+            let (sum, y) = withBuffer(x + [1234]) { VectorMath.exponentiate($0, count: count, shift: shift) }
+            for i in 0..<count {
+                #expect(y[i].bitPattern == VectorMath.exp(x[i] - shift).bitPattern, "count \(count), value \(i)")
+            }
+            #expect(y[count] == 1234, "count \(count): the value after the last was written")
+            let expected = (0..<count).reduce(0.0) { $0 + Double(VectorMath.exp(x[$1] - shift)) }
+            #expect(abs(Double(sum) - expected) <= 1e-6 * expected, "count \(count): sum \(sum), expected \(expected)")
+        }
+    }
+
     @Test(arguments: [7, 64, 576])
     func rmsNormMatchesReference(count: Int) {
         var rng = SeededGenerator(seed: 9)
