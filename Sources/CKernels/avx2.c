@@ -12,6 +12,7 @@
 // - 8 row sums are reduced together by `reduce8` (the AVX-512 kernels reduce 16).
 #include "avx2.h"
 #include "half.h"
+#include "prefetch.h"
 #include <math.h>
 #include <string.h>
 
@@ -299,11 +300,12 @@ PRODUCTS(bf16, uint16_t, load_bf16, load_bf16_tail, bf16_to_float)
 // ---- grouped-query decode attention (head size d a multiple of 8) ----
 
 // Scores: 8 cached keys at a time for each query head of the group (the block is reread from L1 for
-// the next head), two accumulators per key, the 8 sums reduced together.
+// the next head), two accumulators per key, the 8 sums reduced together; the same 8 rows of `next`
+// are prefetched first (prefetch.h).
 #define ATTEND_SCORES(SUFFIX, T, LOAD)                                                                      \
     void lowrank_avx2_attend_scores_##SUFFIX(const T *k, size_t ld, const float *q, size_t group, size_t d, \
-                                             float *scores, size_t ss, size_t b, size_t e) {                 \
-        attend_scores_##SUFFIX##_body(k, ld, q, group, d, scores, ss, b, e);                                 \
+                                             float *scores, size_t ss, size_t b, size_t e, const T *next) {  \
+        attend_scores_##SUFFIX##_body(k, ld, q, group, d, scores, ss, b, e, next);                           \
     }
 #define ATTEND_SCORES_BODY(SUFFIX, T, LOAD)                                                                 \
     AVX2 static inline __m256 score_##SUFFIX(const T *kr, const float *qg, size_t d) {                     \
@@ -317,14 +319,17 @@ PRODUCTS(bf16, uint16_t, load_bf16, load_bf16_tail, bf16_to_float)
         return _mm256_add_ps(a, c);                                                                          \
     }                                                                                                        \
     AVX2 static void attend_scores_##SUFFIX##_body(const T *k, size_t ld, const float *q, size_t group, size_t d, \
-                                                   float *scores, size_t ss, size_t b, size_t e) {           \
+                                                   float *scores, size_t ss, size_t b, size_t e, const T *next) { \
         size_t r = b;                                                                                        \
-        for (; r + 8 <= e; r += 8)                                                                           \
+        for (; r + 8 <= e; r += 8) {                                                                         \
+            lowrank_prefetch_rows(next, ld, sizeof(T), d, r, 8);                                             \
             for (size_t g = 0; g < group; g++) {                                                             \
                 __m256 acc[8];                                                                               \
                 for (int j = 0; j < 8; j++) acc[j] = score_##SUFFIX(k + (r + j) * ld, q + g * d, d);         \
                 _mm256_storeu_ps(scores + g * ss + (r - b), reduce8(acc));                                   \
             }                                                                                                \
+        }                                                                                                    \
+        lowrank_prefetch_rows(next, ld, sizeof(T), d, r, e - r);                                             \
         for (; r < e; r++)                                                                                   \
             for (size_t g = 0; g < group; g++) scores[g * ss + (r - b)] = hsum(score_##SUFFIX(k + r * ld, q + g * d, d)); \
     }
@@ -335,13 +340,15 @@ ATTEND_SCORES(f16, uint16_t, load_f16)
 
 // Values: a block of 32 columns of up to G = 3 query heads sums in 12 registers over every cached
 // position (4 more hold the value block), so each value row is read once per pass. Heads whose
-// size is not a multiple of 32 sum in memory (L1) instead.
+// size is not a multiple of 32 sum in memory (L1) instead. The first pass prefetches the same rows of
+// `next`, 4 at a time.
 #define ATTEND_VALUES_32(SUFFIX, T, LOAD, G)                                                                \
     AVX2 static void attend_values32_##SUFFIX##_g##G(const T *v, size_t ld, const float *p, size_t ps, float *out, size_t os, \
-                                                     size_t b, size_t e) {                                    \
+                                                     size_t b, size_t e, const T *next, size_t d) {           \
         __m256 acc[G][4];                                                                                    \
         for (int g = 0; g < G; g++) for (int c = 0; c < 4; c++) acc[g][c] = _mm256_setzero_ps();            \
         for (size_t r = b; r < e; r++) {                                                                     \
+            if (next && ((r - b) & 3) == 0) lowrank_prefetch_rows(next, ld, sizeof(T), d, r, e - r < 4 ? e - r : 4); \
             const T *vr = v + r * ld;                                                                        \
             __m256 v0 = LOAD(vr), v1 = LOAD(vr + 8), v2 = LOAD(vr + 16), v3 = LOAD(vr + 24);                 \
             for (int g = 0; g < G; g++) {                                                                    \
@@ -355,21 +362,23 @@ ATTEND_SCORES(f16, uint16_t, load_f16)
 #define ATTEND_VALUES(SUFFIX, T, LOAD)                                                                      \
     ATTEND_VALUES_32(SUFFIX, T, LOAD, 1) ATTEND_VALUES_32(SUFFIX, T, LOAD, 2) ATTEND_VALUES_32(SUFFIX, T, LOAD, 3) \
     AVX2 static void attend_values_##SUFFIX##_body(const T *v, size_t ld, const float *p, size_t ps, size_t group, size_t d, \
-                                                   float *out, size_t b, size_t e) {                         \
+                                                   float *out, size_t b, size_t e, const T *next) {          \
         if (d % 32 == 0) {                                                                                   \
             for (size_t c = 0; c < d; c += 32)                                                               \
                 for (size_t g0 = 0; g0 < group; g0 += 3) {                                                   \
                     size_t n = group - g0 < 3 ? group - g0 : 3;                                              \
                     const float *pg = p + g0 * ps;                                                           \
                     float *og = out + g0 * d + c;                                                            \
-                    if (n == 1) attend_values32_##SUFFIX##_g1(v + c, ld, pg, ps, og, d, b, e);               \
-                    else if (n == 2) attend_values32_##SUFFIX##_g2(v + c, ld, pg, ps, og, d, b, e);          \
-                    else attend_values32_##SUFFIX##_g3(v + c, ld, pg, ps, og, d, b, e);                      \
+                    const T *pf = c == 0 && g0 == 0 ? next : NULL;  /* the next rows, during the first pass */ \
+                    if (n == 1) attend_values32_##SUFFIX##_g1(v + c, ld, pg, ps, og, d, b, e, pf, d);        \
+                    else if (n == 2) attend_values32_##SUFFIX##_g2(v + c, ld, pg, ps, og, d, b, e, pf, d);   \
+                    else attend_values32_##SUFFIX##_g3(v + c, ld, pg, ps, og, d, b, e, pf, d);               \
                 }                                                                                            \
             return;                                                                                          \
         }                                                                                                    \
         for (size_t i = 0; i < group * d; i++) out[i] = 0;                                                   \
         for (size_t r = b; r < e; r++) {                                                                     \
+            lowrank_prefetch_rows(next, ld, sizeof(T), d, r, 1);                                             \
             const T *vr = v + r * ld;                                                                        \
             for (size_t g = 0; g < group; g++) {                                                             \
                 __m256 w = _mm256_set1_ps(p[g * ps + (r - b)]);                                              \
@@ -379,8 +388,8 @@ ATTEND_SCORES(f16, uint16_t, load_f16)
         }                                                                                                    \
     }                                                                                                        \
     void lowrank_avx2_attend_values_##SUFFIX(const T *v, size_t ld, const float *p, size_t ps, size_t group, size_t d, \
-                                             float *out, size_t b, size_t e) {                               \
-        attend_values_##SUFFIX##_body(v, ld, p, ps, group, d, out, b, e);                                    \
+                                             float *out, size_t b, size_t e, const T *next) {                \
+        attend_values_##SUFFIX##_body(v, ld, p, ps, group, d, out, b, e, next);                              \
     }
 ATTEND_VALUES(f32, float, load_f32)
 ATTEND_VALUES(f16, uint16_t, load_f16)

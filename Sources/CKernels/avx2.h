@@ -22,9 +22,9 @@ LOWRANK_AVX2_PRODUCTS(bf16, uint16_t)
 
 #define LOWRANK_AVX2_ATTENTION(SUFFIX, T)                                                                   \
     LOWRANK_AVX2_HIDDEN void lowrank_avx2_attend_scores_##SUFFIX(const T *k, size_t ld, const float *q, size_t group, size_t d, \
-                                                                 float *scores, size_t ss, size_t b, size_t e);  \
+                                                                 float *scores, size_t ss, size_t b, size_t e, const T *next); \
     LOWRANK_AVX2_HIDDEN void lowrank_avx2_attend_values_##SUFFIX(const T *v, size_t ld, const float *p, size_t ps, size_t group, \
-                                                                 size_t d, float *out, size_t b, size_t e);
+                                                                 size_t d, float *out, size_t b, size_t e, const T *next);
 LOWRANK_AVX2_ATTENTION(f32, float)
 LOWRANK_AVX2_ATTENTION(f16, uint16_t)
 

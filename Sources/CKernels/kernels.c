@@ -3,6 +3,7 @@
 #include <math.h>
 #include "half.h"
 #include "avx2.h"
+#include "prefetch.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
@@ -372,11 +373,13 @@ GEMM_T_ROWS_AVX512(gemm_t_rows_bf16_avx512, uint16_t, load_bf16, load_bf16_maske
 // pass over the cached keys (16 keys at a time, summed by the transposing reduction; the block is
 // reread from L1 for each query head) and weighted in one pass over the values, so each cached row
 // is read from memory once instead of once per query head. Head sizes are multiples of 16.
+// Both prefetch the same rows of `next` as they go (prefetch.h).
 #define ATTEND_SCORES_AVX512(SUFFIX, T, LOAD)                                                                \
 AVX512 static void attend_scores_##SUFFIX##_avx512(const T *k, size_t ld, const float *q, size_t group, size_t d, \
-                                                   float *scores, size_t ss, size_t b, size_t e) {           \
+                                                   float *scores, size_t ss, size_t b, size_t e, const T *next) { \
     size_t r = b;                                                                                            \
     for (; r + 16 <= e; r += 16) {                                                                           \
+        lowrank_prefetch_rows(next, ld, sizeof(T), d, r, 16);                                                \
         for (size_t g = 0; g < group; g++) {                                                                 \
             const float *qg = q + g * d;                                                                     \
             __m512 acc[16];                                                                                  \
@@ -400,6 +403,7 @@ AVX512 static void attend_scores_##SUFFIX##_avx512(const T *k, size_t ld, const 
             _mm512_storeu_ps(scores + g * ss + (r - b), reduce16(acc));                                      \
         }                                                                                                    \
     }                                                                                                        \
+    lowrank_prefetch_rows(next, ld, sizeof(T), d, r, e - r);                                                 \
     for (; r < e; r++) {                                                                                     \
         const T *kr = k + r * ld;                                                                            \
         for (size_t g = 0; g < group; g++) {                                                                 \
@@ -415,10 +419,12 @@ ATTEND_SCORES_AVX512(f16, uint16_t, load_f16)
 // pass (G is a compile-time constant so the accumulators stay in registers); other shapes sum in
 // memory (L1), still reading each value row once per pass.
 #define ATTEND_VALUES_64(SUFFIX, T, LOAD, G)                                                                \
-    AVX512 static void attend_values64_##SUFFIX##_g##G(const T *v, size_t ld, const float *p, size_t ps, float *out, size_t b, size_t e) { \
+    AVX512 static void attend_values64_##SUFFIX##_g##G(const T *v, size_t ld, const float *p, size_t ps, float *out, size_t b, size_t e, \
+                                                       const T *next) {                                     \
         __m512 acc[G][4];                                                                                    \
         for (int g = 0; g < G; g++) for (int c = 0; c < 4; c++) acc[g][c] = _mm512_setzero_ps();            \
         for (size_t r = b; r < e; r++) {                                                                     \
+            if (next && ((r - b) & 3) == 0) lowrank_prefetch_rows(next, ld, sizeof(T), 64, r, e - r < 4 ? e - r : 4); \
             const T *vr = v + r * ld;                                                                        \
             __m512 v0 = LOAD(vr), v1 = LOAD(vr + 16), v2 = LOAD(vr + 32), v3 = LOAD(vr + 48);                \
             for (int g = 0; g < G; g++) {                                                                    \
@@ -433,25 +439,27 @@ ATTEND_SCORES_AVX512(f16, uint16_t, load_f16)
 ATTEND_VALUES_64(SUFFIX, T, LOAD, 1) ATTEND_VALUES_64(SUFFIX, T, LOAD, 2) ATTEND_VALUES_64(SUFFIX, T, LOAD, 3)  \
 ATTEND_VALUES_64(SUFFIX, T, LOAD, 4) ATTEND_VALUES_64(SUFFIX, T, LOAD, 5) ATTEND_VALUES_64(SUFFIX, T, LOAD, 6)  \
 AVX512 static void attend_values_##SUFFIX##_avx512(const T *v, size_t ld, const float *p, size_t ps, size_t group, size_t d, \
-                                                   float *out, size_t b, size_t e) {                          \
+                                                   float *out, size_t b, size_t e, const T *next) {           \
     if (d == 64) {                                                                                           \
         for (size_t g0 = 0; g0 < group; g0 += 6) {                                                           \
             size_t n = group - g0 < 6 ? group - g0 : 6;                                                      \
             const float *pg = p + g0 * ps;                                                                   \
             float *og = out + g0 * 64;                                                                       \
+            const T *pf = g0 == 0 ? next : NULL;  /* the next rows, during the first pass */                 \
             switch (n) {                                                                                     \
-            case 1: attend_values64_##SUFFIX##_g1(v, ld, pg, ps, og, b, e); break;                           \
-            case 2: attend_values64_##SUFFIX##_g2(v, ld, pg, ps, og, b, e); break;                           \
-            case 3: attend_values64_##SUFFIX##_g3(v, ld, pg, ps, og, b, e); break;                           \
-            case 4: attend_values64_##SUFFIX##_g4(v, ld, pg, ps, og, b, e); break;                           \
-            case 5: attend_values64_##SUFFIX##_g5(v, ld, pg, ps, og, b, e); break;                           \
-            default: attend_values64_##SUFFIX##_g6(v, ld, pg, ps, og, b, e); break;                          \
+            case 1: attend_values64_##SUFFIX##_g1(v, ld, pg, ps, og, b, e, pf); break;                       \
+            case 2: attend_values64_##SUFFIX##_g2(v, ld, pg, ps, og, b, e, pf); break;                       \
+            case 3: attend_values64_##SUFFIX##_g3(v, ld, pg, ps, og, b, e, pf); break;                       \
+            case 4: attend_values64_##SUFFIX##_g4(v, ld, pg, ps, og, b, e, pf); break;                       \
+            case 5: attend_values64_##SUFFIX##_g5(v, ld, pg, ps, og, b, e, pf); break;                       \
+            default: attend_values64_##SUFFIX##_g6(v, ld, pg, ps, og, b, e, pf); break;                      \
             }                                                                                                \
         }                                                                                                    \
         return;                                                                                              \
     }                                                                                                        \
     for (size_t i = 0; i < group * d; i++) out[i] = 0;                                                       \
     for (size_t r = b; r < e; r++) {                                                                         \
+        lowrank_prefetch_rows(next, ld, sizeof(T), d, r, 1);                                                 \
         const T *vr = v + r * ld;                                                                            \
         for (size_t g = 0; g < group; g++) {                                                                 \
             __m512 w = _mm512_set1_ps(p[g * ps + (r - b)]);                                                  \
@@ -626,15 +634,15 @@ GEMM_ROWS_DISPATCH(bf16, uint16_t)
 #endif
 #define ATTEND_DISPATCH(SUFFIX, T)                                                                          \
     void lowrank_attend_scores_##SUFFIX(const T *k, size_t ld, const float *q, size_t group, size_t d,      \
-                                        float *scores, size_t ss, size_t b, size_t e) {                     \
-        ATTEND_TIERS(attend_scores_##SUFFIX##_avx512(k, ld, q, group, d, scores, ss, b, e),                  \
-                     lowrank_avx2_attend_scores_##SUFFIX(k, ld, q, group, d, scores, ss, b, e))              \
+                                        float *scores, size_t ss, size_t b, size_t e, const T *next) {      \
+        ATTEND_TIERS(attend_scores_##SUFFIX##_avx512(k, ld, q, group, d, scores, ss, b, e, next),            \
+                     lowrank_avx2_attend_scores_##SUFFIX(k, ld, q, group, d, scores, ss, b, e, next))        \
         attend_scores_##SUFFIX##_portable(k, ld, q, group, d, scores, ss, b, e);                             \
     }                                                                                                        \
     void lowrank_attend_values_##SUFFIX(const T *v, size_t ld, const float *p, size_t ps, size_t group, size_t d, \
-                                        float *out, size_t b, size_t e) {                                   \
-        ATTEND_TIERS(attend_values_##SUFFIX##_avx512(v, ld, p, ps, group, d, out, b, e),                     \
-                     lowrank_avx2_attend_values_##SUFFIX(v, ld, p, ps, group, d, out, b, e))                 \
+                                        float *out, size_t b, size_t e, const T *next) {                    \
+        ATTEND_TIERS(attend_values_##SUFFIX##_avx512(v, ld, p, ps, group, d, out, b, e, next),               \
+                     lowrank_avx2_attend_values_##SUFFIX(v, ld, p, ps, group, d, out, b, e, next))           \
         attend_values_##SUFFIX##_portable(v, ld, p, ps, group, d, out, b, e);                                \
     }
 ATTEND_DISPATCH(f32, float)

@@ -91,32 +91,39 @@ public enum DecodeKernels {
     /// Grouped-query attention scores while decoding: `scores[g · stride + (r − positions.lowerBound)]
     /// = q_g · K[r]` for the `group` query heads `q [group × headSize]` that share one key head, and
     /// cached keys K (row stride `ld`) at `positions`. Each key row is read from memory once.
+    /// `next`: the rows the next call reads at the same positions and stride (this head's values),
+    /// prefetched by the vector tiers while the keys are read; no result changes.
     @inline(__always)
     public static func attentionScores(keys k: UnsafePointer<Float>, ld: Int, queries q: UnsafePointer<Float>, group: Int,
-                                       headSize d: Int, positions: Range<Int>, into scores: UnsafeMutablePointer<Float>, stride: Int) {
-        lowrank_attend_scores_f32(k, ld, q, group, d, scores, stride, positions.lowerBound, positions.upperBound)
+                                       headSize d: Int, positions: Range<Int>, into scores: UnsafeMutablePointer<Float>, stride: Int,
+                                       prefetching next: UnsafePointer<Float>? = nil) {
+        lowrank_attend_scores_f32(k, ld, q, group, d, scores, stride, positions.lowerBound, positions.upperBound, next)
     }
 
     /// The weighted values of a group: `out[g · headSize + j] = Σ_r p[g · stride + (r − lower)] · V[r, j]`
-    /// over `positions` (overwrites `out [group × headSize]`). Each value row is read once.
+    /// over `positions` (overwrites `out [group × headSize]`). Each value row is read once. `next`: as
+    /// for the scores (the next head's keys).
     @inline(__always)
     public static func attentionValues(values v: UnsafePointer<Float>, ld: Int, weights p: UnsafePointer<Float>, stride: Int,
-                                       group: Int, headSize d: Int, positions: Range<Int>, into out: UnsafeMutablePointer<Float>) {
-        lowrank_attend_values_f32(v, ld, p, stride, group, d, out, positions.lowerBound, positions.upperBound)
+                                       group: Int, headSize d: Int, positions: Range<Int>, into out: UnsafeMutablePointer<Float>,
+                                       prefetching next: UnsafePointer<Float>? = nil) {
+        lowrank_attend_values_f32(v, ld, p, stride, group, d, out, positions.lowerBound, positions.upperBound, next)
     }
 
     /// `attentionScores` over a half-precision cache (keys as IEEE half bit patterns).
     @inline(__always)
     public static func attentionScores(keys k: UnsafePointer<UInt16>, ld: Int, queries q: UnsafePointer<Float>, group: Int,
-                                       headSize d: Int, positions: Range<Int>, into scores: UnsafeMutablePointer<Float>, stride: Int) {
-        lowrank_attend_scores_f16(k, ld, q, group, d, scores, stride, positions.lowerBound, positions.upperBound)
+                                       headSize d: Int, positions: Range<Int>, into scores: UnsafeMutablePointer<Float>, stride: Int,
+                                       prefetching next: UnsafePointer<UInt16>? = nil) {
+        lowrank_attend_scores_f16(k, ld, q, group, d, scores, stride, positions.lowerBound, positions.upperBound, next)
     }
 
     /// `attentionValues` over a half-precision cache.
     @inline(__always)
     public static func attentionValues(values v: UnsafePointer<UInt16>, ld: Int, weights p: UnsafePointer<Float>, stride: Int,
-                                       group: Int, headSize d: Int, positions: Range<Int>, into out: UnsafeMutablePointer<Float>) {
-        lowrank_attend_values_f16(v, ld, p, stride, group, d, out, positions.lowerBound, positions.upperBound)
+                                       group: Int, headSize d: Int, positions: Range<Int>, into out: UnsafeMutablePointer<Float>,
+                                       prefetching next: UnsafePointer<UInt16>? = nil) {
+        lowrank_attend_values_f16(v, ld, p, stride, group, d, out, positions.lowerBound, positions.upperBound, next)
     }
 
     /// `out[i] = half(x[i])` for i < count, rounding to nearest even as `Float16(_:)` does, except

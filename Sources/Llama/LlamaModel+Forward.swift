@@ -342,15 +342,23 @@ extension LlamaModel {
             let n = positions.count
             let q = ws.scores[first + p], weighted = q + weightedAt, maxima = q + maximaAt, sums = q + sumsAt, scores = q + scoresAt
             for i in 0..<(heads * d) { q[i] = query[i] * scale }
+            // Over a half cache each kernel prefetches the rows the next one reads (this head's values
+            // while its keys are scored, the next head's keys while the values are summed): the rows
+            // are cold after a layer's weights streamed through, and a worker's share of a head is a
+            // short stream that pays the memory's latency before the hardware prefetcher catches up.
+            // Measured (docs/BENCHMARKS.md, AMD EPYC Zen 3): a half cache's attention 0.9 → 0.8 ms per
+            // token; a Float32 cache, twice the bytes and bound by bandwidth rather than latency, was
+            // 0.965× as fast with it, so it reads without.
             for kvHead in 0..<kvHeads {
                 let first = kvHead * group  // query heads first ..< first + group read this key head
+                let at = kvHead * headStride, nextAt = kvHead + 1 < kvHeads ? at + headStride : nil
                 switch stored {
                 case .float32(let keys, _):
-                    DecodeKernels.attentionScores(keys: keys + kvHead * headStride, ld: d, queries: q + first * d, group: group, headSize: d,
+                    DecodeKernels.attentionScores(keys: keys + at, ld: d, queries: q + first * d, group: group, headSize: d,
                                                   positions: positions, into: scores, stride: n)
-                case .float16(let keys, _):
-                    DecodeKernels.attentionScores(keys: keys + kvHead * headStride, ld: d, queries: q + first * d, group: group, headSize: d,
-                                                  positions: positions, into: scores, stride: n)
+                case .float16(let keys, let values):
+                    DecodeKernels.attentionScores(keys: keys + at, ld: d, queries: q + first * d, group: group, headSize: d,
+                                                  positions: positions, into: scores, stride: n, prefetching: values + at)
                 }
                 for g in 0..<group {
                     let row = scores + g * n
@@ -360,11 +368,12 @@ extension LlamaModel {
                 }
                 switch stored {
                 case .float32(_, let values):
-                    DecodeKernels.attentionValues(values: values + kvHead * headStride, ld: d, weights: scores, stride: n, group: group,
+                    DecodeKernels.attentionValues(values: values + at, ld: d, weights: scores, stride: n, group: group,
                                                   headSize: d, positions: positions, into: weighted + first * d)
-                case .float16(_, let values):
-                    DecodeKernels.attentionValues(values: values + kvHead * headStride, ld: d, weights: scores, stride: n, group: group,
-                                                  headSize: d, positions: positions, into: weighted + first * d)
+                case .float16(let keys, let values):
+                    DecodeKernels.attentionValues(values: values + at, ld: d, weights: scores, stride: n, group: group,
+                                                  headSize: d, positions: positions, into: weighted + first * d,
+                                                  prefetching: nextAt.map { UnsafePointer(keys + $0) })
                 }
             }
         }

@@ -180,7 +180,8 @@ struct DecodeKernelTests {
     /// half read exactly). AVX-512: head size 64 sums in registers (groups up to 7 = two passes), 16
     /// and 128 in memory, 24 (not a multiple of 16) falls to the AVX2 kernels. AVX2: 32, 64 and 128
     /// in registers (up to 3 heads per pass), 16 and 24 in memory. Position ranges start inside the
-    /// cache and end off a 16-row block.
+    /// cache and end off a 16-row block. Each kernel gives the same bits when it also prefetches
+    /// another head's rows (the rows the next call reads, as decoding passes them).
     @Test(arguments: DecodeKernels.supportedLevels, [false, true])
     func groupedAttentionScoresAndValuesMatchPlainLoops(level: DecodeKernels.Level, halfCache: Bool) throws {
         try DecodeKernels.force(level)
@@ -198,20 +199,29 @@ struct DecodeKernelTests {
             }
             let n = positions.count, stride = n + 3
             let kvHead = kvHeads - 1  // the last head: its columns start at an offset inside each row
-            var scores = [Float](repeating: .nan, count: group * stride)
-            q.withUnsafeBufferPointer { qp in scores.withUnsafeMutableBufferPointer { out in
-                if halfCache {
-                    kBits.withUnsafeBufferPointer {
-                        DecodeKernels.attentionScores(keys: $0.baseAddress! + kvHead * d, ld: ld, queries: qp.baseAddress!, group: group,
-                                                      headSize: d, positions: positions, into: out.baseAddress!, stride: stride)
+            // `prefetching`: the other array's rows at the same positions (as decoding passes them),
+            // which must change no bit of the result.
+            func scoresRun(prefetch: Bool) -> [Float] {
+                var scores = [Float](repeating: .nan, count: group * stride)
+                q.withUnsafeBufferPointer { qp in scores.withUnsafeMutableBufferPointer { out in
+                    if halfCache {
+                        kBits.withUnsafeBufferPointer { kp in vBits.withUnsafeBufferPointer { vp in
+                            DecodeKernels.attentionScores(keys: kp.baseAddress! + kvHead * d, ld: ld, queries: qp.baseAddress!, group: group,
+                                                          headSize: d, positions: positions, into: out.baseAddress!, stride: stride,
+                                                          prefetching: prefetch ? vp.baseAddress! + kvHead * d : nil)
+                        } }
+                    } else {
+                        k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
+                            DecodeKernels.attentionScores(keys: kp.baseAddress! + kvHead * d, ld: ld, queries: qp.baseAddress!, group: group,
+                                                          headSize: d, positions: positions, into: out.baseAddress!, stride: stride,
+                                                          prefetching: prefetch ? vp.baseAddress! + kvHead * d : nil)
+                        } }
                     }
-                } else {
-                    k.withUnsafeBufferPointer {
-                        DecodeKernels.attentionScores(keys: $0.baseAddress! + kvHead * d, ld: ld, queries: qp.baseAddress!, group: group,
-                                                      headSize: d, positions: positions, into: out.baseAddress!, stride: stride)
-                    }
-                }
-            } }
+                } }
+                return scores
+            }
+            let scores = scoresRun(prefetch: false)
+            #expect(scoresRun(prefetch: true).map(\.bitPattern) == scores.map(\.bitPattern), "scores d \(d) group \(group): prefetching changed them")
             for g in 0..<group {
                 for (i, r) in positions.enumerated() {
                     let expected = (0..<d).reduce(Float(0)) { $0 + q[g * d + $1] * k[r * ld + kvHead * d + $1] }
@@ -220,20 +230,27 @@ struct DecodeKernelTests {
                 #expect(scores[g * stride + n].isNaN, "the kernel writes only the positions asked for")
             }
             let p = rng.floats(group * stride, scale: 1)
-            var out = [Float](repeating: .nan, count: group * d)
-            p.withUnsafeBufferPointer { pp in out.withUnsafeMutableBufferPointer { o in
-                if halfCache {
-                    vBits.withUnsafeBufferPointer {
-                        DecodeKernels.attentionValues(values: $0.baseAddress! + kvHead * d, ld: ld, weights: pp.baseAddress!, stride: stride,
-                                                      group: group, headSize: d, positions: positions, into: o.baseAddress!)
+            func valuesRun(prefetch: Bool) -> [Float] {
+                var out = [Float](repeating: .nan, count: group * d)
+                p.withUnsafeBufferPointer { pp in out.withUnsafeMutableBufferPointer { o in
+                    if halfCache {
+                        vBits.withUnsafeBufferPointer { vp in kBits.withUnsafeBufferPointer { kp in
+                            DecodeKernels.attentionValues(values: vp.baseAddress! + kvHead * d, ld: ld, weights: pp.baseAddress!, stride: stride,
+                                                          group: group, headSize: d, positions: positions, into: o.baseAddress!,
+                                                          prefetching: prefetch ? kp.baseAddress! : nil)
+                        } }
+                    } else {
+                        v.withUnsafeBufferPointer { vp in k.withUnsafeBufferPointer { kp in
+                            DecodeKernels.attentionValues(values: vp.baseAddress! + kvHead * d, ld: ld, weights: pp.baseAddress!, stride: stride,
+                                                          group: group, headSize: d, positions: positions, into: o.baseAddress!,
+                                                          prefetching: prefetch ? kp.baseAddress! : nil)
+                        } }
                     }
-                } else {
-                    v.withUnsafeBufferPointer {
-                        DecodeKernels.attentionValues(values: $0.baseAddress! + kvHead * d, ld: ld, weights: pp.baseAddress!, stride: stride,
-                                                      group: group, headSize: d, positions: positions, into: o.baseAddress!)
-                    }
-                }
-            } }
+                } }
+                return out
+            }
+            let out = valuesRun(prefetch: false)
+            #expect(valuesRun(prefetch: true).map(\.bitPattern) == out.map(\.bitPattern), "values d \(d) group \(group): prefetching changed them")
             for g in 0..<group {
                 for j in 0..<d {
                     let expected = positions.enumerated().reduce(Float(0)) { $0 + p[g * stride + $1.offset] * v[$1.element * ld + kvHead * d + j] }

@@ -39,17 +39,21 @@ void lowrank_gemm_t_rows_bf16(const uint16_t *w, size_t ld, const float *x, size
                               size_t k_begin, size_t k_end, size_t outputs);
 /// Grouped-query decode attention, the query heads of one key/value head together: for g < group and
 /// r in [b, e), scores[g * ss + (r - b)] = q[g * d + 0..d) . k[r * ld + 0..d). Each key row is read once.
+/// `next` (or NULL): rows [b, e) of another part of the cache, same ld and type, that the next call
+/// will read (this head's values); the vector tiers prefetch them while these rows are read, so their
+/// memory latency overlaps this call's work. It changes no result; the portable loops ignore it.
 void lowrank_attend_scores_f32(const float *k, size_t ld, const float *q, size_t group, size_t d,
-                               float *scores, size_t ss, size_t b, size_t e);
+                               float *scores, size_t ss, size_t b, size_t e, const float *next);
 /// out[g * d + j] = sum_{r in [b, e)} p[g * ps + (r - b)] * v[r * ld + j] for g < group, j < d (overwrites
-/// out): the weighted values of the group, each value row read once.
+/// out): the weighted values of the group, each value row read once. `next` as for the scores (the
+/// next head's keys).
 void lowrank_attend_values_f32(const float *v, size_t ld, const float *p, size_t ps, size_t group, size_t d,
-                               float *out, size_t b, size_t e);
+                               float *out, size_t b, size_t e, const float *next);
 /// The same over a half-precision cache (keys and values stored as IEEE half).
 void lowrank_attend_scores_f16(const uint16_t *k, size_t ld, const float *q, size_t group, size_t d,
-                               float *scores, size_t ss, size_t b, size_t e);
+                               float *scores, size_t ss, size_t b, size_t e, const uint16_t *next);
 void lowrank_attend_values_f16(const uint16_t *v, size_t ld, const float *p, size_t ps, size_t group, size_t d,
-                               float *out, size_t b, size_t e);
+                               float *out, size_t b, size_t e, const uint16_t *next);
 /// out[i] = half(x[i]) for i in [0, count), rounding to nearest even; finite values beyond the half
 /// range (|x| >= 65520) saturate to ±65504 instead of becoming infinite. Returns how many did.
 size_t lowrank_round_f16(const float *x, uint16_t *out, size_t count);
