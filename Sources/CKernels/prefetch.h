@@ -7,9 +7,9 @@
 // between two layers have evicted it from every cache level. Each such stream pays the memory's
 // latency while the hardware prefetcher ramps up, and scores, softmax and values ran one stream
 // after another: in a one-thread C test over 300 layers' worth of cache (AMD EPYC Zen 3), scores
-// then values took 27.6 µs per layer and head set; issuing the same rows of the next stream (the
+// then values over a layer's three heads took 27.6 µs; issuing the same rows of the next stream (the
 // head's values while its scores are computed, the next head's keys while these values are summed)
-// took 21.0 µs (docs/BENCHMARKS.md, 2026-12-04, 20:35–22:00 UTC). A worker's share of one head
+// took 21.0 µs (docs/BENCHMARKS.md, 2026-12-04, 20:35–21:50 UTC). A worker's share of one head
 // (36 KB half, 72 KB Float32) fits the L2 cache, so the prefetched rows are still there when read.
 // In the engine, 0.9 → 0.8 ms of attention per token over a half cache; a Float32 cache (twice the
 // bytes, bound by bandwidth) ran 0.965× as fast with it, so decoding passes no rows to prefetch there.
