@@ -199,29 +199,38 @@ struct DecodeKernelTests {
             }
             let n = positions.count, stride = n + 3
             let kvHead = kvHeads - 1  // the last head: its columns start at an offset inside each row
-            // `prefetching`: the other array's rows at the same positions (as decoding passes them),
-            // which must change no bit of the result.
-            func scoresRun(prefetch: Bool) -> [Float] {
-                var scores = [Float](repeating: .nan, count: group * stride)
-                q.withUnsafeBufferPointer { qp in scores.withUnsafeMutableBufferPointer { out in
-                    if halfCache {
-                        kBits.withUnsafeBufferPointer { kp in vBits.withUnsafeBufferPointer { vp in
-                            DecodeKernels.attentionScores(keys: kp.baseAddress! + kvHead * d, ld: ld, queries: qp.baseAddress!, group: group,
-                                                          headSize: d, positions: positions, into: out.baseAddress!, stride: stride,
-                                                          prefetching: prefetch ? vp.baseAddress! + kvHead * d : nil)
-                        } }
-                    } else {
-                        k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
-                            DecodeKernels.attentionScores(keys: kp.baseAddress! + kvHead * d, ld: ld, queries: qp.baseAddress!, group: group,
-                                                          headSize: d, positions: positions, into: out.baseAddress!, stride: stride,
-                                                          prefetching: prefetch ? vp.baseAddress! + kvHead * d : nil)
-                        } }
-                    }
+            let p = rng.floats(group * stride, scale: 1)
+            // Scores, then values weighted by p. `prefetch`: each kernel also prefetches the other
+            // array's rows at the same positions (as decoding passes them), which must change no bit.
+            func run(prefetch: Bool) -> (scores: [Float], values: [Float]) {
+                var scores = [Float](repeating: .nan, count: group * stride), out = [Float](repeating: .nan, count: group * d)
+                q.withUnsafeBufferPointer { qp in p.withUnsafeBufferPointer { pp in
+                    scores.withUnsafeMutableBufferPointer { s in out.withUnsafeMutableBufferPointer { o in
+                        if halfCache {
+                            kBits.withUnsafeBufferPointer { kp in vBits.withUnsafeBufferPointer { vp in
+                                let keys = kp.baseAddress! + kvHead * d, values = vp.baseAddress! + kvHead * d
+                                DecodeKernels.attentionScores(keys: keys, ld: ld, queries: qp.baseAddress!, group: group, headSize: d,
+                                                              positions: positions, into: s.baseAddress!, stride: stride, prefetching: prefetch ? values : nil)
+                                DecodeKernels.attentionValues(values: values, ld: ld, weights: pp.baseAddress!, stride: stride, group: group, headSize: d,
+                                                              positions: positions, into: o.baseAddress!, prefetching: prefetch ? kp.baseAddress! : nil)
+                            } }
+                        } else {
+                            k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
+                                let keys = kp.baseAddress! + kvHead * d, values = vp.baseAddress! + kvHead * d
+                                DecodeKernels.attentionScores(keys: keys, ld: ld, queries: qp.baseAddress!, group: group, headSize: d,
+                                                              positions: positions, into: s.baseAddress!, stride: stride, prefetching: prefetch ? values : nil)
+                                DecodeKernels.attentionValues(values: values, ld: ld, weights: pp.baseAddress!, stride: stride, group: group, headSize: d,
+                                                              positions: positions, into: o.baseAddress!, prefetching: prefetch ? kp.baseAddress! : nil)
+                            } }
+                        }
+                    } }
                 } }
-                return scores
+                return (scores, out)
             }
-            let scores = scoresRun(prefetch: false)
-            #expect(scoresRun(prefetch: true).map(\.bitPattern) == scores.map(\.bitPattern), "scores d \(d) group \(group): prefetching changed them")
+            let (scores, out) = run(prefetch: false)
+            let prefetched = run(prefetch: true)
+            #expect(prefetched.scores.map(\.bitPattern) == scores.map(\.bitPattern), "scores d \(d) group \(group): prefetching changed them")
+            #expect(prefetched.values.map(\.bitPattern) == out.map(\.bitPattern), "values d \(d) group \(group): prefetching changed them")
             for g in 0..<group {
                 for (i, r) in positions.enumerated() {
                     let expected = (0..<d).reduce(Float(0)) { $0 + q[g * d + $1] * k[r * ld + kvHead * d + $1] }
@@ -229,28 +238,6 @@ struct DecodeKernelTests {
                 }
                 #expect(scores[g * stride + n].isNaN, "the kernel writes only the positions asked for")
             }
-            let p = rng.floats(group * stride, scale: 1)
-            func valuesRun(prefetch: Bool) -> [Float] {
-                var out = [Float](repeating: .nan, count: group * d)
-                p.withUnsafeBufferPointer { pp in out.withUnsafeMutableBufferPointer { o in
-                    if halfCache {
-                        vBits.withUnsafeBufferPointer { vp in kBits.withUnsafeBufferPointer { kp in
-                            DecodeKernels.attentionValues(values: vp.baseAddress! + kvHead * d, ld: ld, weights: pp.baseAddress!, stride: stride,
-                                                          group: group, headSize: d, positions: positions, into: o.baseAddress!,
-                                                          prefetching: prefetch ? kp.baseAddress! : nil)
-                        } }
-                    } else {
-                        v.withUnsafeBufferPointer { vp in k.withUnsafeBufferPointer { kp in
-                            DecodeKernels.attentionValues(values: vp.baseAddress! + kvHead * d, ld: ld, weights: pp.baseAddress!, stride: stride,
-                                                          group: group, headSize: d, positions: positions, into: o.baseAddress!,
-                                                          prefetching: prefetch ? kp.baseAddress! : nil)
-                        } }
-                    }
-                } }
-                return out
-            }
-            let out = valuesRun(prefetch: false)
-            #expect(valuesRun(prefetch: true).map(\.bitPattern) == out.map(\.bitPattern), "values d \(d) group \(group): prefetching changed them")
             for g in 0..<group {
                 for j in 0..<d {
                     let expected = positions.enumerated().reduce(Float(0)) { $0 + p[g * stride + $1.offset] * v[$1.element * ld + kvHead * d + j] }
