@@ -343,8 +343,8 @@ ATTEND_SCORES(f16, uint16_t, load_f16)
 // size is not a multiple of 32 sum in memory (L1) instead. The first pass prefetches the same rows of
 // `next`, 4 at a time.
 #define ATTEND_VALUES_32(SUFFIX, T, LOAD, G)                                                                \
-    AVX2 static void attend_values32_##SUFFIX##_g##G(const T *v, size_t ld, const float *p, size_t ps, float *out, size_t os, \
-                                                     size_t b, size_t e, const T *next, size_t d) {           \
+    AVX2 static void attend_values32_##SUFFIX##_g##G(const T *v, size_t ld, const float *p, size_t ps, float *out, size_t d, \
+                                                     size_t b, size_t e, const T *next) {                     \
         __m256 acc[G][4];                                                                                    \
         for (int g = 0; g < G; g++) for (int c = 0; c < 4; c++) acc[g][c] = _mm256_setzero_ps();            \
         for (size_t r = b; r < e; r++) {                                                                     \
@@ -357,7 +357,7 @@ ATTEND_SCORES(f16, uint16_t, load_f16)
                 acc[g][2] = _mm256_fmadd_ps(v2, w, acc[g][2]); acc[g][3] = _mm256_fmadd_ps(v3, w, acc[g][3]); \
             }                                                                                                \
         }                                                                                                    \
-        for (int g = 0; g < G; g++) for (int c = 0; c < 4; c++) _mm256_storeu_ps(out + g * os + 8 * c, acc[g][c]); \
+        for (int g = 0; g < G; g++) for (int c = 0; c < 4; c++) _mm256_storeu_ps(out + g * d + 8 * c, acc[g][c]); \
     }
 #define ATTEND_VALUES(SUFFIX, T, LOAD)                                                                      \
     ATTEND_VALUES_32(SUFFIX, T, LOAD, 1) ATTEND_VALUES_32(SUFFIX, T, LOAD, 2) ATTEND_VALUES_32(SUFFIX, T, LOAD, 3) \
@@ -370,9 +370,9 @@ ATTEND_SCORES(f16, uint16_t, load_f16)
                     const float *pg = p + g0 * ps;                                                           \
                     float *og = out + g0 * d + c;                                                            \
                     const T *pf = c == 0 && g0 == 0 ? next : NULL;  /* the next rows, during the first pass */ \
-                    if (n == 1) attend_values32_##SUFFIX##_g1(v + c, ld, pg, ps, og, d, b, e, pf, d);        \
-                    else if (n == 2) attend_values32_##SUFFIX##_g2(v + c, ld, pg, ps, og, d, b, e, pf, d);   \
-                    else attend_values32_##SUFFIX##_g3(v + c, ld, pg, ps, og, d, b, e, pf, d);               \
+                    if (n == 1) attend_values32_##SUFFIX##_g1(v + c, ld, pg, ps, og, d, b, e, pf);           \
+                    else if (n == 2) attend_values32_##SUFFIX##_g2(v + c, ld, pg, ps, og, d, b, e, pf);      \
+                    else attend_values32_##SUFFIX##_g3(v + c, ld, pg, ps, og, d, b, e, pf);                  \
                 }                                                                                            \
             return;                                                                                          \
         }                                                                                                    \
