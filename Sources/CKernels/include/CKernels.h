@@ -102,6 +102,12 @@ static inline int64_t lowrank_claim_back(uint64_t *segment) {
         if (__atomic_compare_exchange_n(segment, &s, next, 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return back - 1;
     }
 }
+/// Counts one finished chunk of a member off `counter` and returns how many are left: the worker
+/// that finishes the last one (0 left) sees every other chunk's writes (acquire-release) and adds
+/// the member's partial outputs (`ProjectionGroup.applyRows`).
+static inline int64_t lowrank_count_down(int64_t *counter) {
+    return __atomic_sub_fetch(counter, 1, __ATOMIC_ACQ_REL);
+}
 /// Chunks left in a segment (a hint: it may change at once).
 static inline int64_t lowrank_segment_remaining(const uint64_t *segment) {
     uint64_t s = __atomic_load_n(segment, __ATOMIC_RELAXED);

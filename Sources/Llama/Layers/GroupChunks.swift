@@ -11,9 +11,10 @@
 /// The chunks do not depend on the worker count or on which worker runs a chunk, so neither do
 /// the results: a dense chunk writes its own output rows; a low-rank chunk computes z over its
 /// ranks and then `Bᵀ[ranks] · z[ranks]` into its own slot: the member's output for the chunk
-/// holding rank 0, a partial output otherwise, summed into the output after the region in slot
-/// order. A low-rank member is cut into about four chunks (`lowRankChunkBytes`), at most
-/// `maximumLowRankChunks`, so its partial sums cost at most that many additions of its output per row.
+/// holding rank 0, a partial output otherwise, added into the output in slot order by the worker
+/// that finishes the member's last chunk (`ChunkCountdowns`), inside the region. A low-rank
+/// member is cut into about four chunks (`lowRankChunkBytes`), at most `maximumLowRankChunks`, so
+/// its partial sums cost at most that many additions of its output per row.
 public struct GroupChunks: Sendable, Equatable {
     /// One member's work: its units (output rows or active ranks), the bytes each reads, and
     /// whether it is low-rank (its chunks then write slots).
@@ -40,7 +41,7 @@ public struct GroupChunks: Sendable, Equatable {
     /// (`WeightMatrix.stealChunkBytes`). Low-rank chunks are larger (`lowRankChunkBytes`).
     public static let chunkBytes = 64 * 1024
     /// Low-rank chunks per member at most: each past the first costs one addition of the member's
-    /// output per row after the region.
+    /// output per row (by the worker that finishes the member's last chunk).
     public static let maximumLowRankChunks = 8
     /// Bytes of a low-rank chunk: a quarter of its member, within this range (at most
     /// `maximumLowRankChunks` chunks). A low-rank chunk costs more than a dense one: a second

@@ -320,13 +320,16 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         let gathered: UnsafeMutablePointer<Float>
         let partials: UnsafeMutablePointer<Float>
         let partialStride: Int
+        /// Low-rank: its chunks' slots (the output and `slots − 1` partial outputs); 1 when dense.
+        let slots: Int
     }
 
     /// A few input rows (t ≤ `WeightMatrix.smallBatch`) through every member in one parallel
     /// region. Separate members: the workers claim the plan's chunks (`GroupChunks`, stealing
     /// once their own run is done); a dense chunk is output rows, a low-rank chunk is ranks: z = A x
     /// over them (those rows of the right factor), then B z over them (those columns of the left
-    /// factor) into the chunk's slot, the output or a partial output summed after the region. A
+    /// factor) into the chunk's slot, the output or a partial output that the worker finishing the
+    /// member's last chunk adds in, in slot order (`ChunkCountdowns`). A
     /// shared group's chunks are runs of its rank: z over them, then every member's `B_i z`. So
     /// the right and left products need no synchronisation between them, a compressed group costs
     /// one region, as a dense one does, and the result does not depend on which worker ran what.
@@ -350,7 +353,7 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
                     case .dense:
                         ops.initializeElement(at: i, to: MemberOperand(
                             form: w.form, outputs: w.outputs, y: outputs[i], ldy: ldy[i],
-                            z: scratch, gathered: scratch, partials: scratch, partialStride: 0))
+                            z: scratch, gathered: scratch, partials: scratch, partialStride: 0, slots: 1))
                     case .lowRank(_, _, let rank):
                         let layout = LowRankScratch(rows: t, rank: rank, gather: w.gatherCount, partialWidth: w.outputs,
                                                     partials: chunks.slots[i] - 1)
@@ -358,17 +361,23 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
                         if w.gatherCount > 0, case .lowRank(let l) = members[i] { l.right.prepareRows(x, rows: t, ldx: ldx, gathered: gathered) }
                         ops.initializeElement(at: i, to: MemberOperand(
                             form: w.form, outputs: w.outputs, y: outputs[i], ldy: ldy[i], z: z, gathered: gathered,
-                            partials: z + layout.partials, partialStride: layout.partialStride))
+                            partials: z + layout.partials, partialStride: layout.partialStride, slots: chunks.slots[i]))
                         offset += layout.count
                     }
                 }
-                let box = UncheckedSendableBox((UnsafePointer(ops.baseAddress!), x))  // each chunk writes its own output rows or slot
-                Self.runChunks(chunks, parts: parts) { chunk in
-                    let (ops, x) = box.value
-                    Self.run(ops[chunk.member], units: chunk.units, slot: chunk.slot, x: x, ldx: ldx, rows: t)
-                }
-                for i in 0..<count {
-                    for slot in 1..<chunks.slots[i] { Self.addPartial(ops[i], slot: slot, rows: t) }
+                chunks.slots.withUnsafeBufferPointer { slots in
+                    withUnsafeTemporaryAllocation(of: Int64.self, capacity: count * ChunkCountdowns.stride) { storage in
+                        // Each chunk writes its own output rows or slot; the worker that runs a
+                        // member's last chunk adds its partial outputs, in slot order.
+                        let countdowns = ChunkCountdowns(storage.baseAddress!, counts: slots)
+                        let box = UncheckedSendableBox((UnsafePointer(ops.baseAddress!), x))
+                        Self.runChunks(chunks, parts: parts) { chunk in
+                            let (ops, x) = box.value
+                            let m = ops[chunk.member]
+                            Self.run(m, units: chunk.units, slot: chunk.slot, x: x, ldx: ldx, rows: t)
+                            if m.slots > 1, countdowns.finish(chunk.member) { Self.addPartials(m, rows: t) }
+                        }
+                    }
                 }
             }
         case .sharedRight(let shared):
@@ -387,17 +396,22 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
                 for (i, left) in shared.lefts.enumerated() {
                     ops.initializeElement(at: i, to: MemberOperand(
                         form: .lowRank(right: right, left: left.operand, rank: rank), outputs: left.outputs, y: outputs[i], ldy: ldy[i],
-                        z: z, gathered: gathered, partials: partialBase + column, partialStride: stride))
+                        z: z, gathered: gathered, partials: partialBase + column, partialStride: stride, slots: chunks.slots[0]))
                     column += Self.lines(left.outputs)
                 }
-                let box = UncheckedSendableBox((UnsafePointer(ops.baseAddress!), x))  // disjoint ranks of z and slots per chunk
-                Self.runChunks(chunks, parts: parts) { chunk in
-                    let (ops, x) = box.value
-                    right.applyRows(chunk.units, x: x, ldx: ldx, rows: t, gathered: gathered, into: z, ldz: rank)
-                    for i in 0..<count { Self.runLeft(ops[i], ranks: chunk.units, slot: chunk.slot, rows: t) }
-                }
-                for i in 0..<count {
-                    for slot in 1..<chunks.slots[0] { Self.addPartial(ops[i], slot: slot, rows: t) }
+                withUnsafeTemporaryAllocation(of: Int64.self, capacity: ChunkCountdowns.stride) { storage in
+                    // Disjoint ranks of z and slots per chunk; the worker that runs the last chunk
+                    // adds every member's partial outputs, in slot order.
+                    let countdowns = ChunkCountdowns(storage.baseAddress!, count: chunks.slots[0])
+                    let box = UncheckedSendableBox((UnsafePointer(ops.baseAddress!), x))
+                    Self.runChunks(chunks, parts: parts) { chunk in
+                        let (ops, x) = box.value
+                        right.applyRows(chunk.units, x: x, ldx: ldx, rows: t, gathered: gathered, into: z, ldz: rank)
+                        for i in 0..<count { Self.runLeft(ops[i], ranks: chunk.units, slot: chunk.slot, rows: t) }
+                        if ops[0].slots > 1, countdowns.finish(0) {
+                            for i in 0..<count { Self.addPartials(ops[i], rows: t) }
+                        }
+                    }
                 }
             }
         }
@@ -443,9 +457,13 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         left.gemvTransposedRows(rows: ranks, columns: 0..<m.outputs, x: m.z, ldx: rank, count: t, y: y, ldy: ldy)
     }
 
-    /// Adds partial `slot` of a low-rank member (a chunk's) into its output.
-    private static func addPartial(_ m: MemberOperand, slot: Int, rows t: Int) {
-        let partial = m.partials + (slot - 1) * t * m.partialStride
-        for s in 0..<t { VectorMath.add(partial + s * m.partialStride, into: m.y + s * m.ldy, count: m.outputs) }
+    /// Adds a low-rank member's partial outputs (its chunks' after the first) into its output, in
+    /// slot order, so the sums do not depend on which worker ran which chunk or finished last.
+    @inline(__always)
+    private static func addPartials(_ m: MemberOperand, rows t: Int) {
+        for slot in 1..<m.slots {
+            let partial = m.partials + (slot - 1) * t * m.partialStride
+            for s in 0..<t { VectorMath.add(partial + s * m.partialStride, into: m.y + s * m.ldy, count: m.outputs) }
+        }
     }
 }
