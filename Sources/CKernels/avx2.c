@@ -59,21 +59,21 @@ AVX2 static inline __m256 reduce8(const __m256 v[8]) {
 
 // Long rows: one row at a time, 32 values per step in four accumulators.
 #define GEMV_LONG(NAME, T, LOAD, LOAD_TAIL)                                                                 \
-    AVX2 static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {  \
-        for (size_t r = b; r < e; r++) {                                                                     \
-            const T *wr = w + r * ld;                                                                        \
-            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps(); \
-            size_t i = 0;                                                                                    \
-            for (; i + 32 <= n; i += 32) {                                                                   \
-                a0 = _mm256_fmadd_ps(LOAD(wr + i), _mm256_loadu_ps(x + i), a0);                              \
-                a1 = _mm256_fmadd_ps(LOAD(wr + i + 8), _mm256_loadu_ps(x + i + 8), a1);                      \
-                a2 = _mm256_fmadd_ps(LOAD(wr + i + 16), _mm256_loadu_ps(x + i + 16), a2);                    \
-                a3 = _mm256_fmadd_ps(LOAD(wr + i + 24), _mm256_loadu_ps(x + i + 24), a3);                    \
-            }                                                                                                \
-            for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(LOAD(wr + i), _mm256_loadu_ps(x + i), a0);      \
-            if (i < n) a1 = _mm256_fmadd_ps(LOAD_TAIL(wr + i, n - i), load_f32_tail(x + i, n - i), a1);     \
-            y[r] = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));                        \
+    AVX2 static inline float NAME##_row(const T *wr, const float *x, size_t n) {                            \
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps(); \
+        size_t i = 0;                                                                                        \
+        for (; i + 32 <= n; i += 32) {                                                                       \
+            a0 = _mm256_fmadd_ps(LOAD(wr + i), _mm256_loadu_ps(x + i), a0);                                  \
+            a1 = _mm256_fmadd_ps(LOAD(wr + i + 8), _mm256_loadu_ps(x + i + 8), a1);                          \
+            a2 = _mm256_fmadd_ps(LOAD(wr + i + 16), _mm256_loadu_ps(x + i + 16), a2);                        \
+            a3 = _mm256_fmadd_ps(LOAD(wr + i + 24), _mm256_loadu_ps(x + i + 24), a3);                        \
         }                                                                                                    \
+        for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(LOAD(wr + i), _mm256_loadu_ps(x + i), a0);          \
+        if (i < n) a1 = _mm256_fmadd_ps(LOAD_TAIL(wr + i, n - i), load_f32_tail(x + i, n - i), a1);         \
+        return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));                            \
+    }                                                                                                        \
+    AVX2 static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {  \
+        for (size_t r = b; r < e; r++) y[r] = NAME##_row(w + r * ld, x, n);                                  \
     }
 
 // Short rows (fewer than 256 values): 8 rows summed together by `reduce8`, since one row's
@@ -111,33 +111,33 @@ AVX2 static inline __m256 reduce8(const __m256 v[8]) {
 // ---- the transposed product: y[0..n) = Σ_{k ∈ [b, e)} x[k] · w[k, 0..n) ----
 
 // Rows of w streamed in order, y (in L1) loaded and stored once per row; the first row stores
-// instead of adding to a zeroed y, as in the AVX-512 kernel.
+// instead of adding to a zeroed y, as in the AVX-512 kernel. `_first` and `_add` are one row's
+// work, shared with the fused low-rank product below so both give the same bits.
 #define GEMV_T(NAME, T, LOAD, WIDEN)                                                                        \
-    AVX2 static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {  \
+    AVX2 static inline void NAME##_first(const T *wr, float xs, float *y, size_t n) {                       \
         size_t full = n & ~(size_t)7;                                                                        \
+        __m256 xk = _mm256_set1_ps(xs);                                                                      \
+        size_t j = 0;                                                                                        \
+        for (; j < full; j += 8) _mm256_storeu_ps(y + j, _mm256_mul_ps(LOAD(wr + j), xk));                  \
+        for (; j < n; j++) y[j] = WIDEN(wr[j]) * xs;                                                         \
+    }                                                                                                        \
+    AVX2 static inline void NAME##_add(const T *wr, float xs, float *y, size_t n) {                         \
+        size_t full = n & ~(size_t)7;                                                                        \
+        __m256 xk = _mm256_set1_ps(xs);                                                                      \
+        size_t j = 0;                                                                                        \
+        for (; j + 32 <= full; j += 32) {                                                                    \
+            _mm256_storeu_ps(y + j, _mm256_fmadd_ps(LOAD(wr + j), xk, _mm256_loadu_ps(y + j)));              \
+            _mm256_storeu_ps(y + j + 8, _mm256_fmadd_ps(LOAD(wr + j + 8), xk, _mm256_loadu_ps(y + j + 8)));  \
+            _mm256_storeu_ps(y + j + 16, _mm256_fmadd_ps(LOAD(wr + j + 16), xk, _mm256_loadu_ps(y + j + 16))); \
+            _mm256_storeu_ps(y + j + 24, _mm256_fmadd_ps(LOAD(wr + j + 24), xk, _mm256_loadu_ps(y + j + 24))); \
+        }                                                                                                    \
+        for (; j < full; j += 8) _mm256_storeu_ps(y + j, _mm256_fmadd_ps(LOAD(wr + j), xk, _mm256_loadu_ps(y + j))); \
+        for (; j < n; j++) y[j] = fmaf(WIDEN(wr[j]), xs, y[j]);                                              \
+    }                                                                                                        \
+    AVX2 static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {  \
         if (b >= e) { for (size_t j = 0; j < n; j++) y[j] = 0; return; }                                     \
-        {                                                                                                    \
-            const T *wr = w + b * ld;                                                                        \
-            float xs = x[b];                                                                                 \
-            __m256 xk = _mm256_set1_ps(xs);                                                                  \
-            size_t j = 0;                                                                                    \
-            for (; j < full; j += 8) _mm256_storeu_ps(y + j, _mm256_mul_ps(LOAD(wr + j), xk));              \
-            for (; j < n; j++) y[j] = WIDEN(wr[j]) * xs;                                                     \
-        }                                                                                                    \
-        for (size_t k = b + 1; k < e; k++) {                                                                 \
-            const T *wr = w + k * ld;                                                                        \
-            float xs = x[k];                                                                                 \
-            __m256 xk = _mm256_set1_ps(xs);                                                                  \
-            size_t j = 0;                                                                                    \
-            for (; j + 32 <= full; j += 32) {                                                                \
-                _mm256_storeu_ps(y + j, _mm256_fmadd_ps(LOAD(wr + j), xk, _mm256_loadu_ps(y + j)));          \
-                _mm256_storeu_ps(y + j + 8, _mm256_fmadd_ps(LOAD(wr + j + 8), xk, _mm256_loadu_ps(y + j + 8))); \
-                _mm256_storeu_ps(y + j + 16, _mm256_fmadd_ps(LOAD(wr + j + 16), xk, _mm256_loadu_ps(y + j + 16))); \
-                _mm256_storeu_ps(y + j + 24, _mm256_fmadd_ps(LOAD(wr + j + 24), xk, _mm256_loadu_ps(y + j + 24))); \
-            }                                                                                                \
-            for (; j < full; j += 8) _mm256_storeu_ps(y + j, _mm256_fmadd_ps(LOAD(wr + j), xk, _mm256_loadu_ps(y + j))); \
-            for (; j < n; j++) y[j] = fmaf(WIDEN(wr[j]), xs, y[j]);                                          \
-        }                                                                                                    \
+        NAME##_first(w + b * ld, x[b], y, n);                                                                \
+        for (size_t k = b + 1; k < e; k++) NAME##_add(w + k * ld, x[k], y, n);                               \
     }
 
 // Narrow outputs (n <= 64): y stays in 8 registers for the whole block of rows, the last partial
@@ -284,6 +284,17 @@ AVX2 static inline __m256 reduce8(const __m256 v[8]) {
     }                                                                                                        \
     void lowrank_avx2_gemv_t_##SUFFIX(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) { \
         if (n <= 64) gemv_t_narrow_##SUFFIX(w, ld, x, y, b, e, n); else gemv_t_##SUFFIX(w, ld, x, y, b, e, n); \
+    }                                                                                                        \
+    /* One low-rank chunk, rank by rank: z[r] = a[r] · x, then y += z[r] · bt[r] (the first rank stores), \
+       the same rows as gemv_long then gemv_t, so the same bits. */                                      \
+    void lowrank_avx2_gemv_pair_##SUFFIX(const T *a, size_t lda, size_t in, const T *bt, size_t ldb, size_t out, \
+                                         const float *x, float *z, float *y, size_t b, size_t e) {           \
+        for (size_t r = b; r < e; r++) {                                                                     \
+            float zr = gemv_long_##SUFFIX##_row(a + r * lda, x, in);                                         \
+            z[r] = zr;                                                                                       \
+            if (r == b) gemv_t_##SUFFIX##_first(bt + r * ldb, zr, y, out);                                   \
+            else gemv_t_##SUFFIX##_add(bt + r * ldb, zr, y, out);                                            \
+        }                                                                                                    \
     }                                                                                                        \
     void lowrank_avx2_gemm_rows_##SUFFIX(const T *w, size_t ld, const float *x, size_t ldx, size_t t, float *y, \
                                          size_t ldy, size_t b, size_t e, size_t n) {                         \

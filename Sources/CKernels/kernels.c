@@ -75,24 +75,24 @@ AVX512 static inline __m512 load_bf16_masked(const uint16_t *p, __mmask16 m) {
 }
 
 #define GEMV_AVX512(NAME, T, LOAD, LOAD_MASKED)                                                             \
-    AVX512 static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {\
-        for (size_t r = b; r < e; r++) {                                                                     \
-            const T *wr = w + r * ld;                                                                        \
-            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps(); \
-            size_t i = 0;                                                                                    \
-            for (; i + 64 <= n; i += 64) {                                                                   \
-                a0 = _mm512_fmadd_ps(LOAD(wr + i), _mm512_loadu_ps(x + i), a0);                              \
-                a1 = _mm512_fmadd_ps(LOAD(wr + i + 16), _mm512_loadu_ps(x + i + 16), a1);                    \
-                a2 = _mm512_fmadd_ps(LOAD(wr + i + 32), _mm512_loadu_ps(x + i + 32), a2);                    \
-                a3 = _mm512_fmadd_ps(LOAD(wr + i + 48), _mm512_loadu_ps(x + i + 48), a3);                    \
-            }                                                                                                \
-            for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(LOAD(wr + i), _mm512_loadu_ps(x + i), a0);   \
-            if (i < n) {                                                                                     \
-                __mmask16 m = (__mmask16)((1u << (n - i)) - 1);                                              \
-                a1 = _mm512_fmadd_ps(LOAD_MASKED(wr + i, m), _mm512_maskz_loadu_ps(m, x + i), a1);          \
-            }                                                                                                \
-            y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));      \
+    AVX512 static inline float NAME##_row(const T *wr, const float *x, size_t n) {                          \
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps(); \
+        size_t i = 0;                                                                                        \
+        for (; i + 64 <= n; i += 64) {                                                                       \
+            a0 = _mm512_fmadd_ps(LOAD(wr + i), _mm512_loadu_ps(x + i), a0);                                  \
+            a1 = _mm512_fmadd_ps(LOAD(wr + i + 16), _mm512_loadu_ps(x + i + 16), a1);                        \
+            a2 = _mm512_fmadd_ps(LOAD(wr + i + 32), _mm512_loadu_ps(x + i + 32), a2);                        \
+            a3 = _mm512_fmadd_ps(LOAD(wr + i + 48), _mm512_loadu_ps(x + i + 48), a3);                        \
         }                                                                                                    \
+        for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(LOAD(wr + i), _mm512_loadu_ps(x + i), a0);       \
+        if (i < n) {                                                                                         \
+            __mmask16 m = (__mmask16)((1u << (n - i)) - 1);                                                  \
+            a1 = _mm512_fmadd_ps(LOAD_MASKED(wr + i, m), _mm512_maskz_loadu_ps(m, x + i), a1);              \
+        }                                                                                                    \
+        return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));           \
+    }                                                                                                        \
+    AVX512 static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {\
+        for (size_t r = b; r < e; r++) y[r] = NAME##_row(w + r * ld, x, n);                                  \
     }
 
 // Short rows (attention scores: a head of 64 values per cached key): the horizontal sum of each
@@ -167,31 +167,32 @@ AVX512 static inline __m256 load8_bf16(const uint16_t *p) {
 // SVD-LLM 20% checkpoint decoding in Float32; with the first row storing, the transposed kernel
 // and memset together went from 37.6% to 34.1% (perf, AMD EPYC; tokens/s moved within the noise).
 #define GEMV_T_AVX512(NAME, T, VEC, W, LOADV, WIDEN, SET1, LOADY, STOREY, FMA, MUL)                             \
-    AVX512 static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {\
+    /* one row's work, shared with the fused low-rank product (the same bits) */                            \
+    AVX512 static inline void NAME##_first(const T *wr, float xs, float *y, size_t n) {                     \
         size_t full = n & ~(size_t)(W - 1);                                                                  \
+        VEC xk = SET1(xs);                                                                                   \
+        size_t j = 0;                                                                                        \
+        for (; j < full; j += W) STOREY(y + j, MUL(LOADV(wr + j), xk));                                      \
+        for (; j < n; j++) y[j] = WIDEN(wr[j]) * xs;                                                         \
+    }                                                                                                        \
+    AVX512 static inline void NAME##_add(const T *wr, float xs, float *y, size_t n) {                       \
+        size_t full = n & ~(size_t)(W - 1);                                                                  \
+        VEC xk = SET1(xs);                                                                                   \
+        size_t j = 0;                                                                                        \
+        for (; j + 4 * W <= full; j += 4 * W) {                                                              \
+            STOREY(y + j, FMA(LOADV(wr + j), xk, LOADY(y + j)));                                             \
+            STOREY(y + j + W, FMA(LOADV(wr + j + W), xk, LOADY(y + j + W)));                                 \
+            STOREY(y + j + 2 * W, FMA(LOADV(wr + j + 2 * W), xk, LOADY(y + j + 2 * W)));                     \
+            STOREY(y + j + 3 * W, FMA(LOADV(wr + j + 3 * W), xk, LOADY(y + j + 3 * W)));                     \
+        }                                                                                                    \
+        for (; j < full; j += W) STOREY(y + j, FMA(LOADV(wr + j), xk, LOADY(y + j)));                        \
+        for (; j < n; j++) y[j] = fmaf(WIDEN(wr[j]), xs, y[j]);                                              \
+    }                                                                                                        \
+    AVX512 static void NAME(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {\
         if (b >= e) { for (size_t j = 0; j < n; j++) y[j] = 0; return; }                                     \
-        {   /* the first row stores w·x, so y is not zeroed in a pass of its own */                           \
-            const T *wr = w + b * ld;                                                                        \
-            float xs = x[b];                                                                                 \
-            VEC xk = SET1(xs);                                                                               \
-            size_t j = 0;                                                                                    \
-            for (; j < full; j += W) STOREY(y + j, MUL(LOADV(wr + j), xk));                                  \
-            for (; j < n; j++) y[j] = WIDEN(wr[j]) * xs;                                                     \
-        }                                                                                                    \
-        for (size_t k = b + 1; k < e; k++) {                                                                 \
-            const T *wr = w + k * ld;                                                                        \
-            float xs = x[k];                                                                                 \
-            VEC xk = SET1(xs);                                                                               \
-            size_t j = 0;                                                                                    \
-            for (; j + 4 * W <= full; j += 4 * W) {                                                          \
-                STOREY(y + j, FMA(LOADV(wr + j), xk, LOADY(y + j)));                                         \
-                STOREY(y + j + W, FMA(LOADV(wr + j + W), xk, LOADY(y + j + W)));                             \
-                STOREY(y + j + 2 * W, FMA(LOADV(wr + j + 2 * W), xk, LOADY(y + j + 2 * W)));                 \
-                STOREY(y + j + 3 * W, FMA(LOADV(wr + j + 3 * W), xk, LOADY(y + j + 3 * W)));                 \
-            }                                                                                                \
-            for (; j < full; j += W) STOREY(y + j, FMA(LOADV(wr + j), xk, LOADY(y + j)));                    \
-            for (; j < n; j++) y[j] = fmaf(WIDEN(wr[j]), xs, y[j]);                                          \
-        }                                                                                                    \
+        /* the first row stores w·x, so y is not zeroed in a pass of its own */                              \
+        NAME##_first(w + b * ld, x[b], y, n);                                                                \
+        for (size_t k = b + 1; k < e; k++) NAME##_add(w + k * ld, x[k], y, n);                               \
     }
 #define GEMV_T_256(NAME, T, LOAD8, WIDEN) \
     GEMV_T_AVX512(NAME, T, __m256, 8, LOAD8, WIDEN, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_mul_ps)
@@ -234,6 +235,23 @@ GEMV_T_256(gemv_t_bf16_avx512, uint16_t, load8_bf16, bf16_to_float)
 GEMV_T_512(gemv_t_wide_f32_avx512, float, load_f32, identity_f)
 GEMV_T_512(gemv_t_wide_f16_avx512, uint16_t, load_f16, half_to_float)
 GEMV_T_512(gemv_t_wide_bf16_avx512, uint16_t, load_bf16, bf16_to_float)
+
+// The fused low-rank chunk (lowrank_gemv_pair_*) from the rows of gemv_*_avx512 and of the 256- or
+// 512-bit transposed kernel, so it gives their bits.
+#define GEMV_PAIR_AVX512(SUFFIX, T)                                                                         \
+    AVX512 static void gemv_pair_##SUFFIX##_avx512(const T *a, size_t lda, size_t in, const T *bt, size_t ldb, size_t out, \
+                                                   const float *x, float *z, float *y, size_t b, size_t e, int wide) { \
+        for (size_t r = b; r < e; r++) {                                                                     \
+            float zr = gemv_##SUFFIX##_avx512_row(a + r * lda, x, in);                                       \
+            z[r] = zr;                                                                                       \
+            const T *br = bt + r * ldb;                                                                      \
+            if (wide) { if (r == b) gemv_t_wide_##SUFFIX##_avx512_first(br, zr, y, out); else gemv_t_wide_##SUFFIX##_avx512_add(br, zr, y, out); } \
+            else { if (r == b) gemv_t_##SUFFIX##_avx512_first(br, zr, y, out); else gemv_t_##SUFFIX##_avx512_add(br, zr, y, out); } \
+        }                                                                                                    \
+    }
+GEMV_PAIR_AVX512(f32, float)
+GEMV_PAIR_AVX512(f16, uint16_t)
+GEMV_PAIR_AVX512(bf16, uint16_t)
 
 // The entry point of a few-row kernel: `NAME##_t` specialised for each row count 1-4 (T a
 // compile-time constant there, so the accumulators of the rows not used vanish).
@@ -605,6 +623,36 @@ void lowrank_gemv_t_f32(const float *w, size_t ld, const float *x, float *y, siz
     }
 GEMV_T_HALF_DISPATCH(f16)
 GEMV_T_HALF_DISPATCH(bf16)
+// The fused low-rank chunk where its rows are those the two products run: the long-row kernels
+// (inputs >= 256) and the transposed kernel that keeps y in memory (outputs > 64 for AVX2, > 128
+// for AVX-512); elsewhere (narrow outputs, the portable tier) the caller runs the two products.
+#define GEMV_PAIR_DISPATCH(SUFFIX, T)                                                                       \
+    int lowrank_gemv_pair_##SUFFIX(const T *a, size_t lda, size_t inputs, const T *bt, size_t ldb, size_t outputs, \
+                                   const float *x, float *z, float *y, size_t k_begin, size_t k_end) {     \
+        GEMV_PAIR_X86(int l = level();                                                                       \
+            if (l == 2 && inputs >= 256 && outputs > 128 && k_begin < k_end) {                               \
+                gemv_pair_##SUFFIX##_avx512(a, lda, inputs, bt, ldb, outputs, x, z, y, k_begin, k_end, WIDE);  \
+                return 1;                                                                                    \
+            }                                                                                                \
+            if (l == 1 && inputs >= 256 && outputs > 64 && k_begin < k_end) {                                \
+                lowrank_avx2_gemv_pair_##SUFFIX(a, lda, inputs, bt, ldb, outputs, x, z, y, k_begin, k_end); \
+                return 1;                                                                                    \
+            })                                                                                               \
+        return 0;                                                                                            \
+    }
+#if defined(__x86_64__)
+#define GEMV_PAIR_X86(...) { __VA_ARGS__ }
+#else
+#define GEMV_PAIR_X86(...)
+#endif
+// The transposed width each type's dispatcher above picks (Float32: 512 bits only when forced).
+#define WIDE (forced_transposed_width == 512)
+GEMV_PAIR_DISPATCH(f32, float)
+#undef WIDE
+#define WIDE transposed_wide()
+GEMV_PAIR_DISPATCH(f16, uint16_t)
+GEMV_PAIR_DISPATCH(bf16, uint16_t)
+#undef WIDE
 // A few rows (t <= 4; more are split by the caller): the portable twins are t single-row passes.
 #define GEMM_ROWS_DISPATCH(SUFFIX, T_)                                                                       \
     void lowrank_gemm_rows_##SUFFIX(const T_ *w, size_t ld, const float *x, size_t ldx, size_t t, float *y, size_t ldy, \

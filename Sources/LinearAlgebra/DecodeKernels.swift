@@ -51,6 +51,34 @@ public enum DecodeKernels {
         }
     }
 
+    /// One low-rank chunk of one input row, rank by rank: `z[k] = A[k, 0..<inputs] · x`, then
+    /// `y[0..<outputs] = Σ_k z[k] · Bᵀ[k, 0..<outputs]` for k in `ranks` (overwrites y), reading the
+    /// rows of A and of Bᵀ side by side. The same bits as `gemv` then `gemvTransposed`. Returns false
+    /// (nothing written) where this CPU's tier has no fused kernel for these sizes (the portable
+    /// tier, short rows, narrow outputs); the caller then runs those two (`lowrank_gemv_pair_f32`).
+    ///
+    /// Why: a worker's chunk read A's rows and then Bᵀ's, so each chunk began two memory streams one
+    /// after the other, and the next chunk began them again. Read side by side, each stream goes on
+    /// where the worker's previous chunk left it. In a C test of SmolLM2's SVD-LLM 40% groups in
+    /// half precision (30 layers, each group's chunks cut as `GroupChunks` does, two threads, AMD
+    /// EPYC Zen 3), the chunks streamed 32.4 → 37.3 GB/s (one thread 18.8 → 20.8); docs/BENCHMARKS.md.
+    @inline(__always)
+    public static func gemvPair(_ a: UnsafePointer<Float>, lda: Int, inputs: Int, _ bt: UnsafePointer<Float>, ldb: Int, outputs: Int,
+                                ranks: Range<Int>, x: UnsafePointer<Float>, z: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>) -> Bool {
+        lowrank_gemv_pair_f32(a, lda, inputs, bt, ldb, outputs, x, z, y, ranks.lowerBound, ranks.upperBound) != 0
+    }
+
+    /// The same with 16-bit factors (both in `format`).
+    @inline(__always)
+    public static func gemvPair(_ a: UnsafePointer<UInt16>, lda: Int, inputs: Int, _ bt: UnsafePointer<UInt16>, ldb: Int, outputs: Int,
+                                format: HalfFormat, ranks: Range<Int>, x: UnsafePointer<Float>, z: UnsafeMutablePointer<Float>,
+                                y: UnsafeMutablePointer<Float>) -> Bool {
+        switch format {
+        case .float16: lowrank_gemv_pair_f16(a, lda, inputs, bt, ldb, outputs, x, z, y, ranks.lowerBound, ranks.upperBound) != 0
+        case .bfloat16: lowrank_gemv_pair_bf16(a, lda, inputs, bt, ldb, outputs, x, z, y, ranks.lowerBound, ranks.upperBound) != 0
+        }
+    }
+
     /// Input rows a call of `gemvRows`/`gemvTransposedRows` takes at once (more are split).
     public static let rowsPerCall = 4
 

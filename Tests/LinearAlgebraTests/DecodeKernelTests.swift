@@ -105,6 +105,83 @@ struct DecodeKernelTests {
         }
     }
 
+    /// The fused low-rank chunk (A's and Bᵀ's rows read side by side) gives the bits of the right
+    /// product then the transposed one, in every format, with row strides and rank ranges that do
+    /// not start at 0, and the AVX-512 transposed product in 256- and 512-bit vectors. It runs for
+    /// inputs ≥ 256 and outputs > 64 (AVX2) or > 128 (AVX-512); elsewhere (and on the portable
+    /// tier) it answers false and writes nothing. Ranks outside the range keep their z.
+    @Test(arguments: DecodeKernels.supportedLevels, [256, 512])
+    func theFusedLowRankChunkGivesTheBitsOfItsTwoProducts(level: DecodeKernels.Level, width: Int) throws {
+        try DecodeKernels.force(level)
+        DecodeKernels.forceTransposedWidth(width)
+        defer {
+            try? DecodeKernels.force(nil)
+            DecodeKernels.forceTransposedWidth(nil)
+        }
+        var rng = SeededGenerator(seed: 46)
+        // (rank, lda, inputs, ldb, outputs, ranks): SmolLM2-like chunks, a prefix of wider rows, a
+        // tail of inputs past the 32-wide blocks, outputs past the 8-wide ones, one rank, and sizes
+        // the fused kernel leaves to the two products.
+        let shapes = [(64, 576, 576, 1536, 1536, 16..<48), (40, 1536, 1536, 576, 576, 0..<40), (20, 600, 300, 200, 131, 3..<19),
+                      (9, 260, 259, 77, 77, 8..<9), (7, 300, 300, 128, 128, 1..<7), (12, 576, 576, 64, 64, 0..<12),
+                      (12, 255, 255, 576, 576, 2..<10), (6, 576, 576, 576, 576, 4..<4)]
+        for (rank, lda, inputs, ldb, outputs, ranks) in shapes {
+            let a = rng.floats(rank * lda, scale: 1), bt = rng.floats(rank * ldb, scale: 1), x = rng.floats(lda, scale: 1)
+            let fuses = inputs >= 256 && !ranks.isEmpty && (level == .avx2 && outputs > 64 || level == .avx512 && outputs > 128)
+            func check<T>(_ a: [T], _ bt: [T], _ name: String, pair: (UnsafePointer<T>, UnsafePointer<T>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Bool,
+                          separate: (UnsafePointer<T>, UnsafePointer<T>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+                var z = [Float](repeating: .nan, count: rank), y = [Float](repeating: .nan, count: outputs)
+                var z2 = z, y2 = y
+                let ran = a.withUnsafeBufferPointer { ap in bt.withUnsafeBufferPointer { bp in x.withUnsafeBufferPointer { xp in
+                    z.withUnsafeMutableBufferPointer { zp in y.withUnsafeMutableBufferPointer { yp in
+                        pair(ap.baseAddress!, bp.baseAddress!, xp.baseAddress!, zp.baseAddress!, yp.baseAddress!)
+                    } } } } }
+                #expect(ran == fuses, "\(name) \(level) \(inputs) → \(outputs) ranks \(ranks)")
+                guard ran else {
+                    #expect(z.allSatisfy(\.isNaN) && y.allSatisfy(\.isNaN), "\(name): nothing is written when not fused")
+                    return
+                }
+                a.withUnsafeBufferPointer { ap in bt.withUnsafeBufferPointer { bp in x.withUnsafeBufferPointer { xp in
+                    z2.withUnsafeMutableBufferPointer { zp in y2.withUnsafeMutableBufferPointer { yp in
+                        separate(ap.baseAddress!, bp.baseAddress!, xp.baseAddress!, zp.baseAddress!, yp.baseAddress!)
+                    } } } } }
+                #expect(z.map(\.bitPattern) == z2.map(\.bitPattern), "\(name) z, \(inputs) → \(outputs) ranks \(ranks)")
+                #expect(y.map(\.bitPattern) == y2.map(\.bitPattern), "\(name) y, \(inputs) → \(outputs) ranks \(ranks)")
+                #expect((0..<rank).allSatisfy { ranks.contains($0) != z[$0].isNaN }, "\(name): z outside the ranks untouched")
+            }
+            check(a, bt, "f32", pair: { ap, bp, xp, zp, yp in
+                DecodeKernels.gemvPair(ap, lda: lda, inputs: inputs, bp, ldb: ldb, outputs: outputs, ranks: ranks, x: xp, z: zp, y: yp)
+            }, separate: { ap, bp, xp, zp, yp in
+                DecodeKernels.gemv(ap, ld: lda, inputs: inputs, rows: ranks, x: xp, y: zp)
+                DecodeKernels.gemvTransposed(bp, ld: ldb, outputs: outputs, rows: ranks, x: zp, y: yp)
+            })
+            // The reference twin for the fused f32 chunk: plain loops, to rounding.
+            if fuses {
+                var z = [Float](repeating: 0, count: rank), y = [Float](repeating: 0, count: outputs)
+                _ = a.withUnsafeBufferPointer { ap in bt.withUnsafeBufferPointer { bp in x.withUnsafeBufferPointer { xp in
+                    z.withUnsafeMutableBufferPointer { zp in y.withUnsafeMutableBufferPointer { yp in
+                        DecodeKernels.gemvPair(ap.baseAddress!, lda: lda, inputs: inputs, bp.baseAddress!, ldb: ldb, outputs: outputs, ranks: ranks,
+                                               x: xp.baseAddress!, z: zp.baseAddress!, y: yp.baseAddress!)
+                    } } } } }
+                let zr = ranks.map { k in (0..<inputs).reduce(Float(0)) { $0 + a[k * lda + $1] * x[$1] } }
+                for (i, k) in ranks.enumerated() { #expect(abs(z[k] - zr[i]) < 1e-3 * max(1, abs(zr[i]))) }
+                for j in 0..<outputs {
+                    let yr = ranks.enumerated().reduce(Float(0)) { $0 + zr[$1.offset] * bt[$1.element * ldb + j] }
+                    #expect(abs(y[j] - yr) < 1e-2 * max(1, abs(yr)), "f32 y[\(j)]")
+                }
+            }
+            for format in [HalfFormat.float16, .bfloat16] {
+                let widen: (Float) -> UInt16 = format == .float16 ? { Float16($0).bitPattern } : { UInt16($0.bitPattern >> 16) }
+                check(a.map(widen), bt.map(widen), "\(format)", pair: { ap, bp, xp, zp, yp in
+                    DecodeKernels.gemvPair(ap, lda: lda, inputs: inputs, bp, ldb: ldb, outputs: outputs, format: format, ranks: ranks, x: xp, z: zp, y: yp)
+                }, separate: { ap, bp, xp, zp, yp in
+                    DecodeKernels.gemv(ap, format: format, ld: lda, inputs: inputs, rows: ranks, x: xp, y: zp)
+                    DecodeKernels.gemvTransposed(bp, format: format, ld: ldb, outputs: outputs, rows: ranks, x: zp, y: yp)
+                })
+            }
+        }
+    }
+
     /// The few-row kernels (batched decoding: each weight value loaded once for up to four input
     /// rows) against plain loops, for 1–4 rows, every format, row strides on the weights, the
     /// inputs and the outputs, row ranges that are not multiples of the four-row block, and tails

@@ -20,6 +20,20 @@ void lowrank_gemv_bf16(const uint16_t *w, size_t ld, const float *x, float *y, s
 void lowrank_gemv_t_f32(const float *w, size_t ld, const float *x, float *y, size_t k_begin, size_t k_end, size_t outputs);
 void lowrank_gemv_t_f16(const uint16_t *w, size_t ld, const float *x, float *y, size_t k_begin, size_t k_end, size_t outputs);
 void lowrank_gemv_t_bf16(const uint16_t *w, size_t ld, const float *x, float *y, size_t k_begin, size_t k_end, size_t outputs);
+/// One low-rank chunk of one input row, rank by rank: for k in [k_begin, k_end), z[k] = a[k * lda + i] · x[i]
+/// summed over i < inputs, then y[j] = sum_k z[k] * bt[k * ldb + j] for j < outputs (y overwritten). The
+/// rows of the right factor `a` and of the left factor `bt` (B^T) are read side by side, as two
+/// streams that each continue where the previous chunk of the same worker left off, instead of one
+/// after the other. Gives the same bits as lowrank_gemv then lowrank_gemv_t. Returns 1 when done,
+/// 0 (nothing written) where this CPU's tier has no fused kernel for these sizes: the AVX2 and
+/// AVX-512 tiers fuse inputs >= 256 and outputs > 64 (AVX2) or > 128 (AVX-512), the sizes where the
+/// two products run their long-row and in-memory transposed kernels; the caller then runs them.
+int lowrank_gemv_pair_f32(const float *a, size_t lda, size_t inputs, const float *bt, size_t ldb, size_t outputs,
+                          const float *x, float *z, float *y, size_t k_begin, size_t k_end);
+int lowrank_gemv_pair_f16(const uint16_t *a, size_t lda, size_t inputs, const uint16_t *bt, size_t ldb, size_t outputs,
+                          const float *x, float *z, float *y, size_t k_begin, size_t k_end);
+int lowrank_gemv_pair_bf16(const uint16_t *a, size_t lda, size_t inputs, const uint16_t *bt, size_t ldb, size_t outputs,
+                           const float *x, float *z, float *y, size_t k_begin, size_t k_end);
 /// A few input rows at once (batched decoding; t <= 4 on the fast path): y[s * ldy + r] =
 /// sum_{i < inputs} w[r * ld + i] * x[s * ldx + i] for s < t and r in [row_begin, row_end). Each weight
 /// value is read once for all t rows.

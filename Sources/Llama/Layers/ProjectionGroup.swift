@@ -442,7 +442,14 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         switch m.form {
         case .dense(let w, let inputs):
             w.gemvRows(units, columns: inputs, x: x, ldx: ldx, rows: t, y: m.y, ldy: m.ldy)
-        case .lowRank(let right, _, let rank):
+        case .lowRank(let right, let left, let rank):
+            // One row of a plain right factor: A's and Bᵀ's rows side by side (`gemvPair`), where
+            // this CPU's tier fuses them; otherwise z over the ranks, then B z.
+            if t == 1, right.selected == nil,
+               right.weights.gemvPair(left: left, ranks: units, columns: right.inputs, outputs: m.outputs, x: x, z: m.z,
+                                      y: slot == 0 ? m.y : m.partials + (slot - 1) * m.partialStride) {
+                return
+            }
             right.applyRows(units, x: x, ldx: ldx, rows: t, gathered: m.gathered, into: m.z, ldz: rank)
             runLeft(m, ranks: units, slot: slot, rows: t)
         }

@@ -19,6 +19,24 @@ struct WeightOperand {
     let columns: Int
     let precision: WeightPrecision
 
+    /// One low-rank chunk of one input row with this operand as the right factor A and `left` as
+    /// Bᵀ (`DecodeKernels.gemvPair`): `z[k] = A[k, 0..<n] · x` and `y = Σ_k z[k] · Bᵀ[k, 0..<outputs]`
+    /// for k in `ranks`. False (nothing written) when the factors' precisions differ or this CPU's
+    /// tier has no fused kernel for these sizes.
+    @inline(__always)
+    func gemvPair(left: WeightOperand, ranks: Range<Int>, columns n: Int, outputs: Int, x: UnsafePointer<Float>,
+                  z: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>) -> Bool {
+        guard precision == left.precision else { return false }
+        switch precision {
+        case .float32:
+            return DecodeKernels.gemvPair(float32, lda: columns, inputs: n, left.float32, ldb: left.columns, outputs: outputs,
+                                          ranks: ranks, x: x, z: z, y: y)
+        case .float16, .bfloat16:
+            return DecodeKernels.gemvPair(half, lda: columns, inputs: n, left.half, ldb: left.columns, outputs: outputs,
+                                          format: precision.halfFormat!, ranks: ranks, x: x, z: z, y: y)
+        }
+    }
+
     private var float32: UnsafePointer<Float> { base!.assumingMemoryBound(to: Float.self) }
     private var half: UnsafePointer<UInt16> { base!.assumingMemoryBound(to: UInt16.self) }
 
