@@ -272,6 +272,10 @@ AVX2 static inline __m256 reduce8(const __m256 v[8]) {
     }                                                                                                        \
     ROWS_BY_COUNT(NAME, T_)
 
+// Where each product switches kernel, shared with the fused low-rank chunk, which runs only where
+// both products run the long-row and the in-memory transposed kernel.
+#define AVX2_LONG_ROWS 256      /* inputs from which a row product runs gemv_long */
+#define AVX2_NARROW_OUTPUTS 64  /* outputs up to which the transposed product keeps y in registers */
 #define PRODUCTS(SUFFIX, T, LOAD, LOAD_TAIL, WIDEN)                                                         \
     GEMV_LONG(gemv_long_##SUFFIX, T, LOAD, LOAD_TAIL)                                                        \
     GEMV_SHORT(gemv_short_##SUFFIX, T, LOAD, LOAD_TAIL)                                                      \
@@ -280,21 +284,23 @@ AVX2 static inline __m256 reduce8(const __m256 v[8]) {
     GEMM_ROWS(gemm_rows_##SUFFIX, T, LOAD, LOAD_TAIL)                                                        \
     GEMM_T_ROWS(gemm_t_rows_##SUFFIX, T, LOAD, LOAD_TAIL)                                                    \
     void lowrank_avx2_gemv_##SUFFIX(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) { \
-        if (n < 256) gemv_short_##SUFFIX(w, ld, x, y, b, e, n); else gemv_long_##SUFFIX(w, ld, x, y, b, e, n); \
+        if (n < AVX2_LONG_ROWS) gemv_short_##SUFFIX(w, ld, x, y, b, e, n); else gemv_long_##SUFFIX(w, ld, x, y, b, e, n); \
     }                                                                                                        \
     void lowrank_avx2_gemv_t_##SUFFIX(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) { \
-        if (n <= 64) gemv_t_narrow_##SUFFIX(w, ld, x, y, b, e, n); else gemv_t_##SUFFIX(w, ld, x, y, b, e, n); \
+        if (n <= AVX2_NARROW_OUTPUTS) gemv_t_narrow_##SUFFIX(w, ld, x, y, b, e, n); else gemv_t_##SUFFIX(w, ld, x, y, b, e, n); \
     }                                                                                                        \
     /* One low-rank chunk, rank by rank: z[r] = a[r] · x, then y += z[r] · bt[r] (the first rank stores), \
-       the same rows as gemv_long then gemv_t, so the same bits. */                                      \
-    void lowrank_avx2_gemv_pair_##SUFFIX(const T *a, size_t lda, size_t in, const T *bt, size_t ldb, size_t out, \
-                                         const float *x, float *z, float *y, size_t b, size_t e) {           \
+       the same rows as gemv_long then gemv_t, so the same bits; 0 where those are not the kernels. */   \
+    int lowrank_avx2_gemv_pair_##SUFFIX(const T *a, size_t lda, size_t in, const T *bt, size_t ldb, size_t out, \
+                                        const float *x, float *z, float *y, size_t b, size_t e) {            \
+        if (in < AVX2_LONG_ROWS || out <= AVX2_NARROW_OUTPUTS || b >= e) return 0;                           \
         for (size_t r = b; r < e; r++) {                                                                     \
             float zr = gemv_long_##SUFFIX##_row(a + r * lda, x, in);                                         \
             z[r] = zr;                                                                                       \
             if (r == b) gemv_t_##SUFFIX##_first(bt + r * ldb, zr, y, out);                                   \
             else gemv_t_##SUFFIX##_add(bt + r * ldb, zr, y, out);                                            \
         }                                                                                                    \
+        return 1;                                                                                            \
     }                                                                                                        \
     void lowrank_avx2_gemm_rows_##SUFFIX(const T *w, size_t ld, const float *x, size_t ldx, size_t t, float *y, \
                                          size_t ldy, size_t b, size_t e, size_t n) {                         \

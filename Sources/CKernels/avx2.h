@@ -12,8 +12,8 @@
 #define LOWRANK_AVX2_PRODUCTS(SUFFIX, T)                                                                    \
     LOWRANK_AVX2_HIDDEN void lowrank_avx2_gemv_##SUFFIX(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n); \
     LOWRANK_AVX2_HIDDEN void lowrank_avx2_gemv_t_##SUFFIX(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n); \
-    LOWRANK_AVX2_HIDDEN void lowrank_avx2_gemv_pair_##SUFFIX(const T *a, size_t lda, size_t in, const T *bt, size_t ldb, size_t out, \
-                                                             const float *x, float *z, float *y, size_t b, size_t e); \
+    LOWRANK_AVX2_HIDDEN int lowrank_avx2_gemv_pair_##SUFFIX(const T *a, size_t lda, size_t in, const T *bt, size_t ldb, size_t out, \
+                                                            const float *x, float *z, float *y, size_t b, size_t e); \
     LOWRANK_AVX2_HIDDEN void lowrank_avx2_gemm_rows_##SUFFIX(const T *w, size_t ld, const float *x, size_t ldx, size_t t, float *y, \
                                                              size_t ldy, size_t b, size_t e, size_t n);              \
     LOWRANK_AVX2_HIDDEN void lowrank_avx2_gemm_t_rows_##SUFFIX(const T *w, size_t ld, const float *x, size_t ldx, size_t t, float *y, \

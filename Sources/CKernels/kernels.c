@@ -236,22 +236,23 @@ GEMV_T_512(gemv_t_wide_f32_avx512, float, load_f32, identity_f)
 GEMV_T_512(gemv_t_wide_f16_avx512, uint16_t, load_f16, half_to_float)
 GEMV_T_512(gemv_t_wide_bf16_avx512, uint16_t, load_bf16, bf16_to_float)
 
-// The fused low-rank chunk (lowrank_gemv_pair_*) from the rows of gemv_*_avx512 and of the 256- or
-// 512-bit transposed kernel, so it gives their bits.
-#define GEMV_PAIR_AVX512(SUFFIX, T)                                                                         \
-    AVX512 static void gemv_pair_##SUFFIX##_avx512(const T *a, size_t lda, size_t in, const T *bt, size_t ldb, size_t out, \
-                                                   const float *x, float *z, float *y, size_t b, size_t e, int wide) { \
+// The fused low-rank chunk (lowrank_gemv_pair_*) from the rows of gemv_*_avx512 and of one width of
+// the transposed kernel (`TRANSPOSED`), so it gives their bits.
+#define GEMV_PAIR_AVX512(NAME, T, ROW, TRANSPOSED)                                                          \
+    AVX512 static void NAME(const T *a, size_t lda, size_t in, const T *bt, size_t ldb, size_t out,          \
+                            const float *x, float *z, float *y, size_t b, size_t e) {                        \
         for (size_t r = b; r < e; r++) {                                                                     \
-            float zr = gemv_##SUFFIX##_avx512_row(a + r * lda, x, in);                                       \
+            float zr = ROW(a + r * lda, x, in);                                                              \
             z[r] = zr;                                                                                       \
-            const T *br = bt + r * ldb;                                                                      \
-            if (wide) { if (r == b) gemv_t_wide_##SUFFIX##_avx512_first(br, zr, y, out); else gemv_t_wide_##SUFFIX##_avx512_add(br, zr, y, out); } \
-            else { if (r == b) gemv_t_##SUFFIX##_avx512_first(br, zr, y, out); else gemv_t_##SUFFIX##_avx512_add(br, zr, y, out); } \
+            if (r == b) TRANSPOSED##_first(bt + r * ldb, zr, y, out); else TRANSPOSED##_add(bt + r * ldb, zr, y, out); \
         }                                                                                                    \
     }
-GEMV_PAIR_AVX512(f32, float)
-GEMV_PAIR_AVX512(f16, uint16_t)
-GEMV_PAIR_AVX512(bf16, uint16_t)
+GEMV_PAIR_AVX512(gemv_pair_f32_avx512, float, gemv_f32_avx512_row, gemv_t_f32_avx512)
+GEMV_PAIR_AVX512(gemv_pair_wide_f32_avx512, float, gemv_f32_avx512_row, gemv_t_wide_f32_avx512)
+GEMV_PAIR_AVX512(gemv_pair_f16_avx512, uint16_t, gemv_f16_avx512_row, gemv_t_f16_avx512)
+GEMV_PAIR_AVX512(gemv_pair_wide_f16_avx512, uint16_t, gemv_f16_avx512_row, gemv_t_wide_f16_avx512)
+GEMV_PAIR_AVX512(gemv_pair_bf16_avx512, uint16_t, gemv_bf16_avx512_row, gemv_t_bf16_avx512)
+GEMV_PAIR_AVX512(gemv_pair_wide_bf16_avx512, uint16_t, gemv_bf16_avx512_row, gemv_t_wide_bf16_avx512)
 
 // The entry point of a few-row kernel: `NAME##_t` specialised for each row count 1-4 (T a
 // compile-time constant there, so the accumulators of the rows not used vanish).
@@ -601,9 +602,13 @@ float lowrank_read_sum(const float *p, size_t n) {
     return s;
 }
 
+// Where the AVX-512 products switch kernel, shared with the fused low-rank chunk, which runs only
+// where both run the long-row and the in-memory transposed kernel.
+#define AVX512_LONG_ROWS 256       /* inputs from which a row product runs gemv_*_avx512 */
+#define AVX512_NARROW_OUTPUTS 128  /* outputs up to which the transposed product keeps y in registers */
 #define GEMV_DISPATCH(SUFFIX, T)                                                                            \
     void lowrank_gemv_##SUFFIX(const T *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) { \
-        TIERS(if (n < 256) gemv_short_##SUFFIX##_avx512(w, ld, x, y, b, e, n); else gemv_##SUFFIX##_avx512(w, ld, x, y, b, e, n), \
+        TIERS(if (n < AVX512_LONG_ROWS) gemv_short_##SUFFIX##_avx512(w, ld, x, y, b, e, n); else gemv_##SUFFIX##_avx512(w, ld, x, y, b, e, n), \
               lowrank_avx2_gemv_##SUFFIX(w, ld, x, y, b, e, n))                                              \
         gemv_##SUFFIX##_portable(w, ld, x, y, b, e, n);                                                      \
     }
@@ -611,48 +616,44 @@ GEMV_DISPATCH(f32, float)
 GEMV_DISPATCH(f16, uint16_t)
 GEMV_DISPATCH(bf16, uint16_t)
 void lowrank_gemv_t_f32(const float *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) {
-    TIERS(if (n <= 128) gemv_t_narrow_f32_avx512(w, ld, x, y, b, e, n); else if (forced_transposed_width == 512) gemv_t_wide_f32_avx512(w, ld, x, y, b, e, n); else gemv_t_f32_avx512(w, ld, x, y, b, e, n),
+    TIERS(if (n <= AVX512_NARROW_OUTPUTS) gemv_t_narrow_f32_avx512(w, ld, x, y, b, e, n); else if (forced_transposed_width == 512) gemv_t_wide_f32_avx512(w, ld, x, y, b, e, n); else gemv_t_f32_avx512(w, ld, x, y, b, e, n),
           lowrank_avx2_gemv_t_f32(w, ld, x, y, b, e, n))
     gemv_t_f32_portable(w, ld, x, y, b, e, n);
 }
 #define GEMV_T_HALF_DISPATCH(SUFFIX)                                                                        \
     void lowrank_gemv_t_##SUFFIX(const uint16_t *w, size_t ld, const float *x, float *y, size_t b, size_t e, size_t n) { \
-        TIERS(if (n <= 128) gemv_t_narrow_##SUFFIX##_avx512(w, ld, x, y, b, e, n); else if (transposed_wide()) gemv_t_wide_##SUFFIX##_avx512(w, ld, x, y, b, e, n); else gemv_t_##SUFFIX##_avx512(w, ld, x, y, b, e, n), \
+        TIERS(if (n <= AVX512_NARROW_OUTPUTS) gemv_t_narrow_##SUFFIX##_avx512(w, ld, x, y, b, e, n); else if (transposed_wide()) gemv_t_wide_##SUFFIX##_avx512(w, ld, x, y, b, e, n); else gemv_t_##SUFFIX##_avx512(w, ld, x, y, b, e, n), \
               lowrank_avx2_gemv_t_##SUFFIX(w, ld, x, y, b, e, n))                                            \
         gemv_t_##SUFFIX##_portable(w, ld, x, y, b, e, n);                                                    \
     }
 GEMV_T_HALF_DISPATCH(f16)
 GEMV_T_HALF_DISPATCH(bf16)
-// The fused low-rank chunk where its rows are those the two products run: the long-row kernels
-// (inputs >= 256) and the transposed kernel that keeps y in memory (outputs > 64 for AVX2, > 128
-// for AVX-512); elsewhere (narrow outputs, the portable tier) the caller runs the two products.
-#define GEMV_PAIR_DISPATCH(SUFFIX, T)                                                                       \
+// The fused low-rank chunk where its rows are those the two products run (the long-row kernel and
+// the transposed kernel that keeps y in memory, at the width the transposed product picks); 0
+// elsewhere (short rows, narrow outputs, the portable tier): the caller runs the two products.
+#define GEMV_PAIR_DISPATCH(SUFFIX, T, WIDE)                                                                 \
     int lowrank_gemv_pair_##SUFFIX(const T *a, size_t lda, size_t inputs, const T *bt, size_t ldb, size_t outputs, \
                                    const float *x, float *z, float *y, size_t k_begin, size_t k_end) {     \
-        GEMV_PAIR_X86(int l = level();                                                                       \
-            if (l == 2 && inputs >= 256 && outputs > 128 && k_begin < k_end) {                               \
-                gemv_pair_##SUFFIX##_avx512(a, lda, inputs, bt, ldb, outputs, x, z, y, k_begin, k_end, WIDE);  \
-                return 1;                                                                                    \
-            }                                                                                                \
-            if (l == 1 && inputs >= 256 && outputs > 64 && k_begin < k_end) {                                \
-                lowrank_avx2_gemv_pair_##SUFFIX(a, lda, inputs, bt, ldb, outputs, x, z, y, k_begin, k_end); \
-                return 1;                                                                                    \
-            })                                                                                               \
+        TIERS_RETURNING(gemv_pair_##SUFFIX##_avx512_entry(a, lda, inputs, bt, ldb, outputs, x, z, y, k_begin, k_end, WIDE), \
+                        lowrank_avx2_gemv_pair_##SUFFIX(a, lda, inputs, bt, ldb, outputs, x, z, y, k_begin, k_end)) \
         return 0;                                                                                            \
     }
+#define GEMV_PAIR_AVX512_ENTRY(SUFFIX, T)                                                                   \
+    AVX512 static int gemv_pair_##SUFFIX##_avx512_entry(const T *a, size_t lda, size_t in, const T *bt, size_t ldb, size_t out, \
+                                                        const float *x, float *z, float *y, size_t b, size_t e, int wide) { \
+        if (in < AVX512_LONG_ROWS || out <= AVX512_NARROW_OUTPUTS || b >= e) return 0;                       \
+        if (wide) gemv_pair_wide_##SUFFIX##_avx512(a, lda, in, bt, ldb, out, x, z, y, b, e);                 \
+        else gemv_pair_##SUFFIX##_avx512(a, lda, in, bt, ldb, out, x, z, y, b, e);                           \
+        return 1;                                                                                            \
+    }
 #if defined(__x86_64__)
-#define GEMV_PAIR_X86(...) { __VA_ARGS__ }
-#else
-#define GEMV_PAIR_X86(...)
+GEMV_PAIR_AVX512_ENTRY(f32, float)
+GEMV_PAIR_AVX512_ENTRY(f16, uint16_t)
+GEMV_PAIR_AVX512_ENTRY(bf16, uint16_t)
 #endif
-// The transposed width each type's dispatcher above picks (Float32: 512 bits only when forced).
-#define WIDE (forced_transposed_width == 512)
-GEMV_PAIR_DISPATCH(f32, float)
-#undef WIDE
-#define WIDE transposed_wide()
-GEMV_PAIR_DISPATCH(f16, uint16_t)
-GEMV_PAIR_DISPATCH(bf16, uint16_t)
-#undef WIDE
+GEMV_PAIR_DISPATCH(f32, float, forced_transposed_width == 512)
+GEMV_PAIR_DISPATCH(f16, uint16_t, transposed_wide())
+GEMV_PAIR_DISPATCH(bf16, uint16_t, transposed_wide())
 // A few rows (t <= 4; more are split by the caller): the portable twins are t single-row passes.
 #define GEMM_ROWS_DISPATCH(SUFFIX, T_)                                                                       \
     void lowrank_gemm_rows_##SUFFIX(const T_ *w, size_t ld, const float *x, size_t ldx, size_t t, float *y, size_t ldy, \

@@ -322,6 +322,13 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
         let partialStride: Int
         /// Low-rank: its chunks' slots (the output and `slots − 1` partial outputs); 1 when dense.
         let slots: Int
+
+        /// Where a chunk of slot `slot` writes its `t` rows, and their stride: the output for slot 0,
+        /// partial output `slot` otherwise.
+        @inline(__always)
+        func output(slot: Int, rows t: Int) -> (UnsafeMutablePointer<Float>, Int) {
+            slot == 0 ? (y, ldy) : (partials + (slot - 1) * t * partialStride, partialStride)
+        }
     }
 
     /// A few input rows (t ≤ `WeightMatrix.smallBatch`) through every member in one parallel
@@ -447,7 +454,7 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
             // this CPU's tier fuses them; otherwise z over the ranks, then B z.
             if t == 1, right.selected == nil,
                right.weights.gemvPair(left: left, ranks: units, columns: right.inputs, outputs: m.outputs, x: x, z: m.z,
-                                      y: slot == 0 ? m.y : m.partials + (slot - 1) * m.partialStride) {
+                                      y: m.output(slot: slot, rows: 1).0) {
                 return
             }
             right.applyRows(units, x: x, ldx: ldx, rows: t, gathered: m.gathered, into: m.z, ldz: rank)
@@ -460,7 +467,7 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
     @inline(__always)
     private static func runLeft(_ m: MemberOperand, ranks: Range<Int>, slot: Int, rows t: Int) {
         guard case .lowRank(_, let left, let rank) = m.form else { return }
-        let (y, ldy) = slot == 0 ? (m.y, m.ldy) : (m.partials + (slot - 1) * t * m.partialStride, m.partialStride)
+        let (y, ldy) = m.output(slot: slot, rows: t)
         left.gemvTransposedRows(rows: ranks, columns: 0..<m.outputs, x: m.z, ldx: rank, count: t, y: y, ldy: ldy)
     }
 
@@ -469,8 +476,8 @@ public struct ProjectionGroup: Sendable, Equatable, WeightMapping {
     @inline(__always)
     private static func addPartials(_ m: MemberOperand, rows t: Int) {
         for slot in 1..<m.slots {
-            let partial = m.partials + (slot - 1) * t * m.partialStride
-            for s in 0..<t { VectorMath.add(partial + s * m.partialStride, into: m.y + s * m.ldy, count: m.outputs) }
+            let (partial, stride) = m.output(slot: slot, rows: t)
+            for s in 0..<t { VectorMath.add(partial + s * stride, into: m.y + s * m.ldy, count: m.outputs) }
         }
     }
 }
