@@ -7,8 +7,9 @@
 # interleaved sweep n times: each row's tokens/s is its median over the rounds, and its speed-up the
 # median of the per-round speed-ups (each against its base in the same round, measured a minute
 # apart at most), with their range. On a shared, noisy host one sweep's ratios moved by ±0.1, and
-# the ratio of two medians let drift between rounds land on one side.
-# Usage: [ROUNDS=n] benchmarks/compressed_decode.sh RUNS CHECKPOINT_20 CHECKPOINT_40 [extra bench flags...]
+# the ratio of two medians let drift between rounds land on one side. WEIGHTS (default "f32 f16")
+# picks the storage precisions swept.
+# Usage: [ROUNDS=n] [WEIGHTS="f32 f16"] benchmarks/compressed_decode.sh RUNS CHECKPOINT_20 CHECKPOINT_40 [extra bench flags...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../scripts/env.sh"
@@ -16,7 +17,7 @@ RUNS="$1"; C20="$2"; C40="$3"; shift 3
 BIN="${LOWRANK_BIN:-$(swift build "${SWIFT_FLAGS[@]}" --show-bin-path)/lowrank}"
 out="$(mktemp)"
 for round in $(seq "${ROUNDS:-1}"); do
-for weights in f32 f16; do
+for weights in ${WEIGHTS:-f32 f16}; do
     for model in "$MODEL_PATH" "$C20" "$C40" "$C40@0.5"; do
         path="${model%@*}"; active=1
         [ "$model" != "$path" ] && active="${model#*@}"

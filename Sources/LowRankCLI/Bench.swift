@@ -34,6 +34,15 @@ struct Bench: ParsableCommand {
     @Option(help: "Measured runs (the median is reported); at least 3.")
     var runs: Int = 3
 
+    @Option(help: ArgumentHelp("""
+        Also load this model (a .gguf file or model directory, e.g. the dense model a checkpoint came from) and decode it in \
+        the same process, each of its runs next to one of the measured model's (the order alternating), at the same \
+        --weights, --kv-cache and --threads and at full rank; report its speed, the weight-byte ratio and the decode \
+        speed-up of each pair. On a shared host, runs a minute apart drift by ±10%; runs seconds apart drift together. \
+        The peak RSS then counts both models.
+        """, valueName: "model"))
+    var baseline: String?
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -77,6 +86,24 @@ struct Bench: ParsableCommand {
         var batch: Int?
         var batch_decode_tokens_per_second: Double?
         var batch_decode_runs: [Double]?
+        /// With --baseline: the other model, decoded in the same process, its runs paired with these.
+        var baseline: BaselineReport?
+    }
+
+    /// The model given by --baseline, measured beside the model: run i of each forms pair i.
+    struct BaselineReport: Encodable {
+        var model: String
+        var model_sha256: String
+        var prefill_tokens_per_second: Double
+        var decode_tokens_per_second: Double
+        var prefill_runs: [Double]
+        var decode_runs: [Double]
+        var weight_bytes_per_token: Int
+        /// The baseline's weight bytes per token over the model's.
+        var byte_ratio: Double
+        /// The model's decode tokens/s over the baseline's, pair by pair, and the median of those.
+        var decode_speedup_runs: [Double]
+        var decode_speedup: Double
     }
 
     /// One step of a schedule, its fraction held for a whole decode.
@@ -93,6 +120,9 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         guard runs >= 3 else { throw ValidationError("--runs must be at least 3 (the report is a median)") }
+        if baseline != nil && scheduleOptions.rankSchedule != nil {
+            throw ValidationError("--baseline compares two models at fixed ranks; measure a --rank-schedule on its own")
+        }
         guard promptTokens >= 1, decodeTokens >= 2 else { throw ValidationError("--prompt-tokens ≥ 1 and --decode-tokens ≥ 2") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
     }
@@ -131,17 +161,33 @@ struct Bench: ParsableCommand {
             "The lighthouse keeper climbed the spiral stairs each evening, counting the steps as the sea grew dark. ")
         let prompt = (0..<promptTokens).map { seed[$0 % seed.count] }
         let generator = Generator(model: runtime, capacity: promptTokens + decodeTokens, prefillRows: promptTokens)
+        let other = try baseline.map { try loadBaseline($0, vocabularySize: loaded.configuration.vocabularySize) }
+        let otherGenerator = other.map { Generator(model: $0.model, capacity: promptTokens + decodeTokens, prefillRows: promptTokens) }
         var prefill: [Double] = [], decode: [Double] = [], firstToken: [Double] = []
+        var otherPrefill: [Double] = [], otherDecode: [Double] = []
         let steps = schedule?.0.steps ?? []
         let progress = ProgressReporter("bench", unit: "runs")
         let totalRuns = (runs + 1) * (1 + steps.count)
         for run in 0...runs {
+            // With a baseline, the two runs of a pair alternate which goes first, so neither always
+            // follows the other (run 0 of each warms caches and pages).
+            let baselineFirst = run % 2 == 1
+            func runBaseline() {
+                guard let otherGenerator else { return }
+                let result = otherGenerator.generate(prompt: prompt, maxTokens: decodeTokens, sampling: .greedy, stopTokens: [], schedule: nil)
+                if run > 0 {
+                    otherPrefill.append(result.prefillTokensPerSecond)
+                    otherDecode.append(result.decodeTokensPerSecond)
+                }
+            }
+            if baselineFirst { runBaseline() }
             let result = generator.generate(prompt: prompt, maxTokens: decodeTokens, sampling: .greedy, stopTokens: [], schedule: schedule?.0)
             if run > 0 {  // run 0 warms caches and pages
                 prefill.append(result.prefillTokensPerSecond)
                 decode.append(result.decodeTokensPerSecond)
                 firstToken.append(result.timeToFirstToken)
             }
+            if !baselineFirst { runBaseline() }
             progress.update(run + 1, totalRuns)
         }
         var stepReports: [StepReport] = []
@@ -182,7 +228,16 @@ struct Bench: ParsableCommand {
             threads: Parallel.workers, blas: BLASRuntime.summary, decode_kernels: DecodeKernels.summary,
             model: loaded.source.path, model_sha256: try SHA256.hexDigest(ofFile: modelDigestPath(loaded)),
             rank_schedule: schedule?.1, rank_schedule_steps: schedule == nil ? nil : stepReports,
-            batch: batch > 1 ? batch : nil, batch_decode_tokens_per_second: batchRates.map(median), batch_decode_runs: batchRates)
+            batch: batch > 1 ? batch : nil, batch_decode_tokens_per_second: batchRates.map(median), batch_decode_runs: batchRates,
+            baseline: try other.map { other in
+                let speedups = zip(decode, otherDecode).map { $0 / $1 }
+                return BaselineReport(
+                    model: other.path, model_sha256: try SHA256.hexDigest(ofFile: other.digestPath),
+                    prefill_tokens_per_second: median(otherPrefill), decode_tokens_per_second: median(otherDecode),
+                    prefill_runs: otherPrefill, decode_runs: otherDecode, weight_bytes_per_token: other.model.weightBytes,
+                    byte_ratio: Double(other.model.weightBytes) / Double(runtime.weightBytes),
+                    decode_speedup_runs: speedups, decode_speedup: median(speedups))
+            })
         if json {
             try Terminal.printJSON(report)
             return
@@ -201,7 +256,12 @@ struct Bench: ParsableCommand {
             ("memory", String(format: "%.1f GB/s read bandwidth now (decode uses %.0f%% of it)", bandwidth, 100 * report.decode_bandwidth_fraction)),
             ("sgemm", String(format: "%.0f GFLOP/s for one call %@", gflops, report.sgemm_shape)),
             ("threads", "\(Parallel.workers) workers; \(report.blas); decode kernels \(report.decode_kernels)"),
-        ], indent: ""))
+        ] + (report.baseline.map { b in [
+            ("baseline", String(format: "%@: decode %.1f tokens/s (runs %@), %.1f MB read per token", b.model, b.decode_tokens_per_second,
+                                b.decode_runs.map { String(format: "%.1f", $0) }.joined(separator: ", "), Double(b.weight_bytes_per_token) / 1e6)),
+            ("speed-up", String(format: "%.3f× the baseline's decode (median of pairs %@); weight-byte ratio %.3f", b.decode_speedup,
+                                b.decode_speedup_runs.map { String(format: "%.3f", $0) }.joined(separator: ", "), b.byte_ratio)),
+        ] } ?? []), indent: ""))
         if !stepReports.isEmpty {
             print("rank schedule \(schedule!.1.file) (\(schedule!.1.direction)); the decode above follows it; each step's fraction held for a whole decode:")
             print(Terminal.table(stepReports.map {
@@ -210,6 +270,21 @@ struct Bench: ParsableCommand {
                         Double($0.weight_bytes_per_token) / 1e6, $0.byte_ratio, $0.speedup))
             }))
         }
+    }
+
+    /// The --baseline model, built as the measured one is but at full rank.
+    func loadBaseline(_ path: String, vocabularySize: Int) throws -> (model: LlamaModel, path: String, digestPath: String) {
+        var options = model
+        options.model = path
+        var fullRank = engine
+        fullRank.activeRank = 1
+        var loaded = try loadModel(options, engine: fullRank)
+        guard loaded.configuration.vocabularySize == vocabularySize else {
+            throw CLIError("--baseline \(path): its vocabulary has \(loaded.configuration.vocabularySize) tokens and the model's "
+                + "\(vocabularySize); both decode the same token ids, so pass a model with the same tokenizer (the one a checkpoint came from)")
+        }
+        let digestPath = modelDigestPath(loaded)
+        return (try fullRank.makeModel(&loaded), loaded.source.path, digestPath)
     }
 
     /// Read bandwidth in GB/s: a 1 GiB Float32 buffer (far beyond the caches) summed in parallel by

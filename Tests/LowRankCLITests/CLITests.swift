@@ -218,6 +218,53 @@ struct CLITests {
         }
     }
 
+    /// `--baseline` decodes a second model in the same process, run for run beside the first, and
+    /// reports each pair's speed-up, their median and the weight-byte ratio, from the two models'
+    /// own numbers (a separate bench of the baseline reads the same bytes per token and digest).
+    @Test func benchWithABaselinePairsEachRunWithOneOfTheBaselinesAndReportsTheirRatios() throws {
+        let dir = TemporaryDirectory()
+        try TinyLlama(seed: 9).writeGGUF(to: dir.file("tiny.gguf"))
+        let text = (0..<80).map { "Calibration sentence \($0) says something about the number \($0 * 7)." }.joined(separator: " ")
+        try text.write(toFile: dir.file("calibration.txt"), atomically: false, encoding: .utf8)
+        let compress = try CLI.run(["compress", dir.file("tiny.gguf"), "--method", "svd", "--remove", "0.3", "--calibration", dir.file("calibration.txt"),
+                                    "--samples", "4", "--length", "32", "-o", dir.file("ck")])
+        #expect(compress.status == 0, "\(compress.stderr)")
+        func bench(_ arguments: [String]) throws -> [String: Any] {
+            let output = try CLI.run(["bench"] + arguments + ["--weights", "f16", "--prompt-tokens", "8", "--decode-tokens", "4", "--runs", "3", "--json"])
+            #expect(output.status == 0, "\(output.stderr)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        }
+        let alone = try bench([dir.file("tiny.gguf")]), checkpointAlone = try bench([dir.file("ck")])
+        for (arguments, base) in [([dir.file("ck"), "--baseline", dir.file("tiny.gguf")], alone),
+                                  ([dir.file("ck"), "--active-rank", "0.5", "--baseline", dir.file("ck")], checkpointAlone)] {
+            let json = try bench(arguments)
+            let baseline = try #require(json["baseline"] as? [String: Any], "\(arguments)")
+            let runs = json["decode_runs"] as! [Double], baseRuns = baseline["decode_runs"] as! [Double]
+            let pairs = baseline["decode_speedup_runs"] as! [Double]
+            #expect(runs.count == 3 && baseRuns.count == 3 && pairs.count == 3 && (baseline["prefill_runs"] as! [Double]).count == 3)
+            for i in 0..<3 { #expect(abs(pairs[i] - runs[i] / baseRuns[i]) <= 1e-12 * pairs[i], "pair \(i) of \(arguments)") }
+            #expect(baseline["decode_speedup"] as? Double == pairs.sorted()[1])
+            #expect(baseline["decode_tokens_per_second"] as? Double == baseRuns.sorted()[1])
+            // The baseline runs at full rank with the same --weights: the bytes and digest of a bench of it alone.
+            let baseBytes = baseline["weight_bytes_per_token"] as! Int, bytes = json["weight_bytes_per_token"] as! Int
+            #expect(baseBytes == base["weight_bytes_per_token"] as? Int && baseline["model_sha256"] as? String == base["model_sha256"] as? String)
+            #expect(baseline["byte_ratio"] as? Double == Double(baseBytes) / Double(bytes))
+            #expect(bytes < baseBytes, "the checkpoint, and the checkpoint at half rank, read fewer bytes than their baselines")
+        }
+        #expect(alone["baseline"] == nil)
+        let withSchedule = try CLI.run(["bench", dir.file("ck"), "--baseline", dir.file("tiny.gguf"), "--rank-schedule", dir.file("none.json")])
+        #expect(withSchedule.status != 0 && withSchedule.stderr.contains("--baseline"), "\(withSchedule.stderr)")
+    }
+
+    /// Both models decode the same token ids, so a baseline with another vocabulary is refused by name.
+    @Test func benchRefusesABaselineWithAnotherVocabulary() throws {
+        let dir = TemporaryDirectory()
+        try TinyLlama(seed: 9).writeGGUF(to: dir.file("tiny.gguf"))
+        let output = try CLI.run(["bench", dir.file("tiny.gguf"), "--baseline", try Fixtures.requireSmolLM2(), "--prompt-tokens", "8", "--decode-tokens", "4"])
+        #expect(output.status != 0 && output.stderr.contains("--baseline") && output.stderr.contains("49152") && output.stderr.contains("same tokenizer"),
+                "\(output.stderr)")
+    }
+
     @Test func generateStreamsTheGreedyContinuation() throws {
         let output = try CLI.run(["generate", try Fixtures.requireSmolLM2(), "--prompt", "The three primary colors are", "--max-tokens", "12"])
         #expect(output.status == 0, "\(output.stderr)")
