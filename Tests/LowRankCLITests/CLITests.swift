@@ -9,6 +9,23 @@ import LinearAlgebra
 import ModelFormats
 
 /// Runs the built `lowrank` binary as a user would and checks its output.
+/// The tiny model and calibration text the compressing CLI tests share: `tiny.gguf` (seed 9) and
+/// `calibration.txt` in a directory, and a short compression of one into `ck` there.
+enum TinyCompression {
+    static let calibrationText = (0..<80).map { "Calibration sentence \($0) says something about the number \($0 * 7)." }.joined(separator: " ")
+
+    static func prepare(_ dir: TemporaryDirectory, model: TinyLlama = TinyLlama(seed: 9)) throws {
+        try model.writeGGUF(to: dir.file("tiny.gguf"))
+        try calibrationText.write(toFile: dir.file("calibration.txt"), atomically: false, encoding: .utf8)
+    }
+
+    /// `lowrank compress tiny.gguf OPTIONS --calibration calibration.txt --samples 4 --length 32 -o ck`.
+    static func compress(_ dir: TemporaryDirectory, _ options: [String]) throws -> CLI.Output {
+        try CLI.run(["compress", dir.file("tiny.gguf")] + options + ["--calibration", dir.file("calibration.txt"), "--samples", "4", "--length", "32",
+                                                                    "-o", dir.file("ck")])
+    }
+}
+
 enum CLI {
     /// The `lowrank` executable in the same build directory as this test bundle.
     static let binary: String = {
@@ -223,11 +240,8 @@ struct CLITests {
     /// own numbers (a separate bench of the baseline reads the same bytes per token and digest).
     @Test func benchWithABaselinePairsEachRunWithOneOfTheBaselinesAndReportsTheirRatios() throws {
         let dir = TemporaryDirectory()
-        try TinyLlama(seed: 9).writeGGUF(to: dir.file("tiny.gguf"))
-        let text = (0..<80).map { "Calibration sentence \($0) says something about the number \($0 * 7)." }.joined(separator: " ")
-        try text.write(toFile: dir.file("calibration.txt"), atomically: false, encoding: .utf8)
-        let compress = try CLI.run(["compress", dir.file("tiny.gguf"), "--method", "svd", "--remove", "0.3", "--calibration", dir.file("calibration.txt"),
-                                    "--samples", "4", "--length", "32", "-o", dir.file("ck")])
+        try TinyCompression.prepare(dir)
+        let compress = try TinyCompression.compress(dir, ["--method", "svd", "--remove", "0.3"])
         #expect(compress.status == 0, "\(compress.stderr)")
         func bench(_ arguments: [String]) throws -> [String: Any] {
             let output = try CLI.run(["bench"] + arguments + ["--weights", "f16", "--prompt-tokens", "8", "--decode-tokens", "4", "--runs", "3", "--json"])
@@ -549,12 +563,9 @@ struct CLITests {
     /// a checkpoint without compression.json, a teacher that is not the source, and healing twice.
     @Test func healTrainsACheckpointAndRecordsItsRecipe() throws {
         let dir = TemporaryDirectory()
-        try TinyLlama(seed: 9).writeGGUF(to: dir.file("tiny.gguf"))
+        try TinyCompression.prepare(dir)
         try TinyLlama(seed: 10).writeGGUF(to: dir.file("other.gguf"))
-        let text = (0..<80).map { "Calibration sentence \($0) says something about the number \($0 * 7)." }.joined(separator: " ")
-        try text.write(toFile: dir.file("calibration.txt"), atomically: false, encoding: .utf8)
-        let compress = try CLI.run(["compress", dir.file("tiny.gguf"), "--method", "skipcat", "--remove", "0.6", "--calibration", dir.file("calibration.txt"),
-                                    "--samples", "4", "--length", "32", "-o", dir.file("ck")])
+        let compress = try TinyCompression.compress(dir, ["--method", "skipcat", "--remove", "0.6"])
         #expect(compress.status == 0, "\(compress.stderr)")
         let heal = ["--calibration", dir.file("calibration.txt"), "--steps", "3", "--windows-per-step", "2", "--length", "32", "--validation-windows", "2",
                     "--learning-rate", "1e-4", "--first-token", "40"]
@@ -605,11 +616,8 @@ struct CLITests {
     @Test(arguments: ["cat", "skip", "skipcat", "basis-sharing"])
     func everyFormCompressesAndRunsThroughEveryCommand(method: String) throws {
         let dir = TemporaryDirectory()
-        try TinyLlama(seed: 9).writeGGUF(to: dir.file("tiny.gguf"))
-        let text = (0..<80).map { "Calibration sentence \($0) says something about the number \($0 * 7)." }.joined(separator: " ")
-        try text.write(toFile: dir.file("calibration.txt"), atomically: false, encoding: .utf8)
-        let compress = try CLI.run(["compress", dir.file("tiny.gguf"), "--method", method, "--remove", "0.3", "--calibration", dir.file("calibration.txt"),
-                                    "--samples", "4", "--length", "32", "-o", dir.file("ck"), "--json"])
+        try TinyCompression.prepare(dir)
+        let compress = try TinyCompression.compress(dir, ["--method", method, "--remove", "0.3", "--json"])
         #expect(compress.status == 0, "\(compress.stderr)")
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(compress.stdout.utf8)) as? [String: Any])
         let recipe = summary["recipe"] as! [String: Any]

@@ -8,12 +8,9 @@ import TestSupport
 /// refused with the reason.
 @Suite("Resumable compression")
 struct ResumeTests {
-    static let text = (0..<80).map { "Calibration sentence \($0) says something about the number \($0 * 7)." }.joined(separator: " ")
-
     /// A 4-layer tiny model and its calibration text in `dir`.
     static func prepare(_ dir: TemporaryDirectory) throws -> (model: String, calibration: String) {
-        try TinyLlama(seed: 12, layerCount: 4).writeGGUF(to: dir.file("tiny.gguf"))
-        try text.write(toFile: dir.file("calibration.txt"), atomically: false, encoding: .utf8)
+        try TinyCompression.prepare(dir, model: TinyLlama(seed: 12, layerCount: 4))
         return (dir.file("tiny.gguf"), dir.file("calibration.txt"))
     }
 
