@@ -8,7 +8,6 @@ import Llama
 import LinearAlgebra
 import ModelFormats
 
-/// Runs the built `lowrank` binary as a user would and checks its output.
 /// The tiny model and calibration text the compressing CLI tests share: `tiny.gguf` (seed 9) and
 /// `calibration.txt` in a directory, and a short compression of one into `ck` there.
 enum TinyCompression {
@@ -26,6 +25,7 @@ enum TinyCompression {
     }
 }
 
+/// Runs the built `lowrank` binary as a user would and checks its output.
 enum CLI {
     /// The `lowrank` executable in the same build directory as this test bundle.
     static let binary: String = {
